@@ -1,0 +1,40 @@
+"""Exception hierarchy: every error the daemon raises on purpose derives from SchedulerError.
+
+Each subclass builds its own one-line message, naming the offending value, so the CLI can
+print it as it is (exit code 2) and logs can carry it without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class SchedulerError(Exception):
+    """Base class for the errors scheduler-daemon raises on purpose."""
+
+
+class ConfigError(SchedulerError):
+    """A configuration value (environment variable or CLI option) is invalid."""
+
+    def __init__(self, source: str, value: object, problem: str) -> None:
+        self.source = source
+        self.value = value
+        super().__init__(f"{source}={value!r}: {problem}")
+
+
+class DatabaseUnavailableError(SchedulerError):
+    """The database cannot be reached."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        self.url = url
+        super().__init__(f"cannot connect to the database at {url}: {reason}")
+
+
+class SchemaOutOfDateError(SchedulerError):
+    """The database schema is not at the migration head."""
+
+    def __init__(self, current: str | None, head: str) -> None:
+        self.current = current
+        self.head = head
+        super().__init__(
+            f"the database schema is at revision {current or 'none'}, the code needs {head}: "
+            "run 'scheduler-daemon migrate'"
+        )
