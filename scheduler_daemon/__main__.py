@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from scheduler_daemon.cli import main
+
+main()

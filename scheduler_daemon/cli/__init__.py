@@ -1,0 +1,63 @@
+"""The ``scheduler-daemon`` command line: the composition root.
+
+Errors that scheduler-daemon raises on purpose become one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import click
+
+from scheduler_daemon.cli.common import CliState
+from scheduler_daemon.cli.database import db_group, migrate_command
+from scheduler_daemon.cli.info import version_command
+from scheduler_daemon.errors import SchedulerError
+
+EXIT_USAGE = 2
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="PostgreSQL URL [env: SCHEDULER_DATABASE_URL]. Unset: the embedded database.",
+)
+@click.option(
+    "--data-dir",
+    metavar="DIR",
+    help="Where the embedded database lives [env: SCHEDULER_DATA_DIR].",
+)
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None, data_dir: str | None) -> None:
+    """Run saved Amazon Marketing Cloud workflows on cron and interval schedules."""
+    ctx.obj = CliState({"database_url": database_url, "data_dir": data_dir})
+
+
+cli.add_command(version_command)
+cli.add_command(migrate_command)
+cli.add_command(db_group)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = cli.main(args=args, prog_name="scheduler-daemon", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(EXIT_USAGE)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        click.echo(f"scheduler-daemon: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as exc:
+        click.echo(f"scheduler-daemon: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except SchedulerError as exc:
+        click.echo(f"scheduler-daemon: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.exceptions.Abort:
+        click.echo("scheduler-daemon: aborted", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

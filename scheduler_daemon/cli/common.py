@@ -1,0 +1,43 @@
+"""What every command shares: the settings and the database it talks to."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import click
+from sqlalchemy import Engine
+
+from scheduler_daemon.config import Settings, load_settings, mask_url
+from scheduler_daemon.db.engine import check_connection, make_engine
+from scheduler_daemon.embedded import embedded_database
+
+
+@dataclass
+class CliState:
+    """The root options, kept until a command adds its own and builds the settings."""
+
+    root_options: Mapping[str, object]
+
+    def settings(self, **options: object) -> Settings:
+        return load_settings({**self.root_options, **options})
+
+
+@contextlib.contextmanager
+def open_database(settings: Settings, *, announce: bool = True) -> Iterator[Engine]:
+    """An engine on the configured database, or on the embedded one when none is set."""
+    with contextlib.ExitStack() as stack:
+        url = settings.database_url
+        if url is None:
+            url = stack.enter_context(embedded_database(settings.data_dir))
+            if announce:
+                click.echo(f"embedded PostgreSQL: data in {settings.data_dir}", err=True)
+        engine = make_engine(url)
+        stack.callback(engine.dispose)
+        check_connection(engine)
+        yield engine
+
+
+def masked(engine: Engine) -> str:
+    return mask_url(engine.url)

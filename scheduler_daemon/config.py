@@ -1,0 +1,212 @@
+"""One frozen settings object, built once at the CLI edge.
+
+Precedence: CLI option > ``SCHEDULER_*`` environment variable > the DEFAULT_* constant.
+Nothing else in the package reads ``os.environ``; the settings are passed down.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import socket
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from scheduler_daemon.errors import ConfigError
+
+ENV_PREFIX = "SCHEDULER_"
+
+DEFAULT_POLL_INTERVAL = 60.0
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_CONCURRENCY = 16
+DEFAULT_LEASE = 120.0
+DEFAULT_HEARTBEAT_INTERVAL = 10.0
+DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
+DEFAULT_SHUTDOWN_GRACE = 30.0
+
+
+class ExecutorName(enum.StrEnum):
+    NOOP = "noop"
+
+
+class LogFormat(enum.StrEnum):
+    AUTO = "auto"
+    JSON = "json"
+    CONSOLE = "console"
+
+
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("scheduler-daemon"))
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the daemon and its commands are configured with."""
+
+    database_url: str | None = None
+    data_dir: Path = field(default_factory=default_data_dir)
+    worker_id: str = field(default_factory=default_worker_id)
+    executor: ExecutorName = ExecutorName.NOOP
+    poll_interval: float = DEFAULT_POLL_INTERVAL
+    batch_size: int = DEFAULT_BATCH_SIZE
+    concurrency: int = DEFAULT_CONCURRENCY
+    lease: float = DEFAULT_LEASE
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    worker_dead_after: float | None = None
+    max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
+    shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
+    log_format: LogFormat = LogFormat.AUTO
+    log_level: str = "info"
+
+    @property
+    def dead_after(self) -> float:
+        """Seconds without a heartbeat after which a worker counts as dead."""
+        if self.worker_dead_after is not None:
+            return self.worker_dead_after
+        return 3 * self.heartbeat_interval
+
+    @property
+    def sqlalchemy_url(self) -> URL | None:
+        return None if self.database_url is None else to_sqlalchemy_url(self.database_url)
+
+
+def to_sqlalchemy_url(raw: str) -> URL:
+    """Parse a PostgreSQL URL and pin the psycopg 3 driver."""
+    url = make_url(raw)
+    if url.get_backend_name() != "postgresql":
+        raise ValueError(f"scheme {url.drivername!r} is not postgresql")
+    return url.set(drivername="postgresql+psycopg")
+
+
+def mask_url(url: str | URL) -> str:
+    """The URL with its password hidden, safe for logs and output."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    return parsed.render_as_string(hide_password=True)
+
+
+def _parse_database_url(raw: str) -> str:
+    try:
+        to_sqlalchemy_url(raw)
+    except (ArgumentError, ValueError) as exc:
+        raise ValueError(f"not a valid PostgreSQL URL: {exc}") from None
+    return raw
+
+
+def _parse_positive_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _parse_positive_int(raw: str) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError("must be a whole number") from None
+    if value <= 0:
+        raise ValueError("must be a positive whole number")
+    return value
+
+
+def _parse_non_empty(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError("must not be empty")
+    return raw.strip()
+
+
+def _enum_parser(enum_type: type[enum.StrEnum]) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        try:
+            return enum_type(raw.lower())
+        except ValueError:
+            allowed = ", ".join(member.value for member in enum_type)
+            raise ValueError(f"must be one of: {allowed}") from None
+
+    return parse
+
+
+def _parse_log_level(raw: str) -> str:
+    levels = ("debug", "info", "warning", "error")
+    if raw.lower() not in levels:
+        raise ValueError(f"must be one of: {', '.join(levels)}")
+    return raw.lower()
+
+
+_PARSERS: dict[str, Callable[[str], Any]] = {
+    "database_url": _parse_database_url,
+    "data_dir": lambda raw: Path(_parse_non_empty(raw)).expanduser(),
+    "worker_id": _parse_non_empty,
+    "executor": _enum_parser(ExecutorName),
+    "poll_interval": _parse_positive_float,
+    "batch_size": _parse_positive_int,
+    "concurrency": _parse_positive_int,
+    "lease": _parse_positive_float,
+    "heartbeat_interval": _parse_positive_float,
+    "worker_dead_after": _parse_positive_float,
+    "max_consecutive_failures": _parse_positive_int,
+    "shutdown_grace": _parse_positive_float,
+    "log_format": _enum_parser(LogFormat),
+    "log_level": _parse_log_level,
+}
+
+
+def env_var(name: str) -> str:
+    """The environment variable that sets the field ``name``."""
+    return ENV_PREFIX + name.upper()
+
+
+def option_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def load_settings(
+    options: Mapping[str, object] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings from CLI ``options`` (None means "not given") over ``env``.
+
+    Raises ConfigError naming the variable or option and its value.
+    """
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for name, parse in _PARSERS.items():
+        raw_env = env.get(env_var(name))
+        if raw_env is not None and raw_env != "":
+            values[name] = _apply(parse, env_var(name), raw_env)
+        given = (options or {}).get(name)
+        if given is not None:
+            values[name] = _apply(parse, option_name(name), str(given))
+    settings = Settings(**values)
+    if settings.dead_after <= settings.heartbeat_interval:
+        raise ConfigError(
+            env_var("worker_dead_after"),
+            settings.dead_after,
+            f"must be longer than the heartbeat interval ({settings.heartbeat_interval}s)",
+        )
+    return settings
+
+
+def _apply(parse: Callable[[str], Any], source: str, raw: str) -> Any:
+    try:
+        return parse(raw)
+    except ValueError as exc:
+        raise ConfigError(source, raw, str(exc)) from None
+
+
+def settings_fields() -> list[str]:
+    return [f.name for f in dataclasses.fields(Settings)]

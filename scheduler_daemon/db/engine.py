@@ -1,0 +1,31 @@
+"""Engines and the translation of "cannot connect" into one clear error."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from scheduler_daemon.config import mask_url, to_sqlalchemy_url
+from scheduler_daemon.errors import DatabaseUnavailableError
+
+
+def make_engine(url: str | URL, *, pool_size: int = 5, connect_timeout: int = 10) -> Engine:
+    sa_url = to_sqlalchemy_url(url) if isinstance(url, str) else url
+    return create_engine(
+        sa_url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": connect_timeout, "application_name": "scheduler-daemon"},
+    )
+
+
+def check_connection(engine: Engine) -> None:
+    """Raise DatabaseUnavailableError unless the database answers."""
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except (OperationalError, DBAPIError) as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise DatabaseUnavailableError(mask_url(engine.url), reason) from None

@@ -1,0 +1,57 @@
+"""Alembic, driven from code: where the migrations are, what revision a database is at."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, text
+
+# Serialises concurrent `migrate` runs (two CLIs started at once) on one database.
+_MIGRATION_LOCK_KEY = 0x5C4ED01E
+
+
+def migrations_dir() -> Path:
+    package_dir = Path(__file__).resolve().parent.parent
+    for candidate in (package_dir / "_migrations", package_dir.parent / "migrations"):
+        if (candidate / "env.py").is_file():
+            return candidate
+    raise FileNotFoundError(f"no migrations directory next to {package_dir}")
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations_dir()))
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:
+        raise RuntimeError("the migrations directory has no head revision")
+    return head
+
+
+def current_revision(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def upgrade_to_head(engine: Engine) -> tuple[str | None, str]:
+    """Migrate to head; returns (revision before, revision after). A no-op at head."""
+    with engine.begin() as conn:
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+        before = current_revision(conn)
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+        return before, current_revision(conn) or head_revision()
+
+
+def downgrade_to(engine: Engine, revision: str) -> None:
+    with engine.begin() as conn:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.downgrade(config, revision)

@@ -1,0 +1,701 @@
+"""Every SQL statement of the claim protocol, one named function each.
+
+Each function takes a Connection and never commits: the caller owns the transaction, one short
+transaction per step of the tick. Two clocks meet here and are never mixed in one predicate:
+slot times (``next_run_at``, ``scheduled_for``) are compared with the tick's ``:now``; lease and
+heartbeat times (``locked_at``, ``heartbeat_at``) only with the database's ``now()``.
+
+Fencing: a claim increments ``workflow_schedules.fencing_token`` and copies the new value into
+the run rows it creates. Every later write for those runs quotes the token, so a worker whose
+claim was reaped touches zero rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+UNFINISHED = "('claimed', 'dispatching', 'dispatched')"
+
+_DUE_PREDICATE = """
+    s.enabled AND s.deleted_at IS NULL AND s.paused_at IS NULL AND s.locked_by IS NULL
+"""
+
+
+@dataclass(frozen=True)
+class DueSchedule:
+    id: uuid.UUID
+    workflow_id: uuid.UUID
+    cron_expression: str | None
+    interval_seconds: int | None
+    interval_anchor: datetime | None
+    timezone: str
+    next_run_at: datetime
+    last_run_at: datetime | None
+    misfire_policy: str
+    misfire_grace_seconds: int
+    max_catchup_runs: int
+    overlap_policy: str
+    has_unfinished_run: bool
+
+
+@dataclass(frozen=True)
+class ScheduleDecision:
+    """What a claim writes to one schedule row."""
+
+    schedule_id: uuid.UUID
+    old_last_run_at: datetime | None
+    last_run_at: datetime | None
+    next_run_at: datetime
+    take_lock: bool
+
+
+@dataclass(frozen=True)
+class NewRun:
+    schedule_id: uuid.UUID
+    workflow_id: uuid.UUID
+    scheduled_for: datetime
+    status: str  # 'claimed' or 'skipped'
+    skip_reason: str | None = None
+    missed_slots: int | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedRun:
+    id: uuid.UUID
+    schedule_id: uuid.UUID
+    workflow_id: uuid.UUID
+    scheduled_for: datetime
+    trigger: str
+    status: str
+    fencing_token: int
+    correlation_id: uuid.UUID
+    parameters_override: dict[str, Any] | None = None
+
+
+_RUN_COLUMNS = """
+    id, schedule_id, workflow_id, scheduled_for, trigger, status, fencing_token, correlation_id,
+    parameters_override
+"""
+
+
+def _claimed_runs(rows: Sequence[Any]) -> list[ClaimedRun]:
+    return [ClaimedRun(**row._mapping) for row in rows]
+
+
+# --- select due --------------------------------------------------------------------------
+
+SELECT_DUE = text(
+    f"""
+    SELECT s.id, s.workflow_id, s.cron_expression, s.interval_seconds, s.interval_anchor,
+           s.timezone, s.next_run_at, s.last_run_at, s.misfire_policy, s.misfire_grace_seconds,
+           s.max_catchup_runs, s.overlap_policy,
+           EXISTS (
+               SELECT 1 FROM schedule_runs r
+                WHERE r.schedule_id = s.id AND r.status IN {UNFINISHED}
+           ) AS has_unfinished_run
+      FROM workflow_schedules s
+     WHERE {_DUE_PREDICATE} AND s.next_run_at <= :now
+     ORDER BY s.next_run_at
+     LIMIT :batch_size
+       FOR UPDATE OF s SKIP LOCKED
+    """
+)
+
+
+def select_due(conn: Connection, now: datetime, batch_size: int) -> list[DueSchedule]:
+    """Lock up to ``batch_size`` due schedules, oldest slot first, skipping rows another
+    daemon is claiming right now."""
+    rows = conn.execute(SELECT_DUE, {"now": now, "batch_size": batch_size})
+    return [DueSchedule(**row._mapping) for row in rows]
+
+
+# --- claim -------------------------------------------------------------------------------
+
+CLAIM = text(
+    """
+    UPDATE workflow_schedules AS s
+       SET locked_by = CASE WHEN v.take_lock THEN :worker_id END,
+           locked_at = CASE WHEN v.take_lock THEN now() END,
+           last_run_at = v.last_run_at,
+           next_run_at = v.next_run_at,
+           fencing_token = s.fencing_token + 1,
+           updated_at = now()
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:old_last AS timestamptz[]),
+                  CAST(:new_last AS timestamptz[]), CAST(:new_next AS timestamptz[]),
+                  CAST(:take_lock AS boolean[]))
+           AS v(id, old_last_run_at, last_run_at, next_run_at, take_lock)
+     WHERE s.id = v.id
+       AND s.last_run_at IS NOT DISTINCT FROM v.old_last_run_at
+       AND s.locked_by IS NULL
+    RETURNING s.id, s.fencing_token
+    """
+)
+
+
+def claim(
+    conn: Connection, worker_id: str, decisions: Sequence[ScheduleDecision]
+) -> dict[uuid.UUID, int]:
+    """Optimistically claim schedules; returns {schedule_id: fencing token} for those won."""
+    if not decisions:
+        return {}
+    rows = conn.execute(
+        CLAIM,
+        {
+            "worker_id": worker_id,
+            "ids": [d.schedule_id for d in decisions],
+            "old_last": [d.old_last_run_at for d in decisions],
+            "new_last": [d.last_run_at for d in decisions],
+            "new_next": [d.next_run_at for d in decisions],
+            "take_lock": [d.take_lock for d in decisions],
+        },
+    )
+    return {row.id: row.fencing_token for row in rows}
+
+
+INSERT_RUNS = text(
+    f"""
+    INSERT INTO schedule_runs (schedule_id, workflow_id, scheduled_for, trigger, status,
+                               skip_reason, missed_slots, error_message, fencing_token,
+                               worker_id, claimed_at, finished_at)
+    SELECT v.schedule_id, v.workflow_id, v.scheduled_for, 'scheduled', v.status,
+           v.skip_reason, v.missed_slots, v.message, v.token,
+           :worker_id, now(), CASE WHEN v.status = 'skipped' THEN now() END
+      FROM unnest(CAST(:schedule_ids AS uuid[]), CAST(:workflow_ids AS uuid[]),
+                  CAST(:slots AS timestamptz[]), CAST(:statuses AS text[]),
+                  CAST(:skip_reasons AS text[]), CAST(:missed AS integer[]),
+                  CAST(:messages AS text[]), CAST(:tokens AS bigint[]))
+           AS v(schedule_id, workflow_id, scheduled_for, status, skip_reason, missed_slots,
+                message, token)
+    ON CONFLICT (schedule_id, scheduled_for) WHERE trigger = 'scheduled' DO NOTHING
+    RETURNING {_RUN_COLUMNS}
+    """
+)
+
+
+def insert_runs(
+    conn: Connection, worker_id: str, runs: Sequence[NewRun], tokens: dict[uuid.UUID, int]
+) -> list[ClaimedRun]:
+    """Insert the run rows of won claims. A slot that already has a row is refused by the
+    unique constraint and simply not returned."""
+    if not runs:
+        return []
+    rows = conn.execute(
+        INSERT_RUNS,
+        {
+            "worker_id": worker_id,
+            "schedule_ids": [r.schedule_id for r in runs],
+            "workflow_ids": [r.workflow_id for r in runs],
+            "slots": [r.scheduled_for for r in runs],
+            "statuses": [r.status for r in runs],
+            "skip_reasons": [r.skip_reason for r in runs],
+            "missed": [r.missed_slots for r in runs],
+            "messages": [r.message for r in runs],
+            "tokens": [tokens[r.schedule_id] for r in runs],
+        },
+    )
+    return _claimed_runs(rows.all())
+
+
+RELEASE_LOCKS = text(
+    """
+    UPDATE workflow_schedules AS s
+       SET locked_by = NULL, locked_at = NULL, updated_at = now()
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[])) AS v(id, token)
+     WHERE s.id = v.id AND s.locked_by = :worker_id AND s.fencing_token = v.token
+    """
+)
+
+
+def release_locks(conn: Connection, worker_id: str, tokens: dict[uuid.UUID, int]) -> int:
+    """Release locks that have nothing left to dispatch; returns how many were released."""
+    if not tokens:
+        return 0
+    result = conn.execute(
+        RELEASE_LOCKS,
+        {"worker_id": worker_id, "ids": list(tokens), "tokens": list(tokens.values())},
+    )
+    return result.rowcount
+
+
+# --- manual runs ---------------------------------------------------------------------------
+
+CLAIM_PENDING_MANUAL = text(
+    f"""
+    UPDATE schedule_runs AS r
+       SET status = 'claimed', worker_id = :worker_id, claimed_at = now(),
+           fencing_token = COALESCE(r.fencing_token, 0) + 1
+     WHERE r.id IN (
+               SELECT id FROM schedule_runs
+                WHERE status = 'pending' AND scheduled_for <= :now
+                ORDER BY scheduled_for
+                LIMIT :batch_size
+                  FOR UPDATE SKIP LOCKED)
+    RETURNING {_RUN_COLUMNS}
+    """
+)
+
+
+def claim_pending_manual_runs(
+    conn: Connection, worker_id: str, now: datetime, batch_size: int
+) -> list[ClaimedRun]:
+    """Manual runs are claimed on their own row: they never touch the schedule's slot state."""
+    rows = conn.execute(
+        CLAIM_PENDING_MANUAL, {"worker_id": worker_id, "now": now, "batch_size": batch_size}
+    )
+    return _claimed_runs(rows.all())
+
+
+INSERT_MANUAL_RUN = text(
+    """
+    INSERT INTO schedule_runs (schedule_id, workflow_id, scheduled_for, trigger, status,
+                               parameters_override)
+    SELECT s.id, s.workflow_id, :scheduled_for, 'manual', 'pending', CAST(:overrides AS jsonb)
+      FROM workflow_schedules s
+     WHERE s.id = :schedule_id AND s.deleted_at IS NULL
+    RETURNING id
+    """
+)
+
+
+def insert_manual_run(
+    conn: Connection, schedule_id: uuid.UUID, scheduled_for: datetime, overrides_json: str | None
+) -> uuid.UUID | None:
+    row = conn.execute(
+        INSERT_MANUAL_RUN,
+        {"schedule_id": schedule_id, "scheduled_for": scheduled_for, "overrides": overrides_json},
+    ).first()
+    return None if row is None else row.id
+
+
+# --- dispatch and outcome ------------------------------------------------------------------
+
+MARK_DISPATCHING = text(
+    """
+    UPDATE schedule_runs
+       SET status = 'dispatching', started_at = now(), attempts = attempts + 1
+     WHERE id = :run_id AND fencing_token = :token AND worker_id = :worker_id
+       AND status IN ('claimed', 'dispatching')
+    """
+)
+
+
+def mark_dispatching(conn: Connection, worker_id: str, run_id: uuid.UUID, token: int) -> bool:
+    """False means the claim was lost: the caller must drop the run."""
+    params = {"run_id": run_id, "token": token, "worker_id": worker_id}
+    return conn.execute(MARK_DISPATCHING, params).rowcount == 1
+
+
+RECORD_OUTCOME = text(
+    """
+    UPDATE schedule_runs
+       SET status = :status,
+           finished_at = CASE WHEN :status IN ('succeeded', 'failed') THEN now() END,
+           amc_execution_id = :amc_execution_id,
+           error_message = :error_message
+     WHERE id = :run_id AND fencing_token = :token AND worker_id = :worker_id
+       AND status = 'dispatching'
+    RETURNING trigger
+    """
+)
+
+UPDATE_SCHEDULE_AFTER_RUN = text(
+    """
+    UPDATE workflow_schedules
+       SET consecutive_failures = CASE WHEN :failed THEN consecutive_failures + 1 ELSE 0 END,
+           last_error = CASE WHEN :failed THEN :error_message ELSE last_error END,
+           paused_at = CASE WHEN :failed AND consecutive_failures + 1 >= :max_failures
+                            THEN now() ELSE paused_at END,
+           pause_reason = CASE WHEN :failed AND consecutive_failures + 1 >= :max_failures
+                               THEN 'auto-paused after ' || (consecutive_failures + 1)
+                                    || ' consecutive failures; last error: ' || :error_message
+                               ELSE pause_reason END,
+           locked_by = CASE WHEN :release THEN NULL ELSE locked_by END,
+           locked_at = CASE WHEN :release THEN NULL ELSE locked_at END,
+           updated_at = now()
+     WHERE id = :schedule_id AND locked_by = :worker_id AND fencing_token = :token
+    RETURNING consecutive_failures, paused_at IS NOT NULL AS paused, pause_reason
+    """
+)
+
+
+@dataclass(frozen=True)
+class OutcomeWritten:
+    recorded: bool
+    consecutive_failures: int | None = None
+    paused: bool = False
+    pause_reason: str | None = None
+
+
+def record_outcome(
+    conn: Connection,
+    worker_id: str,
+    run: ClaimedRun,
+    *,
+    status: str,
+    amc_execution_id: str | None,
+    error_message: str | None,
+    release: bool,
+    max_failures: int,
+) -> OutcomeWritten:
+    """Record what the executor said; for a scheduled run also update the schedule's failure
+    count (auto-pausing it at ``max_failures``) and, when ``release``, release its lock."""
+    trigger = conn.execute(
+        RECORD_OUTCOME,
+        {
+            "status": status,
+            "amc_execution_id": amc_execution_id,
+            "error_message": error_message,
+            "run_id": run.id,
+            "token": run.fencing_token,
+            "worker_id": worker_id,
+        },
+    ).scalar_one_or_none()
+    if trigger is None:
+        return OutcomeWritten(recorded=False)
+    if trigger != "scheduled":
+        return OutcomeWritten(recorded=True)
+    row = conn.execute(
+        UPDATE_SCHEDULE_AFTER_RUN,
+        {
+            "failed": status == "failed",
+            "error_message": error_message,
+            "max_failures": max_failures,
+            "release": release,
+            "schedule_id": run.schedule_id,
+            "worker_id": worker_id,
+            "token": run.fencing_token,
+        },
+    ).first()
+    if row is None:
+        return OutcomeWritten(recorded=False)
+    return OutcomeWritten(True, row.consecutive_failures, row.paused, row.pause_reason)
+
+
+# --- heartbeat -----------------------------------------------------------------------------
+
+DATABASE_NOW = text("SELECT now()")
+
+HEARTBEAT = text(
+    """
+    INSERT INTO scheduler_workers (worker_id, hostname, pid, version, clock_skew_seconds)
+    VALUES (:worker_id, :hostname, :pid, :version, :skew)
+    ON CONFLICT (worker_id) DO UPDATE
+       SET heartbeat_at = now(), clock_skew_seconds = EXCLUDED.clock_skew_seconds,
+           stopped_at = NULL
+    """
+)
+
+RENEW_LOCKS = text("UPDATE workflow_schedules SET locked_at = now() WHERE locked_by = :worker_id")
+
+
+def database_now(conn: Connection) -> datetime:
+    value: datetime = conn.execute(DATABASE_NOW).scalar_one()
+    return value
+
+
+def heartbeat(
+    conn: Connection, worker_id: str, *, hostname: str, pid: int, version: str, skew: float
+) -> None:
+    """Mark this worker alive and extend the lease of every lock it holds."""
+    conn.execute(
+        HEARTBEAT,
+        {
+            "worker_id": worker_id,
+            "hostname": hostname,
+            "pid": pid,
+            "version": version,
+            "skew": skew,
+        },
+    )
+    conn.execute(RENEW_LOCKS, {"worker_id": worker_id})
+
+
+MARK_STOPPED = text(
+    """
+    UPDATE scheduler_workers SET stopped_at = now(), heartbeat_at = now()
+     WHERE worker_id = :worker_id
+    """
+)
+
+
+def mark_stopped(conn: Connection, worker_id: str) -> None:
+    conn.execute(MARK_STOPPED, {"worker_id": worker_id})
+
+
+# --- reaper --------------------------------------------------------------------------------
+
+SELECT_STALE_LOCKS = text(
+    """
+    SELECT s.id, s.locked_by, s.fencing_token
+      FROM workflow_schedules s
+      LEFT JOIN scheduler_workers w ON w.worker_id = s.locked_by
+     WHERE s.locked_by IS NOT NULL
+       AND s.locked_by <> :worker_id
+       AND (s.locked_at < now() - make_interval(secs => :lease)
+            OR w.worker_id IS NULL
+            OR w.stopped_at IS NOT NULL
+            OR w.heartbeat_at < now() - make_interval(secs => :dead_after))
+     LIMIT :batch_size
+       FOR UPDATE OF s SKIP LOCKED
+    """
+)
+
+TAKE_OVER_LOCKS = text(
+    """
+    UPDATE workflow_schedules AS s
+       SET locked_by = :worker_id, locked_at = now(), fencing_token = s.fencing_token + 1
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[])) AS v(id, token)
+     WHERE s.id = v.id AND s.fencing_token = v.token
+    RETURNING s.id, s.fencing_token
+    """
+)
+
+TAKE_OVER_RUNS = text(
+    f"""
+    UPDATE schedule_runs AS r
+       SET fencing_token = v.new_token, worker_id = :worker_id
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:old_tokens AS bigint[]),
+                  CAST(:new_tokens AS bigint[])) AS v(schedule_id, old_token, new_token)
+     WHERE r.schedule_id = v.schedule_id AND r.fencing_token = v.old_token
+       AND r.trigger = 'scheduled' AND r.status IN ('claimed', 'dispatching')
+    RETURNING {", ".join("r." + c.strip() for c in _RUN_COLUMNS.split(","))}
+    """
+)
+
+
+@dataclass(frozen=True)
+class ReapedLock:
+    schedule_id: uuid.UUID
+    previous_owner: str
+    token: int
+
+
+def reap_stale_locks(
+    conn: Connection, worker_id: str, lease: float, dead_after: float, batch_size: int
+) -> tuple[list[ReapedLock], list[ClaimedRun]]:
+    """Take over locks whose owner is dead or whose lease ran out, with a fresh fencing token;
+    returns the locks taken and the unfinished runs they carried (now ours to finish)."""
+    stale = conn.execute(
+        SELECT_STALE_LOCKS,
+        {
+            "worker_id": worker_id,
+            "lease": lease,
+            "dead_after": dead_after,
+            "batch_size": batch_size,
+        },
+    ).all()
+    if not stale:
+        return [], []
+    old_tokens = {row.id: row.fencing_token for row in stale}
+    taken = conn.execute(
+        TAKE_OVER_LOCKS,
+        {"worker_id": worker_id, "ids": list(old_tokens), "tokens": list(old_tokens.values())},
+    ).all()
+    new_tokens = {row.id: row.fencing_token for row in taken}
+    runs = conn.execute(
+        TAKE_OVER_RUNS,
+        {
+            "worker_id": worker_id,
+            "ids": list(new_tokens),
+            "old_tokens": [old_tokens[i] for i in new_tokens],
+            "new_tokens": list(new_tokens.values()),
+        },
+    ).all()
+    reaped = [
+        ReapedLock(row.id, row.locked_by, new_tokens[row.id])
+        for row in stale
+        if row.id in new_tokens
+    ]
+    return reaped, _claimed_runs(runs)
+
+
+REAP_MANUAL_RUNS = text(
+    f"""
+    UPDATE schedule_runs AS r
+       SET fencing_token = r.fencing_token + 1, worker_id = :worker_id
+     WHERE r.id IN (
+           SELECT r2.id FROM schedule_runs r2
+             LEFT JOIN scheduler_workers w ON w.worker_id = r2.worker_id
+            WHERE r2.trigger = 'manual' AND r2.status IN ('claimed', 'dispatching')
+              AND r2.worker_id IS DISTINCT FROM :worker_id
+              AND (w.worker_id IS NULL OR w.stopped_at IS NOT NULL
+                   OR w.heartbeat_at < now() - make_interval(secs => :dead_after))
+            LIMIT :batch_size
+              FOR UPDATE OF r2 SKIP LOCKED)
+    RETURNING {_RUN_COLUMNS}
+    """
+)
+
+
+def reap_manual_runs(
+    conn: Connection, worker_id: str, dead_after: float, batch_size: int
+) -> list[ClaimedRun]:
+    rows = conn.execute(
+        REAP_MANUAL_RUNS,
+        {"worker_id": worker_id, "dead_after": dead_after, "batch_size": batch_size},
+    )
+    return _claimed_runs(rows.all())
+
+
+# --- invariant repair and quarantine -------------------------------------------------------
+
+SELECT_NEEDING_NEXT_RUN = text(
+    """
+    SELECT s.id, s.cron_expression, s.interval_seconds, s.interval_anchor, s.timezone
+      FROM workflow_schedules s
+     WHERE s.enabled AND s.deleted_at IS NULL AND s.next_run_at IS NULL
+     LIMIT :batch_size
+       FOR UPDATE SKIP LOCKED
+    """
+)
+
+SELECT_EXPIRED_PAUSES = text(
+    """
+    SELECT s.id, s.cron_expression, s.interval_seconds, s.interval_anchor, s.timezone
+      FROM workflow_schedules s
+     WHERE s.paused_until <= :now AND s.deleted_at IS NULL
+     LIMIT :batch_size
+       FOR UPDATE SKIP LOCKED
+    """
+)
+
+
+@dataclass(frozen=True)
+class SpecRow:
+    id: uuid.UUID
+    cron_expression: str | None
+    interval_seconds: int | None
+    interval_anchor: datetime | None
+    timezone: str
+
+
+def select_needing_next_run(conn: Connection, batch_size: int) -> list[SpecRow]:
+    return [
+        SpecRow(**r._mapping)
+        for r in conn.execute(SELECT_NEEDING_NEXT_RUN, {"batch_size": batch_size})
+    ]
+
+
+def select_expired_pauses(conn: Connection, now: datetime, batch_size: int) -> list[SpecRow]:
+    params = {"now": now, "batch_size": batch_size}
+    return [SpecRow(**r._mapping) for r in conn.execute(SELECT_EXPIRED_PAUSES, params)]
+
+
+SET_NEXT_RUN = text(
+    """
+    UPDATE workflow_schedules
+       SET next_run_at = :next_run_at, updated_at = now()
+     WHERE id = :schedule_id
+    """
+)
+
+RESUME = text(
+    """
+    UPDATE workflow_schedules
+       SET paused_at = NULL, paused_until = NULL, pause_reason = NULL,
+           consecutive_failures = 0, next_run_at = :next_run_at, updated_at = now()
+     WHERE id = :schedule_id
+    """
+)
+
+
+def set_next_run(conn: Connection, schedule_id: uuid.UUID, next_run_at: datetime) -> None:
+    conn.execute(SET_NEXT_RUN, {"schedule_id": schedule_id, "next_run_at": next_run_at})
+
+
+def resume(conn: Connection, schedule_id: uuid.UUID, next_run_at: datetime) -> None:
+    conn.execute(RESUME, {"schedule_id": schedule_id, "next_run_at": next_run_at})
+
+
+QUARANTINE = text(
+    """
+    UPDATE workflow_schedules
+       SET enabled = false, paused_at = now(), paused_until = NULL,
+           pause_reason = 'quarantined: ' || :reason, locked_by = NULL, locked_at = NULL,
+           updated_at = now()
+     WHERE id = :schedule_id AND enabled
+    RETURNING workflow_id, next_run_at
+    """
+)
+
+INSERT_QUARANTINED_RUN = text(
+    """
+    INSERT INTO schedule_runs (schedule_id, workflow_id, scheduled_for, trigger, status,
+                               skip_reason, error_message, worker_id, finished_at)
+    VALUES (:schedule_id, :workflow_id, :slot, 'scheduled', 'skipped', 'quarantined', :reason,
+            :worker_id, now())
+    ON CONFLICT (schedule_id, scheduled_for) WHERE trigger = 'scheduled' DO NOTHING
+    """
+)
+
+
+def quarantine(conn: Connection, worker_id: str, schedule_id: uuid.UUID, reason: str) -> bool:
+    """Disable a schedule that cannot be scheduled, leaving a run row at the slot it would
+    have had; returns False when it was already disabled (another worker got there first)."""
+    row = conn.execute(QUARANTINE, {"schedule_id": schedule_id, "reason": reason}).first()
+    if row is None:
+        return False
+    if row.next_run_at is not None:
+        conn.execute(
+            INSERT_QUARANTINED_RUN,
+            {
+                "schedule_id": schedule_id,
+                "workflow_id": row.workflow_id,
+                "slot": row.next_run_at,
+                "reason": reason,
+                "worker_id": worker_id,
+            },
+        )
+    return True
+
+
+# --- next wake-up --------------------------------------------------------------------------
+
+NEXT_WAKEUP = text(
+    f"""
+    SELECT LEAST(
+        (SELECT min(s.next_run_at) FROM workflow_schedules s WHERE {_DUE_PREDICATE}),
+        (SELECT min(scheduled_for) FROM schedule_runs WHERE status = 'pending'),
+        (SELECT min(paused_until) FROM workflow_schedules WHERE paused_until IS NOT NULL)
+    )
+    """
+)
+
+
+def next_wakeup(conn: Connection) -> datetime | None:
+    """The earliest slot time at which some schedule, manual run or pause becomes due."""
+    value: datetime | None = conn.execute(NEXT_WAKEUP).scalar_one()
+    return value
+
+
+# --- run context for executors ---------------------------------------------------------------
+
+SELECT_RUN_CONTEXT = text(
+    """
+    SELECT r.id AS run_id, w.id AS workflow_id, w.name AS workflow_name,
+           w.amc_workflow_id, w.parameters AS workflow_parameters,
+           s.parameters AS schedule_parameters, s.timezone,
+           i.instance_id AS amc_instance_id, a.account_id AS amc_entity_id,
+           a.marketplace_id, a.region
+      FROM schedule_runs r
+      JOIN workflow_schedules s ON s.id = r.schedule_id
+      LEFT JOIN workflows w ON w.id = r.workflow_id
+      LEFT JOIN amc_instances i ON i.id = w.instance_id
+      LEFT JOIN amc_accounts a ON a.id = i.account_id
+     WHERE r.id = ANY(CAST(:run_ids AS uuid[]))
+    """
+)
+
+
+def select_run_context(
+    conn: Connection, run_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
+    rows = conn.execute(SELECT_RUN_CONTEXT, {"run_ids": list(run_ids)})
+    return {row.run_id: dict(row._mapping) for row in rows}

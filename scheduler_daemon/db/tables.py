@@ -1,0 +1,334 @@
+"""The schema as SQLAlchemy Core tables (DESIGN §3).
+
+The migrations in ``migrations/versions`` create exactly this; a test compares the two.
+Constraints live in the database, so a row written by hand in SQL obeys them too.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Table,
+    Text,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+MISFIRE_POLICIES = ("skip", "run_once", "run_all")
+OVERLAP_POLICIES = ("skip", "allow")
+RUN_TRIGGERS = ("scheduled", "manual")
+# pending: a manual run waiting for a daemon; claimed: owned, nothing sent yet;
+# dispatching: the executor call may have reached AMC; dispatched: AMC accepted it.
+RUN_STATUSES = (
+    "pending",
+    "claimed",
+    "dispatching",
+    "dispatched",
+    "succeeded",
+    "failed",
+    "skipped",
+    "cancelled",
+)
+UNFINISHED_RUN_STATUSES = ("pending", "claimed", "dispatching", "dispatched")
+SKIP_REASONS = ("misfire", "overlap", "quarantined")
+EXECUTION_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled", "unknown")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+def _uuid_pk() -> Column[object]:
+    return Column(
+        "id", UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")
+    )
+
+
+def _created_at() -> Column[object]:
+    return Column(
+        "created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")
+    )
+
+
+def _updated_at() -> Column[object]:
+    return Column(
+        "updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")
+    )
+
+
+amc_accounts = Table(
+    "amc_accounts",
+    metadata,
+    _uuid_pk(),
+    Column("account_id", Text, nullable=False, comment="AMC entity id (Advertiser id)"),
+    Column("marketplace_id", Text),
+    Column("region", Text),
+    Column("name", Text),
+    _created_at(),
+    CheckConstraint("account_id <> ''", name="account_id_not_empty"),
+)
+
+amc_instances = Table(
+    "amc_instances",
+    metadata,
+    _uuid_pk(),
+    Column("instance_id", Text, nullable=False, unique=True, comment="AMC string id, never ours"),
+    Column(
+        "account_id",
+        UUID(as_uuid=True),
+        ForeignKey("amc_accounts.id", ondelete="RESTRICT"),
+        nullable=False,
+        index=True,
+    ),
+    Column("name", Text),
+    _created_at(),
+    CheckConstraint("instance_id <> ''", name="instance_id_not_empty"),
+)
+
+workflows = Table(
+    "workflows",
+    metadata,
+    _uuid_pk(),
+    Column("name", Text, nullable=False),
+    Column("user_id", Text),
+    Column(
+        "instance_id",
+        UUID(as_uuid=True),
+        ForeignKey("amc_instances.id", ondelete="RESTRICT"),
+        nullable=False,
+        index=True,
+    ),
+    Column("amc_workflow_id", Text, nullable=False),
+    Column("sql_query", Text),
+    Column("parameters", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    _created_at(),
+    _updated_at(),
+)
+
+workflow_schedules = Table(
+    "workflow_schedules",
+    metadata,
+    _uuid_pk(),
+    Column(
+        "workflow_id",
+        UUID(as_uuid=True),
+        # Schedules are soft-deleted; a workflow with schedules cannot vanish under them.
+        ForeignKey("workflows.id", ondelete="RESTRICT"),
+        nullable=False,
+        index=True,
+    ),
+    Column("user_id", Text),
+    Column("name", Text, nullable=False),
+    Column("cron_expression", Text),
+    Column("interval_seconds", Integer),
+    Column("interval_anchor", DateTime(timezone=True)),
+    Column("timezone", Text, nullable=False, server_default=text("'UTC'")),
+    Column("enabled", Boolean, nullable=False, server_default=text("false")),
+    Column("misfire_policy", Text, nullable=False, server_default=text("'skip'")),
+    Column("misfire_grace_seconds", Integer, nullable=False, server_default=text("300")),
+    Column("max_catchup_runs", Integer, nullable=False, server_default=text("10")),
+    Column("overlap_policy", Text, nullable=False, server_default=text("'skip'")),
+    Column("parameters", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("next_run_at", DateTime(timezone=True)),
+    Column("last_run_at", DateTime(timezone=True)),
+    Column("locked_by", Text),
+    Column("locked_at", DateTime(timezone=True)),
+    Column(
+        "fencing_token",
+        BigInteger,
+        nullable=False,
+        server_default=text("0"),
+        comment="incremented by every claim; later writes for a run must quote it",
+    ),
+    Column("paused_at", DateTime(timezone=True)),
+    Column("paused_until", DateTime(timezone=True)),
+    Column("pause_reason", Text),
+    Column("consecutive_failures", Integer, nullable=False, server_default=text("0")),
+    Column("last_error", Text),
+    _created_at(),
+    _updated_at(),
+    Column("deleted_at", DateTime(timezone=True)),
+    CheckConstraint(
+        "(cron_expression IS NULL) <> (interval_seconds IS NULL)", name="exactly_one_spec"
+    ),
+    CheckConstraint("interval_seconds > 0", name="interval_positive"),
+    CheckConstraint(
+        "interval_anchor IS NULL OR interval_seconds IS NOT NULL", name="anchor_needs_interval"
+    ),
+    CheckConstraint("timezone <> ''", name="timezone_not_empty"),
+    CheckConstraint(_in("misfire_policy", MISFIRE_POLICIES), name="misfire_policy_allowed"),
+    CheckConstraint(_in("overlap_policy", OVERLAP_POLICIES), name="overlap_policy_allowed"),
+    CheckConstraint("misfire_grace_seconds >= 0", name="misfire_grace_not_negative"),
+    CheckConstraint("max_catchup_runs > 0", name="max_catchup_runs_positive"),
+    CheckConstraint("consecutive_failures >= 0", name="consecutive_failures_not_negative"),
+    CheckConstraint("(locked_by IS NULL) = (locked_at IS NULL)", name="lock_complete"),
+    CheckConstraint(
+        "paused_until IS NULL OR paused_at IS NOT NULL", name="pause_until_needs_pause"
+    ),
+    # The tick's "select due" reads this index only: O(due), not O(schedules).
+    Index(
+        "ix_workflow_schedules_due",
+        "next_run_at",
+        postgresql_where=text(
+            "enabled AND deleted_at IS NULL AND paused_at IS NULL AND locked_by IS NULL"
+        ),
+    ),
+    Index(
+        "ix_workflow_schedules_locked",
+        "locked_at",
+        postgresql_where=text("locked_by IS NOT NULL"),
+    ),
+    Index(
+        "ix_workflow_schedules_paused_until",
+        "paused_until",
+        postgresql_where=text("paused_until IS NOT NULL"),
+    ),
+    Index(
+        "ix_workflow_schedules_needs_next_run",
+        "id",
+        postgresql_where=text("enabled AND deleted_at IS NULL AND next_run_at IS NULL"),
+    ),
+)
+
+workflow_executions = Table(
+    "workflow_executions",
+    metadata,
+    _uuid_pk(),
+    Column(
+        "workflow_id",
+        UUID(as_uuid=True),
+        ForeignKey("workflows.id", ondelete="RESTRICT"),
+        nullable=False,
+        index=True,
+    ),
+    Column("amc_execution_id", Text),
+    Column("status", Text, nullable=False, server_default=text("'pending'")),
+    Column("trigger", Text, nullable=False),
+    Column(
+        "schedule_run_id",
+        UUID(as_uuid=True),
+        ForeignKey("schedule_runs.id", ondelete="SET NULL"),
+        index=True,
+    ),
+    Column("request", JSONB),
+    Column("submitted_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("error_message", Text),
+    _created_at(),
+    _updated_at(),
+    CheckConstraint(_in("status", EXECUTION_STATUSES), name="status_allowed"),
+    CheckConstraint(_in("trigger", RUN_TRIGGERS), name="trigger_allowed"),
+    Index("ix_workflow_executions_amc_execution_id", "amc_execution_id"),
+)
+
+schedule_runs = Table(
+    "schedule_runs",
+    metadata,
+    _uuid_pk(),
+    Column(
+        "schedule_id",
+        UUID(as_uuid=True),
+        # History is kept: a schedule with runs can only be soft-deleted.
+        ForeignKey("workflow_schedules.id", ondelete="RESTRICT"),
+        nullable=False,
+    ),
+    Column(
+        "workflow_id",
+        UUID(as_uuid=True),
+        ForeignKey("workflows.id", ondelete="RESTRICT"),
+        nullable=False,
+        index=True,
+    ),
+    Column("scheduled_for", DateTime(timezone=True), nullable=False),
+    Column("trigger", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("skip_reason", Text),
+    Column("missed_slots", Integer),
+    Column("fencing_token", BigInteger),
+    Column("worker_id", Text),
+    Column("claimed_at", DateTime(timezone=True)),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column(
+        "execution_id",
+        UUID(as_uuid=True),
+        ForeignKey(
+            "workflow_executions.id",
+            ondelete="SET NULL",
+            use_alter=True,
+            name="fk_schedule_runs_execution_id_workflow_executions",
+        ),
+    ),
+    Column("amc_execution_id", Text),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("error_message", Text),
+    Column("parameters_override", JSONB),
+    Column("request", JSONB, comment="the fully resolved request sent for this run"),
+    Column(
+        "correlation_id",
+        UUID(as_uuid=True),
+        nullable=False,
+        server_default=text("gen_random_uuid()"),
+    ),
+    _created_at(),
+    CheckConstraint(_in("trigger", RUN_TRIGGERS), name="trigger_allowed"),
+    CheckConstraint(_in("status", RUN_STATUSES), name="status_allowed"),
+    CheckConstraint(
+        f"skip_reason IS NULL OR {_in('skip_reason', SKIP_REASONS)}", name="skip_reason_allowed"
+    ),
+    CheckConstraint("(status = 'skipped') = (skip_reason IS NOT NULL)", name="skipped_has_reason"),
+    CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+    # Exactly once: the database itself refuses a second run of one scheduled slot.
+    Index(
+        "uq_schedule_runs_slot",
+        "schedule_id",
+        "scheduled_for",
+        unique=True,
+        postgresql_where=text("trigger = 'scheduled'"),
+    ),
+    Index("ix_schedule_runs_schedule_recent", "schedule_id", text("scheduled_for DESC")),
+    Index(
+        "ix_schedule_runs_unfinished",
+        "schedule_id",
+        postgresql_where=text(f"{_in('status', UNFINISHED_RUN_STATUSES)}"),
+    ),
+    Index("ix_schedule_runs_pending", "created_at", postgresql_where=text("status = 'pending'")),
+    Index("ix_schedule_runs_finished_at", "finished_at"),
+)
+
+scheduler_workers = Table(
+    "scheduler_workers",
+    metadata,
+    Column("worker_id", Text, primary_key=True),
+    Column("hostname", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("version", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("stopped_at", DateTime(timezone=True)),
+    Column(
+        "clock_skew_seconds",
+        Double,
+        comment="host clock minus database clock at the last heartbeat",
+    ),
+    Index("ix_scheduler_workers_heartbeat_at", "heartbeat_at"),
+)

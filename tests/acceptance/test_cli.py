@@ -1,0 +1,147 @@
+"""The CLI as a user meets it: a subprocess, its exit code, its stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from scheduler_daemon import __version__
+from scheduler_daemon.db.migrate import head_revision
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "scheduler_daemon", *args],
+        env=base | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("scheduler-daemon: error: ")
+    assert "Traceback" not in result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_version() -> None:
+    result = run_cli("version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"scheduler-daemon {__version__}"
+
+
+def test_help_lists_only_working_commands() -> None:
+    result = run_cli("--help")
+    assert result.returncode == 0
+    commands = result.stdout.split("Commands:")[1].split()
+    for name in ("db", "migrate", "version"):
+        assert name in commands
+
+
+@pytest.mark.parametrize(
+    ("env", "fragments"),
+    [
+        (
+            {"SCHEDULER_DATABASE_URL": "mysql://u@h/db"},
+            ["SCHEDULER_DATABASE_URL", "mysql://u@h/db", "not postgresql"],
+        ),
+        ({"SCHEDULER_DATABASE_URL": "::not a url::"}, ["SCHEDULER_DATABASE_URL", "::not a url::"]),
+        ({"SCHEDULER_POLL_INTERVAL": "-5"}, ["SCHEDULER_POLL_INTERVAL", "'-5'", "positive"]),
+        ({"SCHEDULER_BATCH_SIZE": "lots"}, ["SCHEDULER_BATCH_SIZE", "'lots'", "whole number"]),
+        (
+            {"SCHEDULER_EXECUTOR": "carrier-pigeon"},
+            ["SCHEDULER_EXECUTOR", "carrier-pigeon", "one of: noop"],
+        ),
+        ({"SCHEDULER_LOG_FORMAT": "xml"}, ["SCHEDULER_LOG_FORMAT", "'xml'", "json"]),
+    ],
+)
+def test_bad_configuration_is_one_line_exit_2(env: dict[str, str], fragments: list[str]) -> None:
+    assert_one_line_error(run_cli("db", "status", env=env), *fragments)
+
+
+def test_bad_option_names_the_option() -> None:
+    result = run_cli("--database-url", "redis://localhost/0", "db", "status")
+    assert_one_line_error(result, "--database-url", "redis://localhost/0")
+
+
+def test_unreachable_database_is_one_line_exit_2_with_password_masked() -> None:
+    result = run_cli(
+        "db",
+        "status",
+        env={"SCHEDULER_DATABASE_URL": "postgresql://me:hunter2@127.0.0.1:1/nowhere"},
+    )
+    assert_one_line_error(result, "cannot connect", "127.0.0.1:1")
+    assert "hunter2" not in result.stderr
+
+
+def test_unknown_command_is_one_line_exit_2() -> None:
+    assert_one_line_error(run_cli("frobnicate"), "frobnicate")
+
+
+def test_migrate_check_and_status_against_a_real_database(empty_database_url: str) -> None:
+    env = {"SCHEDULER_DATABASE_URL": empty_database_url}
+    behind = run_cli("migrate", "--check", env=env)
+    assert behind.returncode == 1
+    assert "behind" in behind.stdout
+
+    first = run_cli("migrate", env=env)
+    assert first.returncode == 0, first.stderr
+    assert f"-> {head_revision()}" in first.stdout
+    again = run_cli("migrate", env=env)
+    assert again.returncode == 0
+    assert "already at head" in again.stdout
+    assert run_cli("migrate", "--check", env=env).returncode == 0
+
+    status = run_cli("db", "status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout) | {"url": None} == {
+        "url": None,
+        "embedded": False,
+        "current_revision": head_revision(),
+        "head_revision": head_revision(),
+        "up_to_date": True,
+    }
+
+
+def test_embedded_default_two_processes_at_once_share_one_server(tmp_path: Path) -> None:
+    """No URL: the CLI starts the embedded server; two at once neither clash nor corrupt it."""
+    env = {"SCHEDULER_DATA_DIR": str(tmp_path / "data")}
+    base = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "scheduler_daemon", "migrate"],
+            env=base | env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    assert all(f"data in {tmp_path / 'data'}" in err for _, err in outputs)
+    messages = sorted(out.strip() for out, _ in outputs)
+    assert messages == [
+        f"database already at head ({head_revision()})",
+        f"migrated empty database -> {head_revision()}",
+    ]
+
+    status = run_cli("db", "status", "--json", env=env)
+    assert status.returncode == 0, status.stderr
+    assert json.loads(status.stdout)["up_to_date"] is True
+    # The last process to leave stopped the server: no postmaster is left running.
+    assert not (tmp_path / "data" / "pgdata" / "postmaster.pid").exists()

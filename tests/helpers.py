@@ -1,0 +1,89 @@
+"""Terse row factories for tests: each takes overrides and returns the new row's id."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+
+from scheduler_daemon.db.tables import (
+    amc_accounts,
+    amc_instances,
+    schedule_runs,
+    workflow_schedules,
+    workflows,
+)
+
+_counter = itertools.count(1)
+
+
+class Rows:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def _insert(self, table: Any, values: dict[str, Any]) -> uuid.UUID:
+        with self.engine.begin() as conn:
+            return conn.execute(insert(table).values(**values).returning(table.c.id)).scalar_one()
+
+    def account(self, **values: Any) -> uuid.UUID:
+        n = next(_counter)
+        return self._insert(
+            amc_accounts,
+            {"account_id": f"ENTITY{n:06d}", "marketplace_id": "ATVPDKIKX0DER", "region": "NA"}
+            | values,
+        )
+
+    def instance(self, account_id: uuid.UUID | None = None, **values: Any) -> uuid.UUID:
+        n = next(_counter)
+        account_id = account_id or self.account()
+        return self._insert(
+            amc_instances, {"instance_id": f"amc{n:08x}", "account_id": account_id} | values
+        )
+
+    def workflow(self, instance_id: uuid.UUID | None = None, **values: Any) -> uuid.UUID:
+        n = next(_counter)
+        instance_id = instance_id or self.instance()
+        return self._insert(
+            workflows,
+            {
+                "name": f"workflow {n}",
+                "instance_id": instance_id,
+                "amc_workflow_id": f"wf-{n}",
+                "sql_query": "SELECT 1",
+            }
+            | values,
+        )
+
+    def schedule(self, workflow_id: uuid.UUID | None = None, **values: Any) -> uuid.UUID:
+        """A schedule; by default ``0 * * * *`` in UTC, disabled, as the contract says."""
+        n = next(_counter)
+        workflow_id = workflow_id or self.workflow()
+        defaults: dict[str, Any] = {"workflow_id": workflow_id, "name": f"schedule {n}"}
+        if "interval_seconds" not in values:
+            defaults["cron_expression"] = "0 * * * *"
+        return self._insert(workflow_schedules, defaults | values)
+
+    def run(self, schedule_id: uuid.UUID, **values: Any) -> uuid.UUID:
+        with self.engine.connect() as conn:
+            workflow_id = conn.execute(
+                select(workflow_schedules.c.workflow_id).where(
+                    workflow_schedules.c.id == schedule_id
+                )
+            ).scalar_one()
+        return self._insert(
+            schedule_runs,
+            {
+                "schedule_id": schedule_id,
+                "workflow_id": workflow_id,
+                "trigger": "scheduled",
+                "status": "claimed",
+            }
+            | values,
+        )
+
+    def get(self, table: Any, row_id: uuid.UUID) -> dict[str, Any]:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(table).where(table.c.id == row_id)).mappings().one()
+        return dict(row)
