@@ -19,15 +19,27 @@ class Clock(Protocol):
         """Seconds on a clock that never goes back; only differences are meaningful."""
         ...
 
+    def calibrate(self, database_now: datetime) -> float:
+        """Learn the database's clock, which the daemon trusts over the host's; returns the
+        host clock's skew against it in seconds (positive: the host is ahead)."""
+        ...
+
 
 class SystemClock:
-    """The host's clocks."""
+    """The host's clocks, corrected by the skew last measured against the database."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta(0)
 
     def now(self) -> datetime:
-        return datetime.now(UTC)
+        return datetime.now(UTC) - self._offset
 
     def monotonic(self) -> float:
         return time.monotonic()
+
+    def calibrate(self, database_now: datetime) -> float:
+        self._offset = datetime.now(UTC) - database_now
+        return self._offset.total_seconds()
 
 
 class FakeClock:
@@ -47,6 +59,10 @@ class FakeClock:
     def monotonic(self) -> float:
         with self._lock:
             return self._monotonic
+
+    def calibrate(self, database_now: datetime) -> float:
+        """A fake clock is the truth in its test; the database's clock does not move it."""
+        return 0.0
 
     def advance(self, delta: timedelta | float) -> datetime:
         seconds = delta.total_seconds() if isinstance(delta, timedelta) else float(delta)

@@ -13,6 +13,7 @@ import click
 from scheduler_daemon.cli.common import CliState
 from scheduler_daemon.cli.database import db_group, migrate_command
 from scheduler_daemon.cli.info import version_command
+from scheduler_daemon.cli.run import run_command
 from scheduler_daemon.errors import SchedulerError
 
 EXIT_USAGE = 2
@@ -38,6 +39,7 @@ def cli(ctx: click.Context, database_url: str | None, data_dir: str | None) -> N
 cli.add_command(version_command)
 cli.add_command(migrate_command)
 cli.add_command(db_group)
+cli.add_command(run_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,105 @@
+"""``scheduler-daemon run``: the daemon itself."""
+
+from __future__ import annotations
+
+import threading
+
+import click
+import structlog
+from sqlalchemy import Engine
+
+from scheduler_daemon.cli.common import CliState, open_database
+from scheduler_daemon.clock import SystemClock
+from scheduler_daemon.config import Settings
+from scheduler_daemon.daemon.listener import WakeupListener
+from scheduler_daemon.daemon.loop import install_signal_handlers, run_loop
+from scheduler_daemon.daemon.scheduler import Scheduler
+from scheduler_daemon.db.engine import make_engine
+from scheduler_daemon.db.migrate import current_revision, head_revision, upgrade_to_head
+from scheduler_daemon.errors import SchemaOutOfDateError
+from scheduler_daemon.executors import build_executor
+from scheduler_daemon.log import configure_logging
+
+
+def _ensure_schema(engine: Engine, settings: Settings) -> None:
+    if settings.database_url is None:
+        upgrade_to_head(engine)  # the embedded database is ours to keep current
+        return
+    with engine.connect() as conn:
+        current = current_revision(conn)
+    if current != head_revision():
+        raise SchemaOutOfDateError(current, head_revision())
+
+
+@click.command("run")
+@click.option(
+    "--worker-id",
+    help="This daemon's identity [env: SCHEDULER_WORKER_ID; default host:pid:random].",
+)
+@click.option("--executor", help="What runs a slot: noop [env: SCHEDULER_EXECUTOR].")
+@click.option(
+    "--poll-interval", help="Safety-net tick, seconds [env: SCHEDULER_POLL_INTERVAL; 60]."
+)
+@click.option(
+    "--batch-size", help="Schedules claimed per transaction [env: SCHEDULER_BATCH_SIZE; 500]."
+)
+@click.option("--concurrency", help="Dispatches in flight [env: SCHEDULER_CONCURRENCY; 16].")
+@click.option("--lease", help="Claim lease, seconds [env: SCHEDULER_LEASE; 120].")
+@click.option(
+    "--heartbeat-interval",
+    help="Seconds between heartbeats [env: SCHEDULER_HEARTBEAT_INTERVAL; 10].",
+)
+@click.option(
+    "--shutdown-grace",
+    help="Seconds in-flight work gets on SIGTERM [env: SCHEDULER_SHUTDOWN_GRACE; 30].",
+)
+@click.option("--log-format", help="json, console or auto [env: SCHEDULER_LOG_FORMAT].")
+@click.option("--log-level", help="debug, info, warning, error [env: SCHEDULER_LOG_LEVEL].")
+@click.option("--once", is_flag=True, help="Run one tick, wait for its dispatches, exit 0.")
+@click.pass_obj
+def run_command(state: CliState, /, once: bool, **options: str | None) -> None:
+    """Run the scheduler daemon (SIGTERM or Ctrl-C stops it gracefully)."""
+    settings = state.settings(**options)
+    configure_logging(settings.log_format, settings.log_level)
+    with open_database(settings) as engine:
+        _ensure_schema(engine, settings)
+        # The dispatch threads each need a connection besides the tick's own.
+        pool_engine = make_engine(engine.url, pool_size=settings.concurrency + 2)
+        try:
+            scheduler = Scheduler(
+                pool_engine, settings, build_executor(settings.executor), SystemClock()
+            )
+            if once:
+                _run_once(scheduler, settings)
+            else:
+                _run_forever(scheduler, settings, engine)
+        finally:
+            pool_engine.dispose()
+
+
+def _run_once(scheduler: Scheduler, settings: Settings) -> None:
+    scheduler.start()
+    try:
+        result = scheduler.tick()
+        structlog.get_logger("scheduler_daemon").info(
+            "tick.done",
+            claimed=result.claimed,
+            skipped=result.skipped,
+            manual=result.manual,
+            reaped=result.reaped,
+        )
+    finally:
+        scheduler.stop(settings.shutdown_grace)
+
+
+def _run_forever(scheduler: Scheduler, settings: Settings, engine: Engine) -> None:
+    stop, wake = threading.Event(), threading.Event()
+    restore = install_signal_handlers(stop, wake)
+    libpq_url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    listener = WakeupListener(libpq_url, wake, stop)
+    listener.start()
+    try:
+        run_loop(scheduler, stop, wake, grace=settings.shutdown_grace)
+    finally:
+        stop.set()
+        restore()

@@ -1,0 +1,98 @@
+"""The thin loop around the tick: sleep on an Event, wake on notifications and signals,
+survive database outages, shut down gracefully."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+import structlog
+from sqlalchemy.exc import DBAPIError
+
+from scheduler_daemon.daemon.dispatcher import is_transient
+from scheduler_daemon.daemon.scheduler import Scheduler, TickResult
+
+log = structlog.get_logger("scheduler_daemon.loop")
+
+_MAX_BACKOFF = 5.0
+
+
+class DatabaseState:
+    """Logs one line per change of the database's availability, not one per retry."""
+
+    def __init__(self) -> None:
+        self.available = True
+        self._backoff = 0.5
+
+    def failed(self, exc: BaseException) -> float:
+        if self.available:
+            self.available = False
+            reason = str(getattr(exc, "orig", exc)).strip().splitlines()
+            log.error("db.unavailable", error=reason[0] if reason else type(exc).__name__)
+        delay = self._backoff
+        self._backoff = min(self._backoff * 2, _MAX_BACKOFF)
+        return delay
+
+    def succeeded(self) -> None:
+        if not self.available:
+            self.available = True
+            log.info("db.recovered")
+        self._backoff = 0.5
+
+
+def install_signal_handlers(stop: threading.Event, wake: threading.Event) -> Callable[[], None]:
+    """SIGTERM/SIGINT only set the stop event; returns a function restoring the old handlers."""
+
+    def handle(signum: int, _: FrameType | None) -> None:
+        log.info("worker.stopping", signal=signal.Signals(signum).name)
+        stop.set()
+        wake.set()
+
+    previous = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    return restore
+
+
+def run_loop(
+    scheduler: Scheduler,
+    stop: threading.Event,
+    wake: threading.Event,
+    *,
+    grace: float,
+    on_tick: Callable[[TickResult], None] | None = None,
+) -> None:
+    """Tick until ``stop`` is set; then stop the scheduler within ``grace`` seconds."""
+    database = DatabaseState()
+    started = False
+    try:
+        while not stop.is_set():
+            try:
+                if not started:
+                    scheduler.start()
+                    started = True
+                result = scheduler.tick()
+                database.succeeded()
+                timeout = result.sleep_for
+                if on_tick is not None:
+                    on_tick(result)
+            except DBAPIError as exc:
+                if not is_transient(exc):
+                    raise
+                timeout = database.failed(exc)
+            if timeout > 0:
+                wake.wait(timeout)
+            wake.clear()
+    finally:
+        if started:
+            try:
+                scheduler.stop(grace)
+            except DBAPIError as exc:
+                log.error(
+                    "worker.stop_failed", error=str(exc.orig).splitlines()[0] if exc.orig else ""
+                )

@@ -1,0 +1,270 @@
+"""One daemon's tick (DESIGN §4): heartbeat, repair, reap, claim, dispatch; never sleeps.
+
+``tick()`` reads the clock once and does one pass; it returns how long the loop may sleep.
+Each step is its own short transaction; dispatching happens in the Dispatcher's threads.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import Connection, Engine
+
+from scheduler_daemon import __version__
+from scheduler_daemon.clock import Clock
+from scheduler_daemon.config import Settings
+from scheduler_daemon.daemon.dispatcher import Dispatcher, DispatchJob
+from scheduler_daemon.db import queries
+from scheduler_daemon.db.queries import ClaimedRun, DueSchedule, NewRun, ScheduleDecision, SpecRow
+from scheduler_daemon.errors import SchedulerError
+from scheduler_daemon.executors.base import Executor
+from scheduler_daemon.policies import plan, spec_of
+
+log = structlog.get_logger("scheduler_daemon.tick")
+
+
+@dataclass
+class TickResult:
+    sleep_for: float
+    claimed: int = 0
+    skipped: int = 0
+    reaped: int = 0
+    quarantined: int = 0
+    manual: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+class Scheduler:
+    def __init__(
+        self,
+        engine: Engine,
+        settings: Settings,
+        executor: Executor,
+        clock: Clock,
+        *,
+        hostname: str | None = None,
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+        self.worker_id = settings.worker_id
+        self._hostname = hostname or socket.gethostname()
+        self._last_heartbeat: float | None = None
+        self._log = log.bind(worker_id=self.worker_id)
+        self.dispatcher = Dispatcher(
+            engine,
+            executor,
+            self.worker_id,
+            concurrency=settings.concurrency,
+            max_failures=settings.max_consecutive_failures,
+            write_retry_seconds=settings.lease,
+        )
+
+    # --- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._heartbeat()
+        self._log.info(
+            "worker.started", hostname=self._hostname, pid=os.getpid(), version=__version__
+        )
+
+    def stop(self, grace: float) -> bool:
+        """Stop: let in-flight dispatches finish within ``grace`` seconds, then mark this
+        worker stopped, which hands whatever is left to the other workers' reapers at once."""
+        finished = self.dispatcher.wait_idle(grace)
+        self.dispatcher.shutdown()
+        with self.engine.begin() as conn:
+            queries.mark_stopped(conn, self.worker_id)
+        self._log.info("worker.stopped", drained=finished)
+        return finished
+
+    # --- the tick --------------------------------------------------------------------------
+
+    def tick(self) -> TickResult:
+        now = self.clock.now()
+        result = TickResult(sleep_for=self.settings.poll_interval)
+        self._heartbeat_if_due()
+        self._repair(now, result)
+        self._reap(result)
+        self._claim_manual(now, result)
+        batch_full = self._claim_due(now, result)
+        result.sleep_for = 0.0 if batch_full else self._sleep_for(now)
+        return result
+
+    def _heartbeat_if_due(self) -> None:
+        last = self._last_heartbeat
+        # A little early rather than late: the loop wakes on the heartbeat interval.
+        if last is None or self.clock.monotonic() - last >= self.settings.heartbeat_interval * 0.9:
+            self._heartbeat()
+
+    def _heartbeat(self) -> None:
+        with self.engine.begin() as conn:
+            skew = self.clock.calibrate(queries.database_now(conn))
+            queries.heartbeat(
+                conn,
+                self.worker_id,
+                hostname=self._hostname,
+                pid=os.getpid(),
+                version=__version__,
+                skew=skew,
+            )
+        self._last_heartbeat = self.clock.monotonic()
+
+    def _repair(self, now: datetime, result: TickResult) -> None:
+        """Schedules that are enabled but have no next slot get one; paused ones whose pause
+        has ended resume from now; rows that cannot be scheduled are quarantined."""
+        batch = self.settings.batch_size
+        with self.engine.begin() as conn:
+            for row in queries.select_needing_next_run(conn, batch):
+                next_run_at = self._next_or_quarantine(conn, row, now, result)
+                if next_run_at is not None:
+                    queries.set_next_run(conn, row.id, next_run_at)
+                    self._log.warning(
+                        "schedule.next_run_repaired",
+                        schedule_id=str(row.id),
+                        next_run_at=next_run_at.isoformat(),
+                    )
+            for row in queries.select_expired_pauses(conn, now, batch):
+                next_run_at = self._next_or_quarantine(conn, row, now, result)
+                if next_run_at is not None:
+                    queries.resume(conn, row.id, next_run_at)
+                    self._log.info(
+                        "schedule.resumed",
+                        schedule_id=str(row.id),
+                        next_run_at=next_run_at.isoformat(),
+                    )
+
+    def _next_or_quarantine(
+        self, conn: Connection, row: SpecRow, now: datetime, result: TickResult
+    ) -> datetime | None:
+        try:
+            return spec_of(
+                row.cron_expression, row.interval_seconds, row.interval_anchor, row.timezone
+            ).next_after(now)
+        except SchedulerError as exc:
+            self._quarantine(conn, row.id, str(exc), result)
+            return None
+
+    def _quarantine(
+        self, conn: Connection, schedule_id: uuid.UUID, reason: str, result: TickResult
+    ) -> None:
+        if queries.quarantine(conn, self.worker_id, schedule_id, reason):
+            result.quarantined += 1
+            self._log.error("schedule.quarantined", schedule_id=str(schedule_id), reason=reason)
+
+    def _reap(self, result: TickResult) -> None:
+        settings = self.settings
+        with self.engine.begin() as conn:
+            reaped, runs = queries.reap_stale_locks(
+                conn, self.worker_id, settings.lease, settings.dead_after, settings.batch_size
+            )
+            manual = queries.reap_manual_runs(
+                conn, self.worker_id, settings.dead_after, settings.batch_size
+            )
+            with_runs = {run.schedule_id for run in runs}
+            empty = {
+                lock.schedule_id: lock.token for lock in reaped if lock.schedule_id not in with_runs
+            }
+            queries.release_locks(conn, self.worker_id, empty)
+            contexts = queries.select_run_context(conn, [r.id for r in [*runs, *manual]])
+        for lock in reaped:
+            self._log.warning(
+                "lock.reaped", schedule_id=str(lock.schedule_id), previous_owner=lock.previous_owner
+            )
+        result.reaped = len(reaped)
+        self._dispatch([*runs, *manual], contexts)
+
+    def _claim_manual(self, now: datetime, result: TickResult) -> None:
+        with self.engine.begin() as conn:
+            runs = queries.claim_pending_manual_runs(
+                conn, self.worker_id, now, self.settings.batch_size
+            )
+            contexts = queries.select_run_context(conn, [r.id for r in runs])
+        result.manual = len(runs)
+        for run in runs:
+            self._log.info("run.claimed", **_run_fields(run))
+        self._dispatch(runs, contexts)
+
+    def _claim_due(self, now: datetime, result: TickResult) -> bool:
+        """Claim one batch of due schedules in one transaction; True if the batch was full."""
+        with self.engine.begin() as conn:
+            due = queries.select_due(conn, now, self.settings.batch_size)
+            decisions, new_runs = self._plan(conn, due, now, result)
+            tokens = queries.claim(conn, self.worker_id, decisions)
+            runs = queries.insert_runs(
+                conn, self.worker_id, [r for r in new_runs if r.schedule_id in tokens], tokens
+            )
+            claimed = [run for run in runs if run.status == "claimed"]
+            locked = {d.schedule_id for d in decisions if d.take_lock and d.schedule_id in tokens}
+            orphaned = {sid: tokens[sid] for sid in locked - {run.schedule_id for run in claimed}}
+            queries.release_locks(conn, self.worker_id, orphaned)
+            contexts = queries.select_run_context(conn, [r.id for r in claimed])
+        for schedule_id in orphaned:
+            self._log.warning("run.slot_taken", schedule_id=str(schedule_id))
+        for run in runs:
+            event = "run.claimed" if run.status == "claimed" else "run.skipped"
+            self._log.info(event, **_run_fields(run))
+        result.claimed += len(claimed)
+        result.skipped += len(runs) - len(claimed)
+        self._dispatch(claimed, contexts)
+        return len(due) >= self.settings.batch_size
+
+    def _plan(
+        self, conn: Connection, due: Sequence[DueSchedule], now: datetime, result: TickResult
+    ) -> tuple[list[ScheduleDecision], list[NewRun]]:
+        decisions: list[ScheduleDecision] = []
+        new_runs: list[NewRun] = []
+        for schedule in due:
+            try:
+                spec = spec_of(
+                    schedule.cron_expression,
+                    schedule.interval_seconds,
+                    schedule.interval_anchor,
+                    schedule.timezone,
+                )
+                planned = plan(schedule, spec, now)
+            except SchedulerError as exc:
+                self._quarantine(conn, schedule.id, str(exc), result)
+                continue
+            decisions.append(planned.decision)
+            new_runs.extend(planned.runs)
+        return decisions, new_runs
+
+    def _dispatch(
+        self, runs: Sequence[ClaimedRun], contexts: dict[uuid.UUID, dict[str, Any]]
+    ) -> None:
+        jobs: dict[tuple[uuid.UUID, str], list[ClaimedRun]] = defaultdict(list)
+        for run in runs:
+            key = (
+                (run.schedule_id, "scheduled") if run.trigger == "scheduled" else (run.id, "manual")
+            )
+            jobs[key].append(run)
+        for job_runs in jobs.values():
+            job_runs.sort(key=lambda r: r.scheduled_for)
+            self.dispatcher.submit(DispatchJob(job_runs, contexts))
+
+    def _sleep_for(self, now: datetime) -> float:
+        with self.engine.connect() as conn:
+            wake_at = queries.next_wakeup(conn)
+        sleep = min(self.settings.poll_interval, self.settings.heartbeat_interval)
+        if wake_at is not None:
+            sleep = min(sleep, max(0.0, (wake_at - now).total_seconds()))
+        return sleep
+
+
+def _run_fields(run: ClaimedRun) -> dict[str, str]:
+    return {
+        "schedule_id": str(run.schedule_id),
+        "run_id": str(run.id),
+        "scheduled_for": run.scheduled_for.isoformat(),
+        "correlation_id": str(run.correlation_id),
+        "trigger": run.trigger,
+    }

@@ -1,0 +1,120 @@
+"""What to do with a due schedule: the misfire and overlap policies (DESIGN §6). Pure.
+
+A slot within the grace window is *late*, not missed: it runs, and the schedule advances to
+the slot after it (so a slow burst catches up one slot at a time). Slots older than the grace
+window are *missed*; the misfire policy decides about all of them at once, every decision
+leaves a run row, and the schedule advances to its first slot that is not missed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from scheduler_daemon.db.queries import DueSchedule, NewRun, ScheduleDecision
+from scheduler_daemon.timing import ScheduleSpec, interval_spec, parse_spec
+
+_TINY = timedelta(microseconds=1)
+# Bounds the walk over missed slots of a very frequent schedule after a very long outage.
+_MAX_MISSED_WALK = 100_000
+
+
+@dataclass(frozen=True)
+class Plan:
+    decision: ScheduleDecision
+    runs: list[NewRun]
+
+
+def spec_of(
+    cron_expression: str | None,
+    interval_seconds: int | None,
+    interval_anchor: datetime | None,
+    timezone: str,
+) -> ScheduleSpec:
+    """The parsed spec of a schedule row; raises TimingError for a row that cannot fire."""
+    if interval_seconds is not None:
+        return interval_spec(interval_seconds, interval_anchor)
+    return parse_spec(cron_expression or "", timezone)
+
+
+def plan(schedule: DueSchedule, spec: ScheduleSpec, now: datetime) -> Plan:
+    slot = schedule.next_run_at
+    cutoff = now - timedelta(seconds=schedule.misfire_grace_seconds)
+    if slot >= cutoff:
+        runs = [_dispatch_or_overlap(schedule, slot)]
+        next_run_at = spec.next_after(slot)
+    else:
+        runs = _misfire_runs(schedule, spec, slot, cutoff)
+        next_run_at = spec.next_after(cutoff - _TINY)
+    decision = ScheduleDecision(
+        schedule_id=schedule.id,
+        old_last_run_at=schedule.last_run_at,
+        last_run_at=max(run.scheduled_for for run in runs),
+        next_run_at=next_run_at,
+        take_lock=any(run.status == "claimed" for run in runs),
+    )
+    return Plan(decision, runs)
+
+
+def _dispatch_or_overlap(schedule: DueSchedule, slot: datetime) -> NewRun:
+    if schedule.has_unfinished_run and schedule.overlap_policy == "skip":
+        return NewRun(
+            schedule.id,
+            schedule.workflow_id,
+            slot,
+            "skipped",
+            skip_reason="overlap",
+            message="skipped: the previous run was still in progress (overlap policy 'skip')",
+        )
+    return NewRun(schedule.id, schedule.workflow_id, slot, "claimed")
+
+
+def _missed_slots(
+    spec: ScheduleSpec, first: datetime, cutoff: datetime, keep: int
+) -> tuple[int, list[datetime]]:
+    """How many slots in [first, cutoff) there are, and the last ``keep`` of them."""
+    last: deque[datetime] = deque([first], maxlen=keep)
+    count = 1
+    cursor = first
+    while count < _MAX_MISSED_WALK:
+        chunk = spec.fires_between(cursor, cutoff - _TINY, 1000)
+        if not chunk:
+            break
+        last.extend(chunk)
+        count += len(chunk)
+        cursor = chunk[-1]
+    return count, list(last)
+
+
+def _misfire_runs(
+    schedule: DueSchedule, spec: ScheduleSpec, slot: datetime, cutoff: datetime
+) -> list[NewRun]:
+    keep = 1 if schedule.misfire_policy != "run_all" else schedule.max_catchup_runs
+    count, last = _missed_slots(spec, slot, cutoff, keep)
+    if schedule.misfire_policy == "skip":
+        return [_missed_row(schedule, slot, count, f"up to {last[-1].isoformat()}")]
+    to_run = last if schedule.misfire_policy == "run_all" else last[-1:]
+    runs = [_dispatch_or_overlap(schedule, s) for s in to_run]
+    dropped = count - len(to_run)
+    if dropped > 0:
+        until = f"before {to_run[0].isoformat()}, which runs"
+        runs.insert(0, _missed_row(schedule, slot, dropped, until))
+    return runs
+
+
+def _missed_row(schedule: DueSchedule, first: datetime, count: int, until: str) -> NewRun:
+    span = first.isoformat() if count == 1 else f"from {first.isoformat()} {until}"
+    plural = "slot" if count == 1 else "slots"
+    return NewRun(
+        schedule.id,
+        schedule.workflow_id,
+        first,
+        "skipped",
+        skip_reason="misfire",
+        missed_slots=count,
+        message=(
+            f"missed {count} {plural} ({span}): older than the misfire grace of "
+            f"{schedule.misfire_grace_seconds}s when claimed (policy '{schedule.misfire_policy}')"
+        ),
+    )

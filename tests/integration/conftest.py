@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from scheduler_daemon.clock import FakeClock
+from scheduler_daemon.config import Settings
+from scheduler_daemon.daemon.scheduler import Scheduler
+from scheduler_daemon.executors import ExecutionOutcome, Executor, NoopExecutor, RunRequest
+
+
+class FailingExecutor:
+    name = "failing"
+
+    def submit(self, request: RunRequest) -> ExecutionOutcome:
+        return ExecutionOutcome("failed", error="AMC said no")
+
+    def reconcile(self, request: RunRequest) -> ExecutionOutcome | None:
+        return None
+
+
+class GatedExecutor:
+    """Blocks inside submit until the test opens the gate; counts the calls."""
+
+    name = "gated"
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.calls: list[RunRequest] = []
+
+    def submit(self, request: RunRequest) -> ExecutionOutcome:
+        self.calls.append(request)
+        self.entered.set()
+        assert self.gate.wait(30), "the test never opened the gate"
+        return ExecutionOutcome("succeeded", execution_id=f"gated-{request.run_id}")
+
+    def reconcile(self, request: RunRequest) -> ExecutionOutcome | None:
+        return None
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(datetime(2026, 3, 1, 8, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def make_scheduler(engine: Engine, clock: FakeClock) -> Iterator[Callable[..., Scheduler]]:
+    made: list[Scheduler] = []
+
+    def make(executor: Executor | None = None, worker_id: str = "w1", **settings: Any) -> Scheduler:
+        scheduler = Scheduler(
+            engine,
+            Settings(worker_id=worker_id, concurrency=4, **settings),
+            executor or NoopExecutor(),
+            clock,
+            hostname="test-host",
+        )
+        scheduler.start()
+        made.append(scheduler)
+        return scheduler
+
+    yield make
+    for scheduler in made:
+        scheduler.dispatcher.shutdown()

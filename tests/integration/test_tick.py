@@ -1,0 +1,428 @@
+"""The tick against a real PostgreSQL, with time moved by a FakeClock."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select, text, update
+from structlog.testing import capture_logs
+
+from scheduler_daemon.clock import FakeClock
+from scheduler_daemon.daemon.scheduler import Scheduler
+from scheduler_daemon.db.tables import schedule_runs, workflow_schedules
+from tests.helpers import Rows
+from tests.integration.conftest import FailingExecutor, GatedExecutor
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+def tick(scheduler: Scheduler) -> Any:
+    result = scheduler.tick()
+    assert scheduler.dispatcher.wait_idle(20)
+    return result
+
+
+def runs_of(engine: Engine, schedule_id: uuid.UUID) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(schedule_runs)
+            .where(schedule_runs.c.schedule_id == schedule_id)
+            .order_by(schedule_runs.c.scheduled_for, schedule_runs.c.created_at)
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+def schedule_of(rows: Rows, schedule_id: uuid.UUID) -> dict[str, Any]:
+    return rows.get(workflow_schedules, schedule_id)
+
+
+def test_a_schedule_fires_at_its_slot_and_advances(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    schedule_id = rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    scheduler = make_scheduler()
+    clock.set(T0 - timedelta(seconds=1))
+    assert tick(scheduler).claimed == 0
+    assert runs_of(engine, schedule_id) == []
+
+    clock.set(T0)
+    assert tick(scheduler).claimed == 1
+    [run] = runs_of(engine, schedule_id)
+    assert (run["scheduled_for"], run["status"], run["trigger"]) == (T0, "succeeded", "scheduled")
+    assert run["amc_execution_id"] == f"noop-{run['id']}"
+    schedule = schedule_of(rows, schedule_id)
+    assert schedule["next_run_at"] == T0 + timedelta(days=1)
+    assert schedule["last_run_at"] == T0
+    assert schedule["locked_by"] is None
+    assert tick(scheduler).claimed == 0
+
+
+def test_sleep_until_the_next_slot(
+    rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    clock.set(T0 - timedelta(seconds=3))
+    assert tick(make_scheduler()).sleep_for == pytest.approx(3)
+
+
+def test_fall_back_night_does_not_fire_twice(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    first = datetime(2026, 11, 1, 5, 30, tzinfo=UTC)  # 01:30 EDT, before the clocks go back
+    schedule_id = rows.schedule(
+        cron_expression="30 1 * * *", timezone="America/New_York", enabled=True, next_run_at=first
+    )
+    scheduler = make_scheduler()
+    clock.set(first)
+    tick(scheduler)
+    clock.set(first + timedelta(hours=1))  # 01:30 EST, the repeated hour
+    assert tick(scheduler).claimed == 0
+    assert schedule_of(rows, schedule_id)["next_run_at"] == datetime(2026, 11, 2, 6, 30, tzinfo=UTC)
+    assert [r["scheduled_for"] for r in runs_of(engine, schedule_id)] == [first]
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("skip", [("2026-03-01T06:00", "skipped", "misfire", 3)]),
+        (
+            "run_once",
+            [
+                ("2026-03-01T06:00", "skipped", "misfire", 2),
+                ("2026-03-01T08:00", "succeeded", None, None),
+            ],
+        ),
+        (
+            "run_all",
+            [
+                ("2026-03-01T06:00", "skipped", "misfire", 1),
+                ("2026-03-01T07:00", "succeeded", None, None),
+                ("2026-03-01T08:00", "succeeded", None, None),
+            ],
+        ),
+    ],
+)
+def test_misfire_policies(
+    engine: Engine,
+    rows: Rows,
+    clock: FakeClock,
+    make_scheduler: Callable[..., Scheduler],
+    policy: str,
+    expected: list[tuple[str, str, str | None, int | None]],
+) -> None:
+    # Down from 06:00 to 09:02: 06:00, 07:00 and 08:00 are older than the 5-minute grace;
+    # 09:00 is only late, so it runs normally.
+    schedule_id = rows.schedule(
+        cron_expression="0 * * * *",
+        enabled=True,
+        next_run_at=datetime(2026, 3, 1, 6, tzinfo=UTC),
+        misfire_policy=policy,
+        max_catchup_runs=2,
+    )
+    scheduler = make_scheduler()
+    clock.set(datetime(2026, 3, 1, 9, 2, tzinfo=UTC))
+    tick(scheduler)
+    tick(scheduler)
+    got = [
+        (
+            r["scheduled_for"].strftime("%Y-%m-%dT%H:%M"),
+            r["status"],
+            r["skip_reason"],
+            r["missed_slots"],
+        )
+        for r in runs_of(engine, schedule_id)
+    ]
+    assert got == [*expected, ("2026-03-01T09:00", "succeeded", None, None)]
+    assert schedule_of(rows, schedule_id)["next_run_at"] == datetime(2026, 3, 1, 10, tzinfo=UTC)
+
+
+def test_a_late_burst_is_late_not_missed(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    ids = [
+        rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0) for _ in range(30)
+    ]
+    scheduler = make_scheduler(batch_size=7)
+    clock.set(T0 + timedelta(seconds=200))
+    while tick(scheduler).sleep_for == 0:
+        pass
+    statuses = [run["status"] for sid in ids for run in runs_of(engine, sid)]
+    assert statuses == ["succeeded"] * 30
+
+
+@pytest.mark.parametrize(("policy", "status"), [("skip", "skipped"), ("allow", "succeeded")])
+def test_overlap_policies(
+    engine: Engine,
+    rows: Rows,
+    clock: FakeClock,
+    make_scheduler: Callable[..., Scheduler],
+    policy: str,
+    status: str,
+) -> None:
+    schedule_id = rows.schedule(
+        cron_expression="0 * * * *", enabled=True, next_run_at=T0, overlap_policy=policy
+    )
+    rows.run(schedule_id, scheduled_for=T0 - timedelta(hours=1), status="dispatched")
+    clock.set(T0)
+    tick(make_scheduler())
+    run = runs_of(engine, schedule_id)[-1]
+    assert (run["scheduled_for"], run["status"]) == (T0, status)
+    if policy == "skip":
+        assert run["skip_reason"] == "overlap"
+        assert "still in progress" in run["error_message"]
+    assert schedule_of(rows, schedule_id)["next_run_at"] == T0 + timedelta(hours=1)
+
+
+def test_manual_runs_never_move_next_run_at(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    later = T0 + timedelta(days=3)
+    schedule_id = rows.schedule(cron_expression="0 9 * * 1", enabled=True, next_run_at=later)
+    run_id = rows.run(
+        schedule_id,
+        scheduled_for=T0,
+        trigger="manual",
+        status="pending",
+        parameters_override={"k": "v"},
+    )
+    clock.set(T0)
+    assert tick(make_scheduler()).manual == 1
+    run = rows.get(schedule_runs, run_id)
+    assert run["status"] == "succeeded"
+    schedule = schedule_of(rows, schedule_id)
+    assert (schedule["next_run_at"], schedule["last_run_at"], schedule["locked_by"]) == (
+        later,
+        None,
+        None,
+    )
+
+
+def test_a_manual_run_for_a_later_time_waits_for_it(
+    rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    schedule_id = rows.schedule(enabled=False)
+    run_id = rows.run(
+        schedule_id, scheduled_for=T0 + timedelta(minutes=5), trigger="manual", status="pending"
+    )
+    clock.set(T0)
+    scheduler = make_scheduler()
+    assert tick(scheduler).sleep_for == pytest.approx(10)  # the heartbeat comes first
+    assert rows.get(schedule_runs, run_id)["status"] == "pending"
+    clock.set(T0 + timedelta(minutes=5))
+    tick(scheduler)
+    assert rows.get(schedule_runs, run_id)["status"] == "succeeded"
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("cron_expression", "61 * * * *", "minute"),
+        ("timezone", "Mars/Olympus_Mons", "Mars/Olympus_Mons"),
+        ("cron_expression", "0 0 31 2 *", "never"),
+    ],
+)
+def test_corrupt_rows_are_quarantined_and_the_rest_still_fire(
+    engine: Engine,
+    rows: Rows,
+    clock: FakeClock,
+    make_scheduler: Callable[..., Scheduler],
+    column: str,
+    value: str,
+    reason: str,
+) -> None:
+    bad = rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    good = rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    with engine.begin() as conn:  # written by hand in SQL, behind the CLI's validation
+        conn.execute(
+            update(workflow_schedules).where(workflow_schedules.c.id == bad).values({column: value})
+        )
+    clock.set(T0)
+    scheduler = make_scheduler()
+    with capture_logs() as logs:
+        result = tick(scheduler)
+        tick(scheduler)
+    assert result.quarantined == 1
+    quarantined = schedule_of(rows, bad)
+    assert quarantined["enabled"] is False
+    assert quarantined["pause_reason"].startswith("quarantined: ")
+    assert reason.lower() in quarantined["pause_reason"].lower()
+    [row] = runs_of(engine, bad)
+    assert (row["status"], row["skip_reason"], row["scheduled_for"]) == (
+        "skipped",
+        "quarantined",
+        T0,
+    )
+    assert [e["event"] for e in logs].count("schedule.quarantined") == 1
+    assert [r["status"] for r in runs_of(engine, good)] == ["succeeded"]
+
+
+def test_enabled_without_next_run_is_repaired_or_quarantined(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    fixable = rows.schedule(cron_expression="0 9 * * *", enabled=True)
+    broken = rows.schedule(cron_expression="0 9 * * *", enabled=True)
+    with engine.begin() as conn:
+        conn.execute(
+            text("UPDATE workflow_schedules SET cron_expression = 'every day' WHERE id = :id"),
+            {"id": broken},
+        )
+    clock.set(T0 - timedelta(hours=1))
+    with capture_logs() as logs:
+        tick(make_scheduler())
+    assert schedule_of(rows, fixable)["next_run_at"] == T0
+    assert schedule_of(rows, broken)["enabled"] is False
+    events = [e["event"] for e in logs]
+    assert "schedule.next_run_repaired" in events
+    assert "schedule.quarantined" in events
+
+
+def test_consecutive_failures_pause_the_schedule(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    schedule_id = rows.schedule(cron_expression="* * * * *", enabled=True, next_run_at=T0)
+    scheduler = make_scheduler(FailingExecutor(), max_consecutive_failures=3)
+    with capture_logs() as logs:
+        for minute in range(5):
+            clock.set(T0 + timedelta(minutes=minute))
+            tick(scheduler)
+    assert [r["status"] for r in runs_of(engine, schedule_id)] == ["failed"] * 3
+    schedule = schedule_of(rows, schedule_id)
+    assert schedule["paused_at"] is not None
+    assert schedule["consecutive_failures"] == 3
+    assert (
+        schedule["pause_reason"]
+        == "auto-paused after 3 consecutive failures; last error: AMC said no"
+    )
+    assert [e["event"] for e in logs].count("schedule.paused") == 1
+
+
+def test_a_success_resets_the_failure_count(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    schedule_id = rows.schedule(
+        cron_expression="* * * * *", enabled=True, next_run_at=T0, consecutive_failures=4
+    )
+    clock.set(T0)
+    tick(make_scheduler())
+    assert schedule_of(rows, schedule_id)["consecutive_failures"] == 0
+
+
+def test_a_paused_schedule_resumes_by_itself_when_its_pause_ends(
+    rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    schedule_id = rows.schedule(
+        cron_expression="0 * * * *",
+        enabled=True,
+        next_run_at=T0 - timedelta(hours=5),
+        paused_at=T0 - timedelta(hours=6),
+        paused_until=T0 + timedelta(minutes=30),
+        pause_reason="maintenance",
+    )
+    scheduler = make_scheduler()
+    clock.set(T0)
+    tick(scheduler)
+    assert schedule_of(rows, schedule_id)["paused_at"] is not None
+    clock.set(T0 + timedelta(minutes=30))
+    tick(scheduler)
+    schedule = schedule_of(rows, schedule_id)
+    assert (schedule["paused_at"], schedule["pause_reason"]) == (None, None)
+    assert schedule["next_run_at"] == T0 + timedelta(hours=1)
+
+
+def test_a_lost_claim_cannot_write_and_the_slot_runs_once(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    """w1 stalls mid-dispatch past its death; w2 reaps and finishes the slot; w1's late
+    writes touch nothing (fencing) and it logs claim.lost."""
+    schedule_id = rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    clock.set(T0)
+    stalled = GatedExecutor()
+    w1 = make_scheduler(stalled, worker_id="w1")
+    w1.tick()
+    assert stalled.entered.wait(10)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE scheduler_workers SET heartbeat_at = now() - interval '1 hour' WHERE worker_id = 'w1'"
+            )
+        )
+    w2 = make_scheduler(worker_id="w2")
+    with capture_logs() as w2_logs:
+        result = tick(w2)
+    assert result.reaped == 1
+    assert [e["event"] for e in w2_logs].count("lock.reaped") == 1
+    [run] = runs_of(engine, schedule_id)
+    assert (run["status"], run["worker_id"], run["attempts"]) == ("succeeded", "w2", 2)
+
+    with capture_logs() as w1_logs:
+        stalled.gate.set()
+        assert w1.dispatcher.wait_idle(10)
+    assert "claim.lost" in [e["event"] for e in w1_logs]
+    [after] = runs_of(engine, schedule_id)
+    assert (after["status"], after["worker_id"]) == ("succeeded", "w2")
+    assert schedule_of(rows, schedule_id)["locked_by"] is None
+
+
+def test_one_slot_many_claimers_exactly_one_wins(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    ids = [
+        rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0) for _ in range(50)
+    ]
+    clock.set(T0)
+    schedulers = [make_scheduler(worker_id=f"w{i}") for i in range(4)]
+    barrier = threading.Barrier(len(schedulers))
+
+    def claim(s: Scheduler) -> None:
+        barrier.wait()
+        s.tick()
+
+    threads = [threading.Thread(target=claim, args=(s,)) for s in schedulers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for s in schedulers:
+        assert s.dispatcher.wait_idle(20)
+    counts = [len(runs_of(engine, sid)) for sid in ids]
+    assert counts == [1] * 50
+
+
+def test_graceful_stop_leaves_no_lock_and_marks_the_worker_stopped(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    for _ in range(20):
+        rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    clock.set(T0)
+    scheduler = make_scheduler()
+    scheduler.tick()
+    assert scheduler.stop(grace=20)
+    with engine.connect() as conn:
+        locks = conn.execute(
+            text("SELECT count(*) FROM workflow_schedules WHERE locked_by IS NOT NULL")
+        ).scalar_one()
+        stopped = conn.execute(
+            text("SELECT stopped_at IS NOT NULL FROM scheduler_workers WHERE worker_id = 'w1'")
+        ).scalar_one()
+        finished = conn.execute(
+            text("SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'")
+        ).scalar_one()
+    assert (locks, stopped, finished) == (0, True, 20)
+
+
+def test_a_change_notifies_listeners(engine: Engine, rows: Rows, database_url: str) -> None:
+    import psycopg
+
+    from scheduler_daemon.daemon.listener import CHANNEL
+
+    with psycopg.connect(database_url.replace("+psycopg", ""), autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+        rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+        assert len(list(listener.notifies(timeout=5, stop_after=1))) == 1
+        rows.schedule(cron_expression="0 9 * * *", enabled=False, next_run_at=T0)
+        assert list(listener.notifies(timeout=0.5)) == []
