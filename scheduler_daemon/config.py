@@ -67,6 +67,7 @@ class Settings:
     worker_dead_after: float | None = None
     max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
+    noop_delay: float = 0.0
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = "info"
 
@@ -111,6 +112,16 @@ def _parse_positive_float(raw: str) -> float:
         raise ValueError("must be a number of seconds") from None
     if not value > 0 or value == float("inf"):
         raise ValueError("must be a positive number of seconds")
+    return value
+
+
+def _parse_non_negative_float(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError("must be a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError("must be zero or a positive number of seconds")
     return value
 
 
@@ -161,6 +172,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "worker_dead_after": _parse_positive_float,
     "max_consecutive_failures": _parse_positive_int,
     "shutdown_grace": _parse_positive_float,
+    "noop_delay": _parse_non_negative_float,
     "log_format": _enum_parser(LogFormat),
     "log_level": _parse_log_level,
 }

@@ -33,9 +33,11 @@ def spec_of(
     timezone: str,
 ) -> ScheduleSpec:
     """The parsed spec of a schedule row; raises TimingError for a row that cannot fire."""
+    # The minimum interval is a rule for creating schedules, not for running them: a row the
+    # database accepted (interval_seconds > 0) is run as written.
     if interval_seconds is not None:
-        return interval_spec(interval_seconds, interval_anchor)
-    return parse_spec(cron_expression or "", timezone)
+        return interval_spec(interval_seconds, interval_anchor, min_interval_seconds=1)
+    return parse_spec(cron_expression or "", timezone, min_interval_seconds=1)
 
 
 def plan(schedule: DueSchedule, spec: ScheduleSpec, now: datetime) -> Plan:

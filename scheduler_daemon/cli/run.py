@@ -55,6 +55,9 @@ def _ensure_schema(engine: Engine, settings: Settings) -> None:
 )
 @click.option("--log-format", help="json, console or auto [env: SCHEDULER_LOG_FORMAT].")
 @click.option("--log-level", help="debug, info, warning, error [env: SCHEDULER_LOG_LEVEL].")
+@click.option(
+    "--noop-delay", help="Seconds the noop executor takes per run [env: SCHEDULER_NOOP_DELAY; 0]."
+)
 @click.option("--once", is_flag=True, help="Run one tick, wait for its dispatches, exit 0.")
 @click.pass_obj
 def run_command(state: CliState, /, once: bool, **options: str | None) -> None:
@@ -66,9 +69,7 @@ def run_command(state: CliState, /, once: bool, **options: str | None) -> None:
         # The dispatch threads each need a connection besides the tick's own.
         pool_engine = make_engine(engine.url, pool_size=settings.concurrency + 2)
         try:
-            scheduler = Scheduler(
-                pool_engine, settings, build_executor(settings.executor), SystemClock()
-            )
+            scheduler = Scheduler(pool_engine, settings, build_executor(settings), SystemClock())
             if once:
                 _run_once(scheduler, settings)
             else:

@@ -64,6 +64,7 @@ class Dispatcher:
         self._engine = engine
         self._executor = executor
         self._worker_id = worker_id
+        self._log = log.bind(worker_id=worker_id)
         self._max_failures = max_failures
         self._write_retry_seconds = write_retry_seconds
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="dispatch")
@@ -122,7 +123,7 @@ class Dispatcher:
                         return
                 except Exception:
                     # The run stays claimed under our token; the reaper hands it on.
-                    log.exception("run.dispatch_error")
+                    self._log.exception("run.dispatch_error")
                     return
 
     def _dispatch_one(
@@ -133,7 +134,7 @@ class Dispatcher:
         if not self._write(
             lambda c: queries.mark_dispatching(c, self._worker_id, run.id, run.fencing_token)
         ):
-            log.warning("claim.lost", step="dispatching")
+            self._log.warning("claim.lost", step="dispatching")
             return False
         try:
             request = resolve(run, context)
@@ -142,10 +143,10 @@ class Dispatcher:
         else:
             reconciled = self._executor.reconcile(request) if recovering else None
             if reconciled is not None:
-                log.info("run.reconciled", execution_id=reconciled.execution_id)
+                self._log.info("run.reconciled", execution_id=reconciled.execution_id)
                 outcome = reconciled
             else:
-                log.info("run.dispatched", executor=self._executor.name, recovered=recovering)
+                self._log.info("run.dispatched", executor=self._executor.name, recovered=recovering)
                 outcome = self._executor.submit(request)
         written = self._write(
             lambda c: queries.record_outcome(
@@ -160,14 +161,14 @@ class Dispatcher:
             )
         )
         if not written.recorded:
-            log.warning("claim.lost", step="outcome", status=outcome.status)
+            self._log.warning("claim.lost", step="outcome", status=outcome.status)
             return False
-        log.info(
+        self._log.info(
             "run.finished",
             status=outcome.status,
             execution_id=outcome.execution_id,
             error=outcome.error,
         )
         if written.paused:
-            log.warning("schedule.paused", reason=written.pause_reason)
+            self._log.warning("schedule.paused", reason=written.pause_reason)
         return True

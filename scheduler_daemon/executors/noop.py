@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import time
+
 from scheduler_daemon.executors.base import ExecutionOutcome, RunRequest
 
 
 class NoopExecutor:
+    """``delay`` stands in for an API's latency in demos, benchmarks and crash tests."""
+
     name = "noop"
 
+    def __init__(self, delay: float = 0.0) -> None:
+        self._delay = delay
+
     def submit(self, request: RunRequest) -> ExecutionOutcome:
+        if self._delay:
+            time.sleep(self._delay)
         return ExecutionOutcome("succeeded", execution_id=f"noop-{request.run_id}")
 
     def reconcile(self, request: RunRequest) -> ExecutionOutcome | None:

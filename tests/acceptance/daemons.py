@@ -1,0 +1,69 @@
+"""Real daemon processes for the acceptance tests, and their JSON logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:
+    """Poll ``condition`` until it holds; returns the seconds it took."""
+    start = time.monotonic()
+    while not condition():
+        if time.monotonic() - start > timeout:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.1)
+    return time.monotonic() - start
+
+
+class Daemon:
+    def __init__(
+        self, database_url: str, log_path: Path, *args: str, env: dict[str, str] | None = None
+    ) -> None:
+        self.log_path = log_path
+        base = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+        self._log_file = log_path.open("w")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "scheduler_daemon",
+                "--database-url",
+                database_url,
+                "run",
+                "--log-format",
+                "json",
+                *args,
+            ],
+            env=base | (env or {}),
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def terminate(self, timeout: float = 60) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout)
+        self._log_file.close()
+        return code
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait(10)
+        self._log_file.close()
+
+    def events(self) -> list[dict[str, Any]]:
+        events = []
+        for line in self.log_path.read_text().splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return events

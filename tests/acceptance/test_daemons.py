@@ -1,0 +1,199 @@
+"""Several real daemon processes against one PostgreSQL: exactly once, through crashes."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from tests.acceptance.daemons import Daemon, wait_until
+from tests.helpers import Rows
+
+pytestmark = pytest.mark.slow
+
+
+def insert_due_schedules(
+    engine: Engine, workflow_id: object, count: int, seconds_ahead: float, **extra: str
+) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                """
+                INSERT INTO workflow_schedules (workflow_id, name, cron_expression, enabled, next_run_at)
+                SELECT :workflow_id, 'bulk ' || n, '0 9 * * *', true,
+                       date_trunc('second', now()) + make_interval(secs => :ahead)
+                  FROM generate_series(1, :count) AS n
+                """
+            ),
+            {"workflow_id": workflow_id, "count": count, "ahead": seconds_ahead},
+        )
+
+
+def count(engine: Engine, sql: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(sql)).scalar_one())
+
+
+def test_four_daemons_2000_schedules_one_slot_each_exactly_once(
+    engine: Engine, rows: Rows, database_url: str, tmp_path: Path
+) -> None:
+    daemons = [
+        Daemon(database_url, tmp_path / f"d{i}.log", "--worker-id", f"d{i}") for i in range(4)
+    ]
+    try:
+        wait_until(
+            lambda: count(engine, "SELECT count(*) FROM live_workers") == 4, 60, "4 live workers"
+        )
+        insert_due_schedules(engine, rows.workflow(), 2000, seconds_ahead=2)
+        wait_until(
+            lambda: (
+                count(engine, "SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'")
+                == 2000
+            ),
+            120,
+            "2000 succeeded runs",
+        )
+    finally:
+        codes = [d.terminate() for d in daemons]
+    assert codes == [0, 0, 0, 0]
+    assert count(engine, "SELECT count(*) FROM schedule_runs") == 2000
+    assert count(engine, "SELECT count(DISTINCT schedule_id) FROM schedule_runs") == 2000
+    dispatched = Counter(
+        e["run_id"] for d in daemons for e in d.events() if e["event"] == "run.dispatched"
+    )
+    assert len(dispatched) == 2000
+    assert set(dispatched.values()) == {1}
+    for event in (e for d in daemons for e in d.events() if e["event"] == "run.dispatched"):
+        assert {
+            "worker_id",
+            "schedule_id",
+            "scheduled_for",
+            "run_id",
+            "correlation_id",
+        } <= event.keys()
+    assert count(engine, "SELECT count(*) FROM workflow_schedules WHERE locked_by IS NOT NULL") == 0
+    assert count(engine, "SELECT count(*) FROM scheduler_workers WHERE stopped_at IS NULL") == 0
+
+
+def test_kill_9_of_a_daemon_holding_claims_another_finishes_them_once_within_45s(
+    engine: Engine, rows: Rows, database_url: str, tmp_path: Path
+) -> None:
+    # The victim's executor takes an hour, so it is killed holding every claim, mid-call.
+    victim = Daemon(
+        database_url,
+        tmp_path / "victim.log",
+        "--worker-id",
+        "victim",
+        "--noop-delay",
+        "3600",
+        "--concurrency",
+        "32",
+    )
+    survivor: Daemon | None = None
+    try:
+        insert_due_schedules(engine, rows.workflow(), 20, seconds_ahead=0)
+        wait_until(
+            lambda: (
+                count(engine, "SELECT count(*) FROM schedule_runs WHERE status = 'dispatching'")
+                == 20
+            ),
+            60,
+            "the victim to hold 20 runs mid-call",
+        )
+        survivor = Daemon(database_url, tmp_path / "survivor.log", "--worker-id", "survivor")
+        wait_until(
+            lambda: (
+                count(engine, "SELECT count(*) FROM live_workers WHERE worker_id = 'survivor'") == 1
+            ),
+            60,
+            "survivor",
+        )
+        victim.kill()
+        took = wait_until(
+            lambda: (
+                count(engine, "SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'") == 20
+            ),
+            60,
+            "the survivor to finish the victim's runs",
+        )
+    finally:
+        if victim.process.poll() is None:
+            victim.kill()
+        assert survivor is not None
+        assert survivor.terminate() == 0
+    assert took <= 45
+    assert count(engine, "SELECT count(*) FROM schedule_runs") == 20
+    assert (
+        count(
+            engine,
+            "SELECT count(*) FROM schedule_runs WHERE worker_id = 'survivor' AND attempts = 2",
+        )
+        == 20
+    )
+    survivor_dispatches = Counter(
+        e["run_id"] for e in survivor.events() if e["event"] == "run.dispatched"
+    )
+    assert len(survivor_dispatches) == 20
+    assert set(survivor_dispatches.values()) == {1}
+    assert sum(1 for e in survivor.events() if e["event"] == "lock.reaped") == 20
+
+
+def test_sigterm_finishes_in_flight_work_and_releases_every_lock(
+    engine: Engine, rows: Rows, database_url: str, tmp_path: Path
+) -> None:
+    daemon = Daemon(database_url, tmp_path / "d.log", "--worker-id", "d", "--noop-delay", "2")
+    try:
+        insert_due_schedules(engine, rows.workflow(), 10, seconds_ahead=0)
+        wait_until(
+            lambda: (
+                count(engine, "SELECT count(*) FROM schedule_runs WHERE status = 'dispatching'")
+                == 10
+            ),
+            60,
+            "10 runs in flight",
+        )
+    finally:
+        code = daemon.terminate()
+    assert code == 0
+    assert count(engine, "SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'") == 10
+    assert count(engine, "SELECT count(*) FROM workflow_schedules WHERE locked_by IS NOT NULL") == 0
+    assert count(engine, "SELECT count(*) FROM scheduler_workers WHERE stopped_at IS NOT NULL") == 1
+    events = [e["event"] for e in daemon.events()]
+    assert events[-1] == "worker.stopped"
+
+
+def test_a_schedule_created_for_now_fires_now_not_at_the_next_poll(
+    engine: Engine, rows: Rows, database_url: str, tmp_path: Path
+) -> None:
+    daemon = Daemon(
+        database_url,
+        tmp_path / "d.log",
+        "--worker-id",
+        "d",
+        "--poll-interval",
+        "60",
+        "--heartbeat-interval",
+        "30",
+    )
+    try:
+        wait_until(
+            lambda: count(engine, "SELECT count(*) FROM live_workers") == 1, 60, "a live worker"
+        )
+        time.sleep(1)  # let it settle into its long sleep
+        workflow_id = rows.workflow()
+        started = time.monotonic()
+        insert_due_schedules(engine, workflow_id, 1, seconds_ahead=0)
+        wait_until(
+            lambda: (
+                count(engine, "SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'") == 1
+            ),
+            30,
+            "the run",
+        )
+        took = time.monotonic() - started
+    finally:
+        assert daemon.terminate() == 0
+    assert took < 5
