@@ -40,14 +40,18 @@ def spec_of(
     return parse_spec(cron_expression or "", timezone, min_interval_seconds=1)
 
 
-def plan(schedule: DueSchedule, spec: ScheduleSpec, now: datetime) -> Plan:
+def plan(schedule: DueSchedule, spec: ScheduleSpec, now: datetime, min_grace: float = 0.0) -> Plan:
+    """Decide about a due schedule at ``now``. The grace window is never shorter than
+    ``min_grace`` (twice the poll interval), so a slot is not missed merely for waiting for
+    the safety-net tick."""
     slot = schedule.next_run_at
-    cutoff = now - timedelta(seconds=schedule.misfire_grace_seconds)
+    grace = max(float(schedule.misfire_grace_seconds), min_grace)
+    cutoff = now - timedelta(seconds=grace)
     if slot >= cutoff:
         runs = [_dispatch_or_overlap(schedule, slot)]
         next_run_at = spec.next_after(slot)
     else:
-        runs = _misfire_runs(schedule, spec, slot, cutoff)
+        runs = _misfire_runs(schedule, spec, slot, cutoff, grace)
         next_run_at = spec.next_after(cutoff - _TINY)
     decision = ScheduleDecision(
         schedule_id=schedule.id,
@@ -90,22 +94,24 @@ def _missed_slots(
 
 
 def _misfire_runs(
-    schedule: DueSchedule, spec: ScheduleSpec, slot: datetime, cutoff: datetime
+    schedule: DueSchedule, spec: ScheduleSpec, slot: datetime, cutoff: datetime, grace: float
 ) -> list[NewRun]:
     keep = 1 if schedule.misfire_policy != "run_all" else schedule.max_catchup_runs
     count, last = _missed_slots(spec, slot, cutoff, keep)
     if schedule.misfire_policy == "skip":
-        return [_missed_row(schedule, slot, count, f"up to {last[-1].isoformat()}")]
+        return [_missed_row(schedule, slot, count, f"up to {last[-1].isoformat()}", grace)]
     to_run = last if schedule.misfire_policy == "run_all" else last[-1:]
     runs = [_dispatch_or_overlap(schedule, s) for s in to_run]
     dropped = count - len(to_run)
     if dropped > 0:
         until = f"before {to_run[0].isoformat()}, which runs"
-        runs.insert(0, _missed_row(schedule, slot, dropped, until))
+        runs.insert(0, _missed_row(schedule, slot, dropped, until, grace))
     return runs
 
 
-def _missed_row(schedule: DueSchedule, first: datetime, count: int, until: str) -> NewRun:
+def _missed_row(
+    schedule: DueSchedule, first: datetime, count: int, until: str, grace: float
+) -> NewRun:
     span = first.isoformat() if count == 1 else f"from {first.isoformat()} {until}"
     plural = "slot" if count == 1 else "slots"
     return NewRun(
@@ -117,6 +123,6 @@ def _missed_row(schedule: DueSchedule, first: datetime, count: int, until: str) 
         missed_slots=count,
         message=(
             f"missed {count} {plural} ({span}): older than the misfire grace of "
-            f"{schedule.misfire_grace_seconds}s when claimed (policy '{schedule.misfire_policy}')"
+            f"{grace:g}s when claimed (policy '{schedule.misfire_policy}')"
         ),
     )

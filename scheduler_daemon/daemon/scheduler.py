@@ -230,7 +230,7 @@ class Scheduler:
                     schedule.interval_anchor,
                     schedule.timezone,
                 )
-                planned = plan(schedule, spec, now)
+                planned = plan(schedule, spec, now, min_grace=2 * self.settings.poll_interval)
             except SchedulerError as exc:
                 self._quarantine(conn, schedule.id, str(exc), result)
                 continue
