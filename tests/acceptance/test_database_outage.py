@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 import warnings
 from collections import Counter
@@ -105,7 +106,7 @@ def test_two_daemons_survive_a_20s_database_outage_and_handle_every_slot_once(
     late_rows = rows_of(engine, late)
     slots = [r.scheduled_for for r in late_rows]
     # Every 2-second slot through the outage ran, late rather than missed, exactly once.
-    assert [b - a for a, b in zip(slots, slots[1:], strict=False)] == [timedelta(seconds=INTERVAL)] * (len(slots) - 1)
+    assert [b - a for a, b in itertools.pairwise(slots)] == [timedelta(seconds=INTERVAL)] * (len(slots) - 1)
     assert all(r.status == "succeeded" for r in late_rows)
     assert slots[-1] - slots[0] > timedelta(seconds=OUTAGE_SECONDS)
 
