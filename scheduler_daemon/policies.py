@@ -8,16 +8,13 @@ leaves a run row, and the schedule advances to its first slot that is not missed
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from scheduler_daemon.db.queries import DueSchedule, NewRun, ScheduleDecision
-from scheduler_daemon.timing import ScheduleSpec, interval_spec, parse_spec
+from scheduler_daemon.timing import COUNT_CAP, ScheduleSpec, interval_spec, parse_spec
 
 _TINY = timedelta(microseconds=1)
-# Bounds the walk over missed slots of a very frequent schedule after a very long outage.
-_MAX_MISSED_WALK = 100_000
 
 
 @dataclass(frozen=True)
@@ -79,18 +76,18 @@ def _dispatch_or_overlap(schedule: DueSchedule, slot: datetime) -> NewRun:
 def _missed_slots(
     spec: ScheduleSpec, first: datetime, cutoff: datetime, keep: int
 ) -> tuple[int, list[datetime]]:
-    """How many slots in [first, cutoff) there are, and the last ``keep`` of them."""
-    last: deque[datetime] = deque([first], maxlen=keep)
-    count = 1
-    cursor = first
-    while count < _MAX_MISSED_WALK:
-        chunk = spec.fires_between(cursor, cutoff - _TINY, 1000)
-        if not chunk:
+    """How many slots lie in [first, cutoff) (at most COUNT_CAP), and the last ``keep`` of
+    them, oldest first."""
+    count = spec.count_between(first - _TINY, cutoff - _TINY)
+    last: list[datetime] = []
+    end = cutoff - _TINY
+    while len(last) < keep:
+        slot = spec.last_between(first - _TINY, end)
+        if slot is None:
             break
-        last.extend(chunk)
-        count += len(chunk)
-        cursor = chunk[-1]
-    return count, list(last)
+        last.append(slot)
+        end = slot - _TINY
+    return max(count, 1), last[::-1] or [first]
 
 
 def _misfire_runs(
@@ -114,6 +111,7 @@ def _missed_row(
 ) -> NewRun:
     span = first.isoformat() if count == 1 else f"from {first.isoformat()} {until}"
     plural = "slot" if count == 1 else "slots"
+    at_least = "at least " if count >= COUNT_CAP else ""
     return NewRun(
         schedule.id,
         schedule.workflow_id,
@@ -122,7 +120,7 @@ def _missed_row(
         skip_reason="misfire",
         missed_slots=count,
         message=(
-            f"missed {count} {plural} ({span}): older than the misfire grace of "
+            f"missed {at_least}{count} {plural} ({span}): older than the misfire grace of "
             f"{grace:g}s when claimed (policy '{schedule.misfire_policy}')"
         ),
     )
