@@ -45,6 +45,8 @@ def next_wall(fields: CronFields, start: int, last_year: int) -> int | None:
     days, rest = divmod(start, 86400)
     if days + EPOCH_ORDINAL > _LAST_ORDINAL:
         return None
+    if days + EPOCH_ORDINAL < 1:
+        days, rest = 1 - EPOCH_ORDINAL, 0
     start_date = date.fromordinal(days + EPOCH_ORDINAL)
     year, month, day = start_date.year, start_date.month, start_date.day
     hour, minute = divmod(rest // 60, 60)

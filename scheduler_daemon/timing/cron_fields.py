@@ -144,7 +144,7 @@ def _step(index: int, field_text: str, token: str) -> int:
 def _item_bits(index: int, field_text: str, item: str) -> tuple[int, bool]:
     """Bits of one list item, and whether it is the `L` (last day of the month) marker."""
     for marker, problem in _UNSUPPORTED.items():
-        if marker in item.upper() and not (marker == "W" and index == DAY_OF_WEEK):
+        if marker in item.upper() and (marker != "W" or index == DAY_OF_MONTH):
             raise field_error(index, field_text, problem)
     if not item:
         raise field_error(index, field_text, "empty list item")

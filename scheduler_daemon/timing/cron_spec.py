@@ -154,4 +154,7 @@ class CronSpec(ScheduleSpec):
 
 
 def _utc(instant: int) -> datetime:
-    return datetime.fromtimestamp(instant, UTC)
+    try:
+        return datetime.fromtimestamp(instant, UTC)
+    except (OverflowError, ValueError, OSError):
+        raise TimingError(f"fire time {instant} s after the epoch is beyond the year 9999") from None
