@@ -145,3 +145,31 @@ def test_embedded_default_two_processes_at_once_share_one_server(tmp_path: Path)
     assert json.loads(status.stdout)["up_to_date"] is True
     # The last process to leave stopped the server: no postmaster is left running.
     assert not (tmp_path / "data" / "pgdata" / "postmaster.pid").exists()
+
+
+def test_run_once_on_the_embedded_default(tmp_path: Path) -> None:
+    """The README's first command: no URL, so the embedded database, migrated, one tick."""
+    result = run_cli(
+        "run", "--once", "--log-format", "json", env={"SCHEDULER_DATA_DIR": str(tmp_path / "data")}
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"data in {tmp_path / 'data'}" in result.stderr
+    events = [json.loads(line)["event"] for line in result.stdout.splitlines()]
+    assert events == ["worker.started", "tick.done", "worker.stopped"]
+
+
+def test_run_refuses_a_database_behind_the_code(empty_database_url: str) -> None:
+    result = run_cli("run", "--once", env={"SCHEDULER_DATABASE_URL": empty_database_url})
+    assert_one_line_error(result, "schema is at revision none", "scheduler-daemon migrate")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["run", "--poll-interval", "-1"], ["--poll-interval='-1'", "positive"]),
+        (["run", "--executor", "amc2"], ["--executor='amc2'", "one of: noop"]),
+        (["run", "--log-format", "yaml"], ["--log-format='yaml'"]),
+    ],
+)
+def test_run_rejects_bad_options(args: list[str], fragments: list[str]) -> None:
+    assert_one_line_error(run_cli(*args), *fragments)
