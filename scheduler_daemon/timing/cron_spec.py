@@ -157,4 +157,6 @@ def _utc(instant: int) -> datetime:
     try:
         return datetime.fromtimestamp(instant, UTC)
     except (OverflowError, ValueError, OSError):
-        raise TimingError(f"fire time {instant} s after the epoch is beyond the year 9999") from None
+        raise TimingError(
+            f"fire time {instant} s after the epoch is beyond the year 9999"
+        ) from None

@@ -42,10 +42,21 @@ class OwnServer:
         return str(self.server.get_uri(database))
 
     def stop(self) -> None:
-        self._pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user)
+        self._pg_ctl(
+            ["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user
+        )
 
     def start(self) -> None:
-        args = ["-w", "-o", '-h ""', "-o", f"-k {self.socket_dir}", "-l", str(self.server.log), "start"]
+        args = [
+            "-w",
+            "-o",
+            '-h ""',
+            "-o",
+            f"-k {self.socket_dir}",
+            "-l",
+            str(self.server.log),
+            "start",
+        ]
         self._pg_ctl(args, pgdata=self.server.pgdata, user=self.server.system_user, timeout=30)
 
 
@@ -60,7 +71,9 @@ def rows_of(engine: Engine, schedule_id: object) -> list[Any]:
     with engine.connect() as conn:
         return list(
             conn.execute(
-                text("SELECT scheduled_for, status, skip_reason, missed_slots, id FROM schedule_runs WHERE schedule_id = :id ORDER BY scheduled_for"),
+                text(
+                    "SELECT scheduled_for, status, skip_reason, missed_slots, id FROM schedule_runs WHERE schedule_id = :id ORDER BY scheduled_for"
+                ),
                 {"id": schedule_id},
             )
         )
@@ -78,11 +91,20 @@ def test_two_daemons_survive_a_20s_database_outage_and_handle_every_slot_once(
     first_slot = "to_timestamp(ceil(extract(epoch FROM now()) / 2) * 2 + 2)"
     workflow_id = rows.workflow()
     late = rows.schedule(workflow_id, cron_expression=None, interval_seconds=INTERVAL, enabled=True)
-    skipping = rows.schedule(workflow_id, cron_expression=None, interval_seconds=INTERVAL, enabled=True, misfire_grace_seconds=5)
+    skipping = rows.schedule(
+        workflow_id,
+        cron_expression=None,
+        interval_seconds=INTERVAL,
+        enabled=True,
+        misfire_grace_seconds=5,
+    )
     with engine.begin() as conn:
         conn.execute(text(f"UPDATE workflow_schedules SET next_run_at = {first_slot}"))
 
-    daemons = [Daemon(url, tmp_path / f"d{i}.log", "--worker-id", f"d{i}", "--poll-interval", "1") for i in range(2)]
+    daemons = [
+        Daemon(url, tmp_path / f"d{i}.log", "--worker-id", f"d{i}", "--poll-interval", "1")
+        for i in range(2)
+    ]
     try:
         wait_until(lambda: len(rows_of(engine, late)) >= 2, 60, "runs before the outage")
         engine.dispose()
@@ -93,7 +115,8 @@ def test_two_daemons_survive_a_20s_database_outage_and_handle_every_slot_once(
             back_at = conn.execute(text("SELECT now()")).scalar_one()
         wait_until(
             lambda: all(
-                (r := rows_of(engine, sid)) and r[-1].scheduled_for >= back_at + timedelta(seconds=4)
+                (r := rows_of(engine, sid))
+                and r[-1].scheduled_for >= back_at + timedelta(seconds=4)
                 for sid in (late, skipping)
             ),
             60,
@@ -106,7 +129,9 @@ def test_two_daemons_survive_a_20s_database_outage_and_handle_every_slot_once(
     late_rows = rows_of(engine, late)
     slots = [r.scheduled_for for r in late_rows]
     # Every 2-second slot through the outage ran, late rather than missed, exactly once.
-    assert [b - a for a, b in itertools.pairwise(slots)] == [timedelta(seconds=INTERVAL)] * (len(slots) - 1)
+    assert [b - a for a, b in itertools.pairwise(slots)] == [timedelta(seconds=INTERVAL)] * (
+        len(slots) - 1
+    )
     assert all(r.status == "succeeded" for r in late_rows)
     assert slots[-1] - slots[0] > timedelta(seconds=OUTAGE_SECONDS)
 
@@ -115,7 +140,9 @@ def test_two_daemons_survive_a_20s_database_outage_and_handle_every_slot_once(
     assert missed, "the 5-second-grace schedule should have recorded missed slots"
     assert all(r.skip_reason == "misfire" for r in missed)
     covered = sum(r.missed_slots or 1 for r in skip_rows)
-    span = (skip_rows[-1].scheduled_for - skip_rows[0].scheduled_for) // timedelta(seconds=INTERVAL) + 1
+    span = (skip_rows[-1].scheduled_for - skip_rows[0].scheduled_for) // timedelta(
+        seconds=INTERVAL
+    ) + 1
     assert covered == span  # every slot accounted for: ran or counted as missed, none twice
 
     events = [e for d in daemons for e in d.events()]
