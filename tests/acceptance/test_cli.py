@@ -173,3 +173,51 @@ def test_run_refuses_a_database_behind_the_code(empty_database_url: str) -> None
 )
 def test_run_rejects_bad_options(args: list[str], fragments: list[str]) -> None:
     assert_one_line_error(run_cli(*args), *fragments)
+
+
+def test_preview_marks_times_a_dst_change_moves() -> None:
+    result = run_cli(
+        "preview",
+        "30 2 * * *",
+        "--tz",
+        "America/New_York",
+        "--after",
+        "2026-03-06T00:00:00Z",
+        "--count",
+        "4",
+        "--json",
+    )
+    assert result.returncode == 0, result.stderr
+    fires = json.loads(result.stdout)["fires"]
+    assert [f["utc"] for f in fires] == [
+        "2026-03-06T07:30:00+00:00",
+        "2026-03-07T07:30:00+00:00",
+        "2026-03-08T07:00:00+00:00",
+        "2026-03-09T06:30:00+00:00",
+    ]
+    assert [f["note"] is not None for f in fires] == [False, False, True, False]
+    text = run_cli(
+        "preview",
+        "30 2 * * *",
+        "--tz",
+        "America/New_York",
+        "--after",
+        "2026-03-06T00:00:00Z",
+        "--count",
+        "4",
+    )
+    assert "moved from 02:30" in text.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["preview", "0 0 31 2 *"], ["day-of-month", "'31'"]),
+        (["preview", "0 9 * * *", "--tz", "Europe/Londn"], ["Europe/Londn", "Europe/London"]),
+        (["preview", "0 9 * * *", "--after", "2026-01-01"], ["--after", "UTC offset"]),
+        (["preview", "0 9 * * *", "--count", "0"], ["--count"]),
+        (["preview", "61 * * * *"], ["minute", "61"]),
+    ],
+)
+def test_preview_bad_input_is_one_line_exit_2(args: list[str], fragments: list[str]) -> None:
+    assert_one_line_error(run_cli(*args), *fragments)

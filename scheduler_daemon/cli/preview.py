@@ -1,0 +1,51 @@
+"""``scheduler-daemon preview``: the next fire times of a spec, before you save it."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import click
+
+from scheduler_daemon.clock import SystemClock
+from scheduler_daemon.timing import preview, preview_as_dict, render_preview_text, warnings
+
+MAX_COUNT = 1000
+
+
+def _parse_after(raw: str | None) -> datetime:
+    if raw is None:
+        return SystemClock().now()
+    try:
+        after = datetime.fromisoformat(raw)
+    except ValueError:
+        raise click.BadParameter(f"{raw!r} is not an ISO 8601 time", param_hint="--after") from None
+    if after.tzinfo is None:
+        raise click.BadParameter(
+            f"{raw!r} has no UTC offset; write e.g. {raw}+00:00 or {raw}Z", param_hint="--after"
+        )
+    return after
+
+
+@click.command("preview")
+@click.argument("expression")
+@click.option("--tz", "timezone", default="UTC", show_default=True, help="IANA time zone.")
+@click.option(
+    "--count", type=click.IntRange(1, MAX_COUNT), default=10, show_default=True, help="How many."
+)
+@click.option("--after", metavar="ISO8601", help="Start after this instant (default: now).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def preview_command(
+    expression: str, timezone: str, count: int, after: str | None, as_json: bool
+) -> None:
+    """Show the next fire times of EXPRESSION (cron, @daily, @every 15m) in its zone and UTC.
+
+    Times that a daylight-saving change moves or skips are marked. Needs no database.
+    """
+    start = _parse_after(after)
+    entries = preview(expression, timezone, start, count)
+    advice = warnings(expression, timezone, after=start)
+    if as_json:
+        click.echo(json.dumps(preview_as_dict(entries, expression, timezone, advice)))
+    else:
+        click.echo(render_preview_text(entries, expression, timezone, advice))
