@@ -12,6 +12,7 @@ import click
 
 from scheduler_daemon.cli.common import CliState
 from scheduler_daemon.cli.database import db_group, migrate_command
+from scheduler_daemon.cli.health import health_command
 from scheduler_daemon.cli.info import version_command
 from scheduler_daemon.cli.preview import preview_command
 from scheduler_daemon.cli.run import run_command
@@ -42,6 +43,7 @@ cli.add_command(migrate_command)
 cli.add_command(db_group)
 cli.add_command(run_command)
 cli.add_command(preview_command)
+cli.add_command(health_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,222 @@
+"""Health checks for cron, systemd timers and Nagios: is anything actually being scheduled?
+
+Each check reads the database with its own clock (``now()``) only, so a host with a drifting
+clock cannot fool it. The most important one is "due but unclaimed": a daemon can heartbeat
+happily while claiming nothing, and only the schedules show it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
+
+from scheduler_daemon.db.migrate import current_revision, head_revision
+
+
+class Severity(enum.IntEnum):
+    """Ordered as Nagios exit codes."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    worker_heartbeat: float = 300.0
+    overdue: float = 300.0
+    lease: float = 120.0
+    failure_rate: float = 0.5
+    failure_window: float = 3600.0
+    failure_min_runs: int = 5
+    allow_paused: bool = False
+
+
+@dataclass(frozen=True)
+class Problem:
+    check: str
+    severity: Severity
+    message: str
+
+
+@dataclass
+class Report:
+    problems: list[Problem] = field(default_factory=list)
+    facts: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def severity(self) -> Severity:
+        return max((p.severity for p in self.problems), default=Severity.OK)
+
+    @property
+    def healthy(self) -> bool:
+        return not self.problems
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "healthy": self.healthy,
+            "status": self.severity.name.lower(),
+            "problems": [asdict(p) | {"severity": p.severity.name.lower()} for p in self.problems],
+            "facts": self.facts,
+        }
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h{(seconds % 3600) // 60:02d}m"
+
+
+def check(engine: Engine, thresholds: Thresholds) -> Report:
+    report = Report()
+    try:
+        with engine.connect() as conn:
+            current, head = current_revision(conn), head_revision()
+            report.facts["schema_revision"] = current
+            if current != head:
+                report.problems.append(
+                    Problem(
+                        "schema",
+                        Severity.CRITICAL,
+                        f"database schema at {current or 'none'}, code needs {head}: "
+                        "run 'scheduler-daemon migrate'",
+                    )
+                )
+                return report
+            for run_check in (_workers, _overdue, _stale_locks, _paused, _failure_rate):
+                run_check(conn, thresholds, report)
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        report.problems.append(
+            Problem("database", Severity.CRITICAL, f"database unreachable: {reason}")
+        )
+    return report
+
+
+def _workers(conn: Connection, t: Thresholds, report: Report) -> None:
+    row = conn.execute(
+        text(
+            """
+            SELECT count(*) FILTER (WHERE heartbeat_at > now() - make_interval(secs => :limit))
+                       AS live,
+                   extract(epoch FROM now() - max(heartbeat_at)) AS last_seen
+              FROM scheduler_workers
+             WHERE stopped_at IS NULL
+            """
+        ),
+        {"limit": t.worker_heartbeat},
+    ).one()
+    report.facts["live_workers"] = row.live
+    if row.live == 0:
+        seen = "never" if row.last_seen is None else f"{_duration(row.last_seen)} ago"
+        report.problems.append(
+            Problem(
+                "workers",
+                Severity.CRITICAL,
+                f"no live worker (newest heartbeat of a running worker: {seen}; "
+                f"threshold {_duration(t.worker_heartbeat)})",
+            )
+        )
+
+
+def _overdue(conn: Connection, t: Thresholds, report: Report) -> None:
+    row = conn.execute(
+        text(
+            """
+            SELECT count(*) AS overdue, extract(epoch FROM max(overdue_by)) AS worst
+              FROM overdue_schedules
+             WHERE overdue_by > make_interval(secs => :limit)
+            """
+        ),
+        {"limit": t.overdue},
+    ).one()
+    report.facts["overdue_schedules"] = row.overdue
+    if row.overdue:
+        report.problems.append(
+            Problem(
+                "overdue",
+                Severity.CRITICAL,
+                f"{row.overdue} enabled schedule(s) due but unclaimed for more than "
+                f"{_duration(t.overdue)} (worst: {_duration(row.worst)}): "
+                "no daemon is scheduling them",
+            )
+        )
+
+
+def _stale_locks(conn: Connection, t: Thresholds, report: Report) -> None:
+    row = conn.execute(
+        text(
+            """
+            SELECT count(*) AS stale, extract(epoch FROM max(now() - locked_at)) AS oldest
+              FROM workflow_schedules
+             WHERE locked_by IS NOT NULL AND locked_at < now() - make_interval(secs => :lease)
+            """
+        ),
+        {"lease": t.lease},
+    ).one()
+    report.facts["stale_locks"] = row.stale
+    if row.stale:
+        report.problems.append(
+            Problem(
+                "locks",
+                Severity.WARNING,
+                f"{row.stale} lock(s) older than the {_duration(t.lease)} lease "
+                f"(oldest: {_duration(row.oldest)})",
+            )
+        )
+
+
+def _paused(conn: Connection, t: Thresholds, report: Report) -> None:
+    rows = conn.execute(
+        text(
+            """
+            SELECT name, pause_reason FROM workflow_schedules
+             WHERE deleted_at IS NULL AND paused_at IS NOT NULL
+               AND (pause_reason LIKE 'quarantined:%' OR pause_reason LIKE 'auto-paused%')
+             ORDER BY paused_at
+            """
+        )
+    ).all()
+    report.facts["quarantined_or_auto_paused"] = len(rows)
+    if rows and not t.allow_paused:
+        names = ", ".join(repr(r.name) for r in rows[:3]) + (" ..." if len(rows) > 3 else "")
+        report.problems.append(
+            Problem(
+                "paused",
+                Severity.WARNING,
+                f"{len(rows)} schedule(s) quarantined or auto-paused: {names} "
+                "(see 'scheduler-daemon schedules list --paused')",
+            )
+        )
+
+
+def _failure_rate(conn: Connection, t: Thresholds, report: Report) -> None:
+    row = conn.execute(
+        text(
+            """
+            SELECT count(*) FILTER (WHERE status = 'failed') AS failed, count(*) AS finished
+              FROM schedule_runs
+             WHERE status IN ('succeeded', 'failed')
+               AND finished_at > now() - make_interval(secs => :window)
+            """
+        ),
+        {"window": t.failure_window},
+    ).one()
+    rate = row.failed / row.finished if row.finished else 0.0
+    report.facts["recent_failure_rate"] = round(rate, 4)
+    if row.finished >= t.failure_min_runs and rate > t.failure_rate:
+        report.problems.append(
+            Problem(
+                "failures",
+                Severity.WARNING,
+                f"{row.failed} of {row.finished} runs failed in the last "
+                f"{_duration(t.failure_window)} ({rate:.0%} > {t.failure_rate:.0%})",
+            )
+        )
