@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -37,11 +37,11 @@ T = TypeVar("T")
 
 
 def is_transient(exc: BaseException) -> bool:
-    """A database error worth retrying: the connection, not the statement, failed."""
-    return isinstance(exc, DBAPIError) and (
-        exc.connection_invalidated
-        or type(exc.orig).__name__ in {"OperationalError", "InterfaceError"}
-    )
+    """A database error worth retrying: the connection, not the statement, failed
+    (server gone, restarting, shutting down, network cut)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 @dataclass(frozen=True)

@@ -67,6 +67,11 @@ def own_server(tmp_path: Path) -> Iterator[OwnServer]:
     server.server.cleanup()
 
 
+def count_live(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT count(*) FROM live_workers")).scalar_one())
+
+
 def rows_of(engine: Engine, schedule_id: object) -> list[Any]:
     with engine.connect() as conn:
         return list(
@@ -106,6 +111,7 @@ def test_two_daemons_survive_a_20s_database_outage_and_handle_every_slot_once(
         for i in range(2)
     ]
     try:
+        wait_until(lambda: count_live(engine) == 2, 60, "two live daemons")
         wait_until(lambda: len(rows_of(engine, late)) >= 2, 60, "runs before the outage")
         engine.dispose()
         own_server.stop()
