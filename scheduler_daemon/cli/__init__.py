@@ -16,6 +16,7 @@ from scheduler_daemon.cli.health import health_command
 from scheduler_daemon.cli.info import version_command
 from scheduler_daemon.cli.preview import preview_command
 from scheduler_daemon.cli.run import run_command
+from scheduler_daemon.cli.schedules import runs_group, schedules_group, workers_command
 from scheduler_daemon.errors import SchedulerError
 
 EXIT_USAGE = 2
@@ -44,6 +45,9 @@ cli.add_command(db_group)
 cli.add_command(run_command)
 cli.add_command(preview_command)
 cli.add_command(health_command)
+cli.add_command(schedules_group)
+cli.add_command(runs_group)
+cli.add_command(workers_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

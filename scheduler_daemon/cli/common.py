@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 import click
 from sqlalchemy import Engine
@@ -37,6 +38,21 @@ def open_database(settings: Settings, *, announce: bool = True) -> Iterator[Engi
         stack.callback(engine.dispose)
         check_connection(engine)
         yield engine
+
+
+def parse_instant(raw: str | None, option: str) -> datetime | None:
+    """An ISO 8601 instant with its UTC offset (a bare local time would be ambiguous)."""
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        raise click.BadParameter(f"{raw!r} is not an ISO 8601 time", param_hint=option) from None
+    if value.tzinfo is None:
+        raise click.BadParameter(
+            f"{raw!r} has no UTC offset; write e.g. {raw}+00:00 or {raw}Z", param_hint=option
+        )
+    return value
 
 
 def masked(engine: Engine) -> str:

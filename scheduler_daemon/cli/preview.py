@@ -7,6 +7,7 @@ from datetime import datetime
 
 import click
 
+from scheduler_daemon.cli.common import parse_instant
 from scheduler_daemon.clock import SystemClock
 from scheduler_daemon.timing import preview, preview_as_dict, render_preview_text, warnings
 
@@ -14,17 +15,7 @@ MAX_COUNT = 1000
 
 
 def _parse_after(raw: str | None) -> datetime:
-    if raw is None:
-        return SystemClock().now()
-    try:
-        after = datetime.fromisoformat(raw)
-    except ValueError:
-        raise click.BadParameter(f"{raw!r} is not an ISO 8601 time", param_hint="--after") from None
-    if after.tzinfo is None:
-        raise click.BadParameter(
-            f"{raw!r} has no UTC offset; write e.g. {raw}+00:00 or {raw}Z", param_hint="--after"
-        )
-    return after
+    return parse_instant(raw, "--after") or SystemClock().now()
 
 
 @click.command("preview")

@@ -1,0 +1,513 @@
+"""Schedule management for operators and scripts: validate first, then one transaction.
+
+Every function raises InputError (one line, naming the value) before it writes anything.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, text
+
+from scheduler_daemon.db import queries
+from scheduler_daemon.db.tables import MISFIRE_POLICIES, OVERLAP_POLICIES
+from scheduler_daemon.errors import SchedulerError
+from scheduler_daemon.policies import spec_of
+from scheduler_daemon.timing import ScheduleSpec, TimingError, parse_spec
+from scheduler_daemon.timing.interval import parse_every
+
+EVERY_PREFIX = "@every"
+
+
+class InputError(SchedulerError):
+    """Bad input from an operator; nothing was changed."""
+
+
+@dataclass(frozen=True)
+class SpecColumns:
+    """How a spec is stored: a cron expression, or an interval and its anchor."""
+
+    cron_expression: str | None
+    interval_seconds: int | None
+    interval_anchor: datetime | None
+
+
+def spec_columns(expression: str, timezone: str, anchor: datetime | None = None) -> SpecColumns:
+    """Validate ``expression`` in ``timezone``; raise InputError naming what is wrong."""
+    try:
+        parse_spec(expression, timezone, anchor)
+    except TimingError as exc:
+        raise InputError(str(exc)) from None
+    if expression.strip().lower().startswith(EVERY_PREFIX):
+        return SpecColumns(None, parse_every(expression), anchor)
+    if anchor is not None:
+        raise InputError(f"--anchor {anchor.isoformat()}: an anchor applies to '@every' specs only")
+    return SpecColumns(" ".join(expression.split()), None, None)
+
+
+def parse_uuid(raw: str, what: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise InputError(f"{what} {raw!r} is not a UUID") from None
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
+    """``k=v`` pairs; a value that is valid JSON (number, list, object) is taken as JSON."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--param {pair!r}: expected KEY=VALUE")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        params[key.strip()] = value
+    return params
+
+
+def _check_choice(value: str | None, allowed: tuple[str, ...], option: str) -> None:
+    if value is not None and value not in allowed:
+        raise InputError(f"{option} {value!r}: must be one of {', '.join(allowed)}")
+
+
+def _check_non_negative(value: int | None, option: str, minimum: int = 0) -> None:
+    if value is not None and value < minimum:
+        raise InputError(f"{option} {value}: must be at least {minimum}")
+
+
+def _schedule(conn: Connection, schedule_id: uuid.UUID, *, lock: bool = False) -> Mapping[str, Any]:
+    suffix = " FOR UPDATE" if lock else ""
+    row = (
+        conn.execute(
+            text(f"SELECT * FROM workflow_schedules WHERE id = :id AND deleted_at IS NULL{suffix}"),
+            {"id": schedule_id},
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise InputError(f"schedule {schedule_id} does not exist (or was deleted)")
+    return dict(row)
+
+
+def _spec_of_row(row: Mapping[str, Any]) -> ScheduleSpec:
+    return spec_of(
+        row["cron_expression"], row["interval_seconds"], row["interval_anchor"], row["timezone"]
+    )
+
+
+def create_schedule(
+    conn: Connection,
+    now: datetime,
+    *,
+    workflow_id: uuid.UUID,
+    name: str,
+    expression: str,
+    timezone: str = "UTC",
+    anchor: datetime | None = None,
+    enabled: bool = False,
+    misfire_policy: str | None = None,
+    overlap_policy: str | None = None,
+    misfire_grace_seconds: int | None = None,
+    max_catchup_runs: int | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    user_id: str | None = None,
+) -> uuid.UUID:
+    if not name.strip():
+        raise InputError("--name '': a schedule needs a name")
+    columns = spec_columns(expression, timezone, anchor)
+    _check_choice(misfire_policy, MISFIRE_POLICIES, "--misfire-policy")
+    _check_choice(overlap_policy, OVERLAP_POLICIES, "--overlap-policy")
+    _check_non_negative(misfire_grace_seconds, "--misfire-grace")
+    _check_non_negative(max_catchup_runs, "--max-catchup", 1)
+    exists = conn.execute(
+        text("SELECT 1 FROM workflows WHERE id = :id"), {"id": workflow_id}
+    ).first()
+    if exists is None:
+        raise InputError(f"--workflow {workflow_id}: no such workflow")
+    values: dict[str, Any] = {
+        "workflow_id": workflow_id,
+        "name": name.strip(),
+        "user_id": user_id,
+        "cron_expression": columns.cron_expression,
+        "interval_seconds": columns.interval_seconds,
+        "interval_anchor": columns.interval_anchor,
+        "timezone": timezone,
+        "enabled": enabled,
+        "parameters": json.dumps(dict(parameters or {})),
+        "next_run_at": _spec_of_row({**columns.__dict__, "timezone": timezone}).next_after(now)
+        if enabled
+        else None,
+    }
+    optional = {
+        "misfire_policy": misfire_policy,
+        "overlap_policy": overlap_policy,
+        "misfire_grace_seconds": misfire_grace_seconds,
+        "max_catchup_runs": max_catchup_runs,
+    }
+    values |= {k: v for k, v in optional.items() if v is not None}
+    names = ", ".join(values)
+    params = ", ".join(f"CAST(:{k} AS jsonb)" if k == "parameters" else f":{k}" for k in values)
+    row_id: uuid.UUID = conn.execute(
+        text(f"INSERT INTO workflow_schedules ({names}) VALUES ({params}) RETURNING id"), values
+    ).scalar_one()
+    return row_id
+
+
+def update_schedule(
+    conn: Connection,
+    schedule_id: uuid.UUID,
+    now: datetime,
+    *,
+    name: str | None = None,
+    expression: str | None = None,
+    timezone: str | None = None,
+    anchor: datetime | None = None,
+    misfire_policy: str | None = None,
+    overlap_policy: str | None = None,
+    misfire_grace_seconds: int | None = None,
+    max_catchup_runs: int | None = None,
+    parameters: Mapping[str, Any] | None = None,
+) -> None:
+    """Change what is given; a new spec or zone recomputes the next slot from now."""
+    row = _schedule(conn, schedule_id, lock=True)
+    _check_choice(misfire_policy, MISFIRE_POLICIES, "--misfire-policy")
+    _check_choice(overlap_policy, OVERLAP_POLICIES, "--overlap-policy")
+    _check_non_negative(misfire_grace_seconds, "--misfire-grace")
+    _check_non_negative(max_catchup_runs, "--max-catchup", 1)
+    if name is not None and not name.strip():
+        raise InputError("--name '': a schedule needs a name")
+    values: dict[str, Any] = {}
+    if expression is not None or timezone is not None or anchor is not None:
+        zone = timezone or row["timezone"]
+        current = row["cron_expression"] or f"{EVERY_PREFIX} {row['interval_seconds']}s"
+        columns = spec_columns(expression or current, zone, anchor or row["interval_anchor"])
+        values |= columns.__dict__ | {"timezone": zone}
+        if row["enabled"]:
+            values["next_run_at"] = _spec_of_row(values).next_after(now)
+    optional = {
+        "name": name.strip() if name else None,
+        "misfire_policy": misfire_policy,
+        "overlap_policy": overlap_policy,
+        "misfire_grace_seconds": misfire_grace_seconds,
+        "max_catchup_runs": max_catchup_runs,
+        "parameters": json.dumps(dict(parameters)) if parameters is not None else None,
+    }
+    values |= {k: v for k, v in optional.items() if v is not None}
+    if not values:
+        raise InputError("nothing to update: give at least one option")
+    assignments = ", ".join(
+        f"{k} = CAST(:{k} AS jsonb)" if k == "parameters" else f"{k} = :{k}" for k in values
+    )
+    conn.execute(
+        text(f"UPDATE workflow_schedules SET {assignments}, updated_at = now() WHERE id = :id"),
+        values | {"id": schedule_id},
+    )
+
+
+def set_enabled(conn: Connection, schedule_id: uuid.UUID, now: datetime, enabled: bool) -> None:
+    """Enabling starts from the next slot after now (never replays the past) and lifts a
+    quarantine once the spec is valid again; disabling keeps the history."""
+    row = _schedule(conn, schedule_id, lock=True)
+    if not enabled:
+        conn.execute(
+            text(
+                "UPDATE workflow_schedules SET enabled = false, updated_at = now() WHERE id = :id"
+            ),
+            {"id": schedule_id},
+        )
+        return
+    try:
+        next_run_at = _spec_of_row(row).next_after(now)
+    except TimingError as exc:
+        raise InputError(f"schedule {schedule_id} cannot be enabled: {exc}") from None
+    quarantined = (row["pause_reason"] or "").startswith("quarantined:")
+    conn.execute(
+        text(
+            """
+            UPDATE workflow_schedules
+               SET enabled = true, next_run_at = :next_run_at, updated_at = now(),
+                   paused_at = CASE WHEN :lift THEN NULL ELSE paused_at END,
+                   pause_reason = CASE WHEN :lift THEN NULL ELSE pause_reason END
+             WHERE id = :id
+            """
+        ),
+        {"id": schedule_id, "next_run_at": next_run_at, "lift": quarantined},
+    )
+
+
+def pause(
+    conn: Connection,
+    schedule_id: uuid.UUID,
+    now: datetime,
+    until: datetime | None,
+    reason: str | None,
+) -> None:
+    _schedule(conn, schedule_id, lock=True)
+    if until is not None and until <= now:
+        raise InputError(f"--until {until.isoformat()}: must be in the future")
+    conn.execute(
+        text(
+            """
+            UPDATE workflow_schedules
+               SET paused_at = now(), paused_until = :until, pause_reason = :reason,
+                   updated_at = now()
+             WHERE id = :id
+            """
+        ),
+        {"id": schedule_id, "until": until, "reason": reason or "paused by an operator"},
+    )
+
+
+def resume(conn: Connection, schedule_id: uuid.UUID, now: datetime) -> datetime:
+    """Resume from the next slot after now; the slots of the pause are not replayed."""
+    row = _schedule(conn, schedule_id, lock=True)
+    if row["paused_at"] is None:
+        raise InputError(f"schedule {schedule_id} is not paused")
+    try:
+        next_run_at = _spec_of_row(row).next_after(now)
+    except TimingError as exc:
+        raise InputError(f"schedule {schedule_id} cannot resume: {exc}") from None
+    queries.resume(conn, schedule_id, next_run_at)
+    return next_run_at
+
+
+def delete(conn: Connection, schedule_id: uuid.UUID, *, hard: bool) -> None:
+    _schedule(conn, schedule_id, lock=True)
+    if not hard:
+        conn.execute(
+            text(
+                "UPDATE workflow_schedules SET deleted_at = now(), enabled = false, "
+                "updated_at = now() WHERE id = :id"
+            ),
+            {"id": schedule_id},
+        )
+        return
+    conn.execute(text("DELETE FROM schedule_runs WHERE schedule_id = :id"), {"id": schedule_id})
+    conn.execute(text("DELETE FROM workflow_schedules WHERE id = :id"), {"id": schedule_id})
+
+
+def trigger(
+    conn: Connection,
+    schedule_id: uuid.UUID,
+    now: datetime,
+    at: datetime | None,
+    params: Mapping[str, Any],
+) -> uuid.UUID:
+    """Queue a manual run, for now or a chosen time; it never moves next_run_at."""
+    _schedule(conn, schedule_id)
+    overrides = json.dumps(dict(params)) if params else None
+    run_id = queries.insert_manual_run(conn, schedule_id, at or now, overrides)
+    if run_id is None:  # pragma: no cover - _schedule() checked it exists
+        raise InputError(f"schedule {schedule_id} does not exist")
+    return run_id
+
+
+def prune_history(conn: Connection, older_than_days: float, batch_size: int = 1000) -> int:
+    """Delete one batch of finished runs older than the age; returns how many went."""
+    deleted = conn.execute(
+        text(
+            """
+            DELETE FROM schedule_runs
+             WHERE id IN (
+                   SELECT id FROM schedule_runs
+                    WHERE finished_at < now() - make_interval(secs => :days * 86400)
+                      AND status IN ('succeeded', 'failed', 'skipped', 'cancelled')
+                    LIMIT :batch
+                      FOR UPDATE SKIP LOCKED)
+            """
+        ),
+        {"days": older_than_days, "batch": batch_size},
+    )
+    return deleted.rowcount
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+SCHEDULE_COLUMNS = (
+    "schedule_id, name, workflow_name, spec, timezone, state, next_run_at, last_run_at"
+)
+
+
+def list_schedules(
+    conn: Connection,
+    *,
+    enabled: bool | None = None,
+    paused: bool = False,
+    overdue: bool = False,
+    workflow: str | None = None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    filters = ["state <> 'deleted'"]
+    params: dict[str, Any] = {"limit": limit}
+    if enabled is not None:
+        filters.append("enabled = :enabled")
+        params["enabled"] = enabled
+    if paused:
+        filters.append("paused_at IS NOT NULL")
+    if overdue:
+        filters.append("schedule_id IN (SELECT schedule_id FROM overdue_schedules)")
+    if workflow is not None:
+        filters.append("(workflow_id::text = :workflow OR workflow_name = :workflow)")
+        params["workflow"] = workflow
+    rows = conn.execute(
+        text(
+            f"SELECT {SCHEDULE_COLUMNS}, enabled, paused_until, pause_reason, consecutive_failures "
+            f"FROM schedule_status WHERE {' AND '.join(filters)} "
+            "ORDER BY next_run_at NULLS LAST, name LIMIT :limit"
+        ),
+        params,
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def show_schedule(conn: Connection, schedule_id: uuid.UUID, now: datetime) -> dict[str, Any]:
+    row = _schedule(conn, schedule_id)
+    status = conn.execute(
+        text("SELECT workflow_name, state FROM schedule_status WHERE schedule_id = :id"),
+        {"id": schedule_id},
+    ).one()
+    stats = conn.execute(
+        text(
+            """
+            SELECT count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+                   count(*) FILTER (WHERE status = 'failed') AS failed,
+                   avg(extract(epoch FROM finished_at - started_at))
+                       FILTER (WHERE status IN ('succeeded', 'failed')) AS mean_seconds
+              FROM schedule_runs WHERE schedule_id = :id
+            """
+        ),
+        {"id": schedule_id},
+    ).one()
+    recent = conn.execute(
+        text(
+            """
+            SELECT id AS run_id, scheduled_for, trigger, status, skip_reason, error_message
+              FROM schedule_runs WHERE schedule_id = :id
+             ORDER BY scheduled_for DESC, created_at DESC LIMIT 10
+            """
+        ),
+        {"id": schedule_id},
+    ).mappings()
+    finished = stats.succeeded + stats.failed
+    try:
+        upcoming = _spec_of_row(row).fires_after(now, 5)
+    except TimingError:
+        upcoming = []
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "workflow": status.workflow_name,
+        "workflow_id": row["workflow_id"],
+        "state": status.state,
+        "spec": row["cron_expression"] or f"@every {row['interval_seconds']}s",
+        "timezone": row["timezone"],
+        "interval_anchor": row["interval_anchor"],
+        "enabled": row["enabled"],
+        "misfire_policy": row["misfire_policy"],
+        "misfire_grace_seconds": row["misfire_grace_seconds"],
+        "max_catchup_runs": row["max_catchup_runs"],
+        "overlap_policy": row["overlap_policy"],
+        "parameters": row["parameters"],
+        "next_run_at": row["next_run_at"],
+        "last_run_at": row["last_run_at"],
+        "locked_by": row["locked_by"],
+        "paused_at": row["paused_at"],
+        "paused_until": row["paused_until"],
+        "pause_reason": row["pause_reason"],
+        "consecutive_failures": row["consecutive_failures"],
+        "last_error": row["last_error"],
+        "success_rate": round(stats.succeeded / finished, 4) if finished else None,
+        "mean_duration_seconds": float(stats.mean_seconds)
+        if stats.mean_seconds is not None
+        else None,
+        "next_fire_times": upcoming,
+        "recent_runs": [dict(r) for r in recent],
+    }
+
+
+RUN_COLUMNS = "run_id, schedule_name, scheduled_for, trigger, status, worker_id, error"
+
+
+def list_runs(
+    conn: Connection,
+    *,
+    schedule_id: uuid.UUID | None = None,
+    status: str | None = None,
+    trigger: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    filters = ["true"]
+    params: dict[str, Any] = {"limit": limit}
+    for column, value in (
+        ("r.schedule_id", schedule_id),
+        ("r.status", status),
+        ("r.trigger", trigger),
+    ):
+        if value is not None:
+            key = column.split(".")[1]
+            filters.append(f"{column} = :{key}")
+            params[key] = value
+    if since is not None:
+        filters.append("r.scheduled_for >= :since")
+        params["since"] = since
+    rows = conn.execute(
+        text(
+            f"""
+            SELECT r.id AS run_id, s.name AS schedule_name, r.schedule_id, r.scheduled_for,
+                   r.trigger, r.status, r.skip_reason, r.worker_id, r.amc_execution_id,
+                   r.started_at, r.finished_at, COALESCE(r.error_message, '') AS error
+              FROM schedule_runs r JOIN workflow_schedules s ON s.id = r.schedule_id
+             WHERE {" AND ".join(filters)}
+             ORDER BY r.scheduled_for DESC, r.created_at DESC
+             LIMIT :limit
+            """
+        ),
+        params,
+    ).mappings()
+    return [dict(r) for r in rows]
+
+
+def show_run(conn: Connection, run_id: uuid.UUID) -> dict[str, Any]:
+    row = (
+        conn.execute(
+            text(
+                """
+                SELECT r.*, s.name AS schedule_name, e.status AS execution_status,
+                       e.amc_execution_id AS execution_amc_id
+                  FROM schedule_runs r
+                  JOIN workflow_schedules s ON s.id = r.schedule_id
+                  LEFT JOIN workflow_executions e ON e.id = r.execution_id
+                 WHERE r.id = :id
+                """
+            ),
+            {"id": run_id},
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise InputError(f"run {run_id} does not exist")
+    return dict(row)
+
+
+def list_workers(conn: Connection) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        text(
+            """
+            SELECT worker_id, hostname, pid, version, state, heartbeat_at, heartbeat_age,
+                   clock_skew_seconds, locks_held, started_at, stopped_at
+              FROM worker_status
+             ORDER BY state = 'live' DESC, heartbeat_at DESC
+            """
+        )
+    ).mappings()
+    return [dict(r) for r in rows]

@@ -1,0 +1,371 @@
+"""The schedule management CLI, run as a subprocess against a real database."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from scheduler_daemon.db.tables import schedule_runs, workflow_schedules
+from tests.acceptance.test_cli import assert_one_line_error, run_cli
+from tests.helpers import Rows
+
+
+class Cli:
+    def __init__(self, database_url: str) -> None:
+        self.env = {"SCHEDULER_DATABASE_URL": database_url}
+
+    def ok(self, *args: str) -> Any:
+        result = run_cli(*args, "--json", env=self.env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def text(self, *args: str) -> str:
+        result = run_cli(*args, env=self.env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    def fails(self, *args: str) -> str:
+        result = run_cli(*args, env=self.env)
+        assert_one_line_error(result)
+        return result.stderr
+
+
+@pytest.fixture
+def cli(database_url: str) -> Cli:
+    return Cli(database_url)
+
+
+def snapshot(engine: Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return [
+            conn.execute(text("SELECT * FROM workflow_schedules ORDER BY id")).all(),
+            conn.execute(text("SELECT * FROM schedule_runs ORDER BY id")).all(),
+        ]
+
+
+def test_create_is_validated_and_disabled_by_default(cli: Cli, rows: Rows) -> None:
+    workflow = str(rows.workflow())
+    created = cli.ok(
+        "schedules",
+        "create",
+        "--workflow",
+        workflow,
+        "--name",
+        "nightly",
+        "--cron",
+        "30 2 * * *",
+        "--tz",
+        "America/New_York",
+        "--param",
+        "days=7",
+    )
+    schedule = rows.get(workflow_schedules, uuid.UUID(created["id"]))
+    assert created["enabled"] is False
+    assert (schedule["enabled"], schedule["next_run_at"], schedule["cron_expression"]) == (
+        False,
+        None,
+        "30 2 * * *",
+    )
+    assert schedule["parameters"] == {"days": 7}
+
+    every = cli.ok(
+        "schedules",
+        "create",
+        "--workflow",
+        workflow,
+        "--name",
+        "often",
+        "--cron",
+        "@every 15m",
+        "--enable",
+    )
+    interval = rows.get(workflow_schedules, uuid.UUID(every["id"]))
+    assert (interval["interval_seconds"], interval["cron_expression"], interval["enabled"]) == (
+        900,
+        None,
+        True,
+    )
+    assert interval["next_run_at"] is not None
+    assert interval["next_run_at"].timestamp() % 900 == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--cron", "61 * * * *"], ["minute", "61"]),
+        (["--cron", "0 0 31 2 *"], ["'31'", "never fire"]),
+        (["--cron", "0 9 * * *", "--tz", "Europe/Londn"], ["Europe/Londn", "Europe/London"]),
+        (["--cron", "@every 0s"], ["@every 0s"]),
+        (["--cron", "0 9 * * *", "--max-catchup", "0"], ["--max-catchup 0"]),
+        (["--cron", "0 9 * * *", "--param", "novalue"], ["--param 'novalue'"]),
+        (["--cron", "0 9 * * *", "--misfire-policy", "never"], ["--misfire-policy", "never"]),
+        (["--cron", "0 9 * * *", "--anchor", "yesterday"], ["--anchor", "yesterday"]),
+    ],
+)
+def test_create_rejects_bad_input_and_changes_nothing(
+    cli: Cli, rows: Rows, engine: Engine, args: list[str], fragments: list[str]
+) -> None:
+    workflow = str(rows.workflow())
+    before = snapshot(engine)
+    stderr = cli.fails("schedules", "create", "--workflow", workflow, "--name", "x", *args)
+    for fragment in fragments:
+        assert fragment in stderr
+    assert snapshot(engine) == before
+
+
+def test_create_needs_an_existing_workflow(cli: Cli) -> None:
+    missing = str(uuid.uuid4())
+    assert f"--workflow {missing}: no such workflow" in cli.fails(
+        "schedules", "create", "--workflow", missing, "--name", "x", "--cron", "0 9 * * *"
+    )
+
+
+def test_list_filters_and_json(cli: Cli, rows: Rows) -> None:
+    workflow = rows.workflow(name="reports")
+    due = rows.schedule(
+        workflow, name="late", enabled=True, next_run_at=datetime.now(UTC) - timedelta(hours=1)
+    )
+    paused = rows.schedule(
+        name="held",
+        enabled=True,
+        next_run_at=datetime.now(UTC) + timedelta(hours=1),
+        paused_at=datetime.now(UTC),
+        pause_reason="x",
+    )
+    off = rows.schedule(name="off")
+    everything = cli.ok("schedules", "list")
+    assert {r["schedule_id"] for r in everything} == {str(due), str(paused), str(off)}
+    assert {
+        "schedule_id",
+        "name",
+        "spec",
+        "timezone",
+        "state",
+        "next_run_at",
+        "enabled",
+    } <= everything[0].keys()
+    assert [r["schedule_id"] for r in cli.ok("schedules", "list", "--overdue")] == [str(due)]
+    assert [r["schedule_id"] for r in cli.ok("schedules", "list", "--paused")] == [str(paused)]
+    assert [r["schedule_id"] for r in cli.ok("schedules", "list", "--disabled")] == [str(off)]
+    assert [r["schedule_id"] for r in cli.ok("schedules", "list", "--workflow", "reports")] == [
+        str(due)
+    ]
+    table = cli.text("schedules", "list")
+    assert table.splitlines()[0].split()[:3] == ["SCHEDULE_ID", "NAME", "WORKFLOW_NAME"]
+
+
+def test_show(cli: Cli, rows: Rows) -> None:
+    schedule_id = rows.schedule(
+        cron_expression="0 9 * * *", enabled=True, next_run_at=datetime(2026, 3, 1, 9, tzinfo=UTC)
+    )
+    rows.run(
+        schedule_id,
+        scheduled_for=datetime(2026, 2, 28, 9, tzinfo=UTC),
+        status="succeeded",
+        started_at=datetime(2026, 2, 28, 9, tzinfo=UTC),
+        finished_at=datetime(2026, 2, 28, 9, 0, 30, tzinfo=UTC),
+    )
+    rows.run(
+        schedule_id,
+        scheduled_for=datetime(2026, 2, 27, 9, tzinfo=UTC),
+        status="failed",
+        finished_at=datetime(2026, 2, 27, 9, 1, tzinfo=UTC),
+    )
+    shown = cli.ok("schedules", "show", str(schedule_id))
+    assert shown["spec"] == "0 9 * * *"
+    assert len(shown["next_fire_times"]) == 5
+    assert shown["success_rate"] == 0.5
+    assert shown["mean_duration_seconds"] == 30.0
+    assert [r["status"] for r in shown["recent_runs"]] == ["succeeded", "failed"]
+    assert "next_fire_times:" in cli.text("schedules", "show", str(schedule_id))
+
+
+def test_update_recomputes_the_next_slot_when_the_spec_changes(cli: Cli, rows: Rows) -> None:
+    schedule_id = rows.schedule(
+        cron_expression="0 9 * * *", enabled=True, next_run_at=datetime(2020, 1, 1, tzinfo=UTC)
+    )
+    cli.ok(
+        "schedules",
+        "update",
+        str(schedule_id),
+        "--cron",
+        "*/5 * * * *",
+        "--overlap-policy",
+        "allow",
+        "--name",
+        "renamed",
+    )
+    schedule = rows.get(workflow_schedules, schedule_id)
+    assert (schedule["cron_expression"], schedule["overlap_policy"], schedule["name"]) == (
+        "*/5 * * * *",
+        "allow",
+        "renamed",
+    )
+    assert datetime.now(UTC) < schedule["next_run_at"] <= datetime.now(UTC) + timedelta(minutes=5)
+
+
+def test_update_with_nothing_or_bad_values_changes_nothing(
+    cli: Cli, rows: Rows, engine: Engine
+) -> None:
+    schedule_id = str(rows.schedule())
+    before = snapshot(engine)
+    assert "nothing to update" in cli.fails("schedules", "update", schedule_id)
+    assert "Mars/Base" in cli.fails("schedules", "update", schedule_id, "--tz", "Mars/Base")
+    assert "does not exist" in cli.fails("schedules", "update", str(uuid.uuid4()), "--name", "x")
+    assert snapshot(engine) == before
+
+
+def test_enable_disable_from_now_and_lifts_quarantine(cli: Cli, rows: Rows) -> None:
+    schedule_id = rows.schedule(
+        cron_expression="* * * * *",
+        enabled=False,
+        paused_at=datetime.now(UTC),
+        pause_reason="quarantined: bad zone",
+    )
+    cli.ok("schedules", "enable", str(schedule_id))
+    schedule = rows.get(workflow_schedules, schedule_id)
+    assert (schedule["enabled"], schedule["paused_at"], schedule["pause_reason"]) == (
+        True,
+        None,
+        None,
+    )
+    assert datetime.now(UTC) < schedule["next_run_at"] <= datetime.now(UTC) + timedelta(minutes=1)
+    cli.ok("schedules", "disable", str(schedule_id))
+    assert rows.get(workflow_schedules, schedule_id)["enabled"] is False
+
+
+def test_enable_refuses_a_spec_that_cannot_fire(cli: Cli, rows: Rows, engine: Engine) -> None:
+    schedule_id = rows.schedule(cron_expression="0 0 30 2 *")
+    before = snapshot(engine)
+    assert "cannot be enabled" in cli.fails("schedules", "enable", str(schedule_id))
+    assert snapshot(engine) == before
+
+
+def test_pause_until_and_resume(cli: Cli, rows: Rows) -> None:
+    schedule_id = rows.schedule(
+        cron_expression="0 * * * *", enabled=True, next_run_at=datetime(2020, 1, 1, tzinfo=UTC)
+    )
+    until = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
+    cli.ok(
+        "schedules",
+        "pause",
+        str(schedule_id),
+        "--until",
+        until.isoformat(),
+        "--reason",
+        "quarterly close",
+    )
+    schedule = rows.get(workflow_schedules, schedule_id)
+    assert (schedule["paused_until"], schedule["pause_reason"]) == (until, "quarterly close")
+    assert "in the future" in cli.fails(
+        "schedules", "pause", str(schedule_id), "--until", "2001-01-01T00:00Z"
+    )
+    resumed = cli.ok("schedules", "resume", str(schedule_id))
+    schedule = rows.get(workflow_schedules, schedule_id)
+    assert schedule["paused_at"] is None
+    assert schedule["next_run_at"].isoformat() == resumed["next_run_at"]
+    assert schedule["next_run_at"] > datetime.now(UTC)
+    assert "is not paused" in cli.fails("schedules", "resume", str(schedule_id))
+
+
+def test_trigger_queues_a_manual_run_and_leaves_next_run_at(cli: Cli, rows: Rows) -> None:
+    next_run_at = datetime(2030, 1, 1, tzinfo=UTC)
+    schedule_id = rows.schedule(enabled=True, next_run_at=next_run_at)
+    now_run = cli.ok(
+        "schedules", "trigger", str(schedule_id), "--param", "days=3", "--param", "label=adhoc"
+    )
+    later = cli.ok("schedules", "trigger", str(schedule_id), "--at", "2031-05-01T09:00:00+02:00")
+    first = rows.get(schedule_runs, uuid.UUID(now_run["run_id"]))
+    second = rows.get(schedule_runs, uuid.UUID(later["run_id"]))
+    assert (first["trigger"], first["status"], first["parameters_override"]) == (
+        "manual",
+        "pending",
+        {"days": 3, "label": "adhoc"},
+    )
+    assert second["scheduled_for"] == datetime(2031, 5, 1, 7, tzinfo=UTC)
+    assert rows.get(workflow_schedules, schedule_id)["next_run_at"] == next_run_at
+
+
+def test_delete_soft_and_hard(cli: Cli, rows: Rows, engine: Engine) -> None:
+    soft = rows.schedule()
+    rows.run(soft, scheduled_for=datetime(2026, 1, 1, tzinfo=UTC), status="succeeded")
+    cli.ok("schedules", "delete", str(soft))
+    assert rows.get(workflow_schedules, soft)["deleted_at"] is not None
+    assert cli.ok("schedules", "list") == []
+    hard = rows.schedule()
+    rows.run(hard, scheduled_for=datetime(2026, 1, 1, tzinfo=UTC), status="succeeded")
+    refused = run_cli(
+        "schedules", "delete", str(hard), "--hard", env=cli.env
+    )  # no tty: the prompt aborts
+    assert refused.returncode == 1
+    cli.ok("schedules", "delete", str(hard), "--hard", "--yes")
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM workflow_schedules WHERE id = :id"), {"id": hard}
+            ).scalar_one()
+            == 0
+        )
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM schedule_runs WHERE schedule_id = :id"), {"id": hard}
+            ).scalar_one()
+            == 0
+        )
+
+
+def test_runs_list_show_and_prune(cli: Cli, rows: Rows) -> None:
+    schedule_id = rows.schedule()
+    old = rows.run(
+        schedule_id,
+        scheduled_for=datetime(2020, 1, 1, tzinfo=UTC),
+        status="succeeded",
+        finished_at=datetime(2020, 1, 1, tzinfo=UTC),
+    )
+    failed = rows.run(
+        schedule_id,
+        scheduled_for=datetime.now(UTC),
+        status="failed",
+        finished_at=datetime.now(UTC),
+        error_message="AMC said no",
+        request={"workflowId": "wf"},
+    )
+    assert [r["run_id"] for r in cli.ok("runs", "list", "--schedule", str(schedule_id))] == [
+        str(failed),
+        str(old),
+    ]
+    assert [r["run_id"] for r in cli.ok("runs", "list", "--status", "failed")] == [str(failed)]
+    assert [r["run_id"] for r in cli.ok("runs", "list", "--since", "2025-01-01T00:00Z")] == [
+        str(failed)
+    ]
+    assert cli.ok("runs", "list", "--trigger", "manual") == []
+    shown = cli.ok("runs", "show", str(failed))
+    assert (shown["error_message"], shown["request"]) == ("AMC said no", {"workflowId": "wf"})
+    assert cli.ok("runs", "prune", "--older-than", "90") == {"deleted": 1}
+    assert [r["run_id"] for r in cli.ok("runs", "list")] == [str(failed)]
+    assert "'lost'" in cli.fails("runs", "list", "--status", "lost")
+
+
+def test_workers(cli: Cli, engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO scheduler_workers (worker_id, hostname, pid, version, clock_skew_seconds) VALUES ('a', 'h', 1, 'v', 0.25)"
+            )
+        )
+        conn.execute(
+            text(
+                "INSERT INTO scheduler_workers (worker_id, hostname, pid, version, heartbeat_at) VALUES ('b', 'h', 2, 'v', now() - interval '1 hour')"
+            )
+        )
+    workers = cli.ok("workers")
+    assert [(w["worker_id"], w["state"], w["clock_skew_seconds"]) for w in workers] == [
+        ("a", "live", 0.25),
+        ("b", "dead", None),
+    ]
+    assert "WORKER_ID" in cli.text("workers")
