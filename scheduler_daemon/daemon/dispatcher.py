@@ -1,9 +1,11 @@
 """Dispatch claimed runs through a bounded worker pool, outside any database transaction.
 
 Each job is the runs of one claim (several only for a ``run_all`` catch-up), sent oldest first;
-the schedule's lock is released with the outcome of the last one. Every write quotes the
-claim's fencing token: a write that touches nothing means the claim was lost, and the job is
-dropped (``claim.lost``) instead of acting on a slot that another worker now owns.
+the schedule's lock is released with the outcome of the last one. A burst is cut into chunks,
+one per pool thread, and each chunk costs two statements however many runs it holds: mark
+them all ``dispatching``, call the executor for each, record every outcome. Every write quotes
+the claim's fencing token: a run the write does not touch was lost to another worker and is
+dropped (``claim.lost``) instead of being acted on.
 """
 
 from __future__ import annotations
@@ -26,9 +28,11 @@ from tenacity import (
     wait_random,
 )
 
+from scheduler_daemon.clock import Clock
 from scheduler_daemon.db import queries
 from scheduler_daemon.db.queries import ClaimedRun
 from scheduler_daemon.executors.base import ExecutionOutcome, Executor
+from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.resolve import ResolutionError, resolve
 
 log = structlog.get_logger("scheduler_daemon.dispatch")
@@ -50,6 +54,28 @@ class DispatchJob:
     contexts: dict[uuid.UUID, dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class _Item:
+    run: ClaimedRun
+    context: dict[str, Any] | None
+    release: bool
+
+
+# Large enough that a 500-slot burst costs a few dozen statements, small enough that a crash
+# leaves few runs to reconcile.
+MAX_CHUNK = 50
+
+
+def _run_fields(run: ClaimedRun) -> dict[str, str]:
+    return {
+        "run_id": str(run.id),
+        "schedule_id": str(run.schedule_id),
+        "scheduled_for": run.scheduled_for.isoformat(),
+        "correlation_id": str(run.correlation_id),
+        "trigger": run.trigger,
+    }
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -60,13 +86,19 @@ class Dispatcher:
         concurrency: int,
         max_failures: int,
         write_retry_seconds: float,
+        clock: Clock,
+        metrics: Metrics,
     ) -> None:
-        self._engine = engine
+        # Each write is one statement: autocommit spares the BEGIN and COMMIT round trips.
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._executor = executor
         self._worker_id = worker_id
-        self._log = log.bind(worker_id=worker_id)
+        self._concurrency = concurrency
         self._max_failures = max_failures
         self._write_retry_seconds = write_retry_seconds
+        self._clock = clock
+        self._metrics = metrics
+        self._log = log.bind(worker_id=worker_id)
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="dispatch")
         self._in_flight = 0
         self._idle = threading.Condition()
@@ -76,14 +108,27 @@ class Dispatcher:
         with self._idle:
             return self._in_flight
 
-    def submit(self, job: DispatchJob) -> Future[None]:
+    def submit(self, jobs: Sequence[DispatchJob]) -> None:
+        """Queue jobs: single-run jobs in chunks spread over the pool, catch-ups one by one."""
+        singles = [
+            _Item(job.runs[0], job.contexts.get(job.runs[0].id), True)
+            for job in jobs
+            if len(job.runs) == 1
+        ]
+        size = max(1, min(MAX_CHUNK, len(singles) // self._concurrency))
+        for start in range(0, len(singles), size):
+            self._queue(self._run_chunk, singles[start : start + size])
+        for job in jobs:
+            if len(job.runs) > 1:
+                self._queue(self._run_catch_up, job)
+
+    def _queue(self, work: Callable[[Any], object], argument: Any) -> None:
         with self._idle:
             self._in_flight += 1
-        future = self._pool.submit(self._run_job, job)
+        future = self._pool.submit(work, argument)
         future.add_done_callback(self._job_done)
-        return future
 
-    def _job_done(self, _: Future[None]) -> None:
+    def _job_done(self, _: Future[object]) -> None:
         with self._idle:
             self._in_flight -= 1
             self._idle.notify_all()
@@ -97,78 +142,101 @@ class Dispatcher:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _write(self, action: Callable[[Connection], T]) -> T:
-        """One short transaction, retried while the database is unreachable."""
+        """One statement, retried while the database is unreachable."""
         for attempt in Retrying(
             retry=retry_if_exception(is_transient),
             wait=wait_exponential(multiplier=0.2, max=5) + wait_random(0, 0.2),
             stop=stop_after_delay(self._write_retry_seconds),
             reraise=True,
         ):
-            with attempt, self._engine.begin() as conn:
+            with attempt, self._engine.connect() as conn:
                 return action(conn)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _run_job(self, job: DispatchJob) -> None:
+    def _run_catch_up(self, job: DispatchJob) -> None:
+        """Runs of one schedule, oldest first, one after the other; stops at a lost claim."""
         for index, run in enumerate(job.runs):
-            release = index == len(job.runs) - 1
-            with structlog.contextvars.bound_contextvars(
-                run_id=str(run.id),
-                schedule_id=str(run.schedule_id),
-                scheduled_for=run.scheduled_for.isoformat(),
-                correlation_id=str(run.correlation_id),
-                trigger=run.trigger,
-            ):
-                try:
-                    if not self._dispatch_one(run, job.contexts.get(run.id), release=release):
-                        return
-                except Exception:
-                    # The run stays claimed under our token; the reaper hands it on.
-                    self._log.exception("run.dispatch_error")
-                    return
+            item = _Item(run, job.contexts.get(run.id), index == len(job.runs) - 1)
+            if not self._run_chunk([item]):
+                return
 
-    def _dispatch_one(
-        self, run: ClaimedRun, context: dict[str, Any] | None, *, release: bool
-    ) -> bool:
-        """Send one run and record its outcome; False when the claim was lost."""
-        recovering = run.status == "dispatching"
-        if not self._write(
-            lambda c: queries.mark_dispatching(c, self._worker_id, run.id, run.fencing_token)
-        ):
-            self._log.warning("claim.lost", step="dispatching")
-            return False
+    def _run_chunk(self, items: Sequence[_Item]) -> bool:
+        """Send a chunk of runs; False if any claim in it was lost or the chunk failed."""
         try:
-            request = resolve(run, context)
-        except ResolutionError as exc:
-            outcome = ExecutionOutcome("failed", error=str(exc))
-        else:
-            reconciled = self._executor.reconcile(request) if recovering else None
-            if reconciled is not None:
-                self._log.info("run.reconciled", execution_id=reconciled.execution_id)
-                outcome = reconciled
-            else:
-                self._log.info("run.dispatched", executor=self._executor.name, recovered=recovering)
-                outcome = self._executor.submit(request)
-        written = self._write(
-            lambda c: queries.record_outcome(
-                c,
-                self._worker_id,
-                run,
-                status=outcome.status,
-                amc_execution_id=outcome.execution_id,
-                error_message=outcome.error,
-                release=release,
-                max_failures=self._max_failures,
+            ours = self._write(
+                lambda c: queries.mark_dispatching(c, self._worker_id, [i.run for i in items])
             )
-        )
-        if not written.recorded:
-            self._log.warning("claim.lost", step="outcome", status=outcome.status)
+            for item in items:
+                if item.run.id not in ours:
+                    self._lost(item.run, "dispatching")
+            outcomes = [self._call(item) for item in items if item.run.id in ours]
+            written = self._write(
+                lambda c: queries.record_outcomes(c, self._worker_id, outcomes, self._max_failures)
+            )
+        except Exception:
+            # Runs stay claimed under our token; after the lease the reaper hands them on.
+            self._log.exception("run.dispatch_error", runs=[str(i.run.id) for i in items])
             return False
+        all_recorded = len(ours) == len(items)
+        for outcome in outcomes:
+            result = written[outcome.run.id]
+            if not result.recorded:
+                self._lost(outcome.run, "outcome")
+                all_recorded = False
+                continue
+            self._finished(outcome, result)
+        return all_recorded
+
+    def _lost(self, run: ClaimedRun, step: str) -> None:
+        self._log.warning("claim.lost", step=step, **_run_fields(run))
+        self._metrics.claims_lost.inc()
+
+    def _finished(self, outcome: queries.Outcome, result: queries.OutcomeWritten) -> None:
+        fields = _run_fields(outcome.run)
         self._log.info(
             "run.finished",
             status=outcome.status,
-            execution_id=outcome.execution_id,
-            error=outcome.error,
+            execution_id=outcome.amc_execution_id,
+            error=outcome.error_message,
+            **fields,
         )
-        if written.paused:
-            self._log.warning("schedule.paused", reason=written.pause_reason)
-        return True
+        self._metrics.runs.labels(outcome.status, outcome.run.trigger).inc()
+        if result.paused:
+            self._log.warning("schedule.paused", reason=result.pause_reason, **fields)
+            self._metrics.auto_paused.inc()
+
+    def _call(self, item: _Item) -> queries.Outcome:
+        """Resolve and send one run (or adopt what a dead worker's call started)."""
+        run = item.run
+        fields = _run_fields(run)
+        try:
+            request = resolve(run, item.context)
+        except ResolutionError as exc:
+            return queries.Outcome(run, "failed", None, str(exc), item.release)
+        recovering = run.status == "dispatching"
+        outcome = self._executor.reconcile(request) if recovering else None
+        if outcome is not None:
+            self._log.info("run.reconciled", execution_id=outcome.execution_id, **fields)
+        else:
+            if run.trigger == "scheduled":
+                lateness = (self._clock.now() - run.scheduled_for).total_seconds()
+                self._metrics.lateness.observe(max(0.0, lateness))
+            self._log.info(
+                "run.dispatched", executor=self._executor.name, recovered=recovering, **fields
+            )
+            started = self._clock.monotonic()
+            try:
+                outcome = self._executor.submit(request)
+            except Exception as exc:
+                # An executor must describe failures, not raise them; record it rather than
+                # leave the run (and the schedule's lock) hanging.
+                self._log.exception("executor.raised", **fields)
+                outcome = ExecutionOutcome(
+                    "failed", error=f"executor {self._executor.name} raised {type(exc).__name__}"
+                )
+            self._metrics.executor_latency.labels(self._executor.name, outcome.status).observe(
+                self._clock.monotonic() - started
+            )
+        return queries.Outcome(
+            run, outcome.status, outcome.execution_id, outcome.error, item.release
+        )

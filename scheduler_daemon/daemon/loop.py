@@ -22,7 +22,8 @@ _MAX_BACKOFF = 5.0
 class DatabaseState:
     """Logs one line per change of the database's availability, not one per retry."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_change: Callable[[bool], None] | None = None) -> None:
+        self._on_change = on_change
         self.available = True
         self._backoff = 0.5
 
@@ -31,6 +32,8 @@ class DatabaseState:
             self.available = False
             reason = str(getattr(exc, "orig", exc)).strip().splitlines()
             log.error("db.unavailable", error=reason[0] if reason else type(exc).__name__)
+            if self._on_change:
+                self._on_change(False)
         delay = self._backoff
         self._backoff = min(self._backoff * 2, _MAX_BACKOFF)
         return delay
@@ -39,6 +42,8 @@ class DatabaseState:
         if not self.available:
             self.available = True
             log.info("db.recovered")
+            if self._on_change:
+                self._on_change(True)
         self._backoff = 0.5
 
 
@@ -68,7 +73,7 @@ def run_loop(
     on_tick: Callable[[TickResult], None] | None = None,
 ) -> None:
     """Tick until ``stop`` is set; then stop the scheduler within ``grace`` seconds."""
-    database = DatabaseState()
+    database = DatabaseState(lambda up: scheduler.metrics.database_available.set(1 if up else 0))
     started = False
     try:
         while not stop.is_set():

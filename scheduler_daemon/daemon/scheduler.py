@@ -26,6 +26,7 @@ from scheduler_daemon.db import queries
 from scheduler_daemon.db.queries import ClaimedRun, DueSchedule, NewRun, ScheduleDecision, SpecRow
 from scheduler_daemon.errors import SchedulerError
 from scheduler_daemon.executors.base import Executor
+from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.policies import plan, spec_of
 
 log = structlog.get_logger("scheduler_daemon.tick")
@@ -51,8 +52,10 @@ class Scheduler:
         clock: Clock,
         *,
         hostname: str | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
+        self.metrics = metrics or Metrics()
         self.settings = settings
         self.clock = clock
         self.worker_id = settings.worker_id
@@ -66,6 +69,8 @@ class Scheduler:
             concurrency=settings.concurrency,
             max_failures=settings.max_consecutive_failures,
             write_retry_seconds=settings.lease,
+            clock=clock,
+            metrics=self.metrics,
         )
 
     # --- life cycle ------------------------------------------------------------------------
@@ -89,6 +94,7 @@ class Scheduler:
     # --- the tick --------------------------------------------------------------------------
 
     def tick(self) -> TickResult:
+        started = self.clock.monotonic()
         now = self.clock.now()
         result = TickResult(sleep_for=self.settings.poll_interval)
         self._heartbeat_if_due()
@@ -97,6 +103,7 @@ class Scheduler:
         self._claim_manual(now, result)
         batch_full = self._claim_due(now, result)
         result.sleep_for = 0.0 if batch_full else self._sleep_for(now)
+        self.metrics.tick_duration.observe(self.clock.monotonic() - started)
         return result
 
     def _heartbeat_if_due(self) -> None:
@@ -116,6 +123,7 @@ class Scheduler:
                 version=__version__,
                 skew=skew,
             )
+            self.metrics.paused.set(queries.count_paused(conn))
         self._last_heartbeat = self.clock.monotonic()
 
     def _repair(self, now: datetime, result: TickResult) -> None:
@@ -158,6 +166,8 @@ class Scheduler:
     ) -> None:
         if queries.quarantine(conn, self.worker_id, schedule_id, reason):
             result.quarantined += 1
+            self.metrics.quarantined.inc()
+            self.metrics.runs.labels("skipped_quarantined", "scheduled").inc()
             self._log.error("schedule.quarantined", schedule_id=str(schedule_id), reason=reason)
 
     def _reap(self, result: TickResult) -> None:
@@ -180,6 +190,7 @@ class Scheduler:
                 "lock.reaped", schedule_id=str(lock.schedule_id), previous_owner=lock.previous_owner
             )
         result.reaped = len(reaped)
+        self.metrics.locks_reaped.inc(len(reaped))
         self._dispatch([*runs, *manual], contexts)
 
     def _claim_manual(self, now: datetime, result: TickResult) -> None:
@@ -212,6 +223,9 @@ class Scheduler:
         for run in runs:
             event = "run.claimed" if run.status == "claimed" else "run.skipped"
             self._log.info(event, **_run_fields(run))
+        for new_run in new_runs:
+            if new_run.status == "skipped" and new_run.schedule_id in tokens:
+                self.metrics.runs.labels(f"skipped_{new_run.skip_reason}", "scheduled").inc()
         result.claimed += len(claimed)
         result.skipped += len(runs) - len(claimed)
         self._dispatch(claimed, contexts)
@@ -249,14 +263,15 @@ class Scheduler:
             jobs[key].append(run)
         for job_runs in jobs.values():
             job_runs.sort(key=lambda r: r.scheduled_for)
-            self.dispatcher.submit(DispatchJob(job_runs, contexts))
+        self.dispatcher.submit([DispatchJob(job_runs, contexts) for job_runs in jobs.values()])
 
     def _sleep_for(self, now: datetime) -> float:
         with self.engine.connect() as conn:
-            wake_at = queries.next_wakeup(conn)
+            wakeup = queries.next_wakeup(conn, now)
+        self.metrics.due_backlog.set(wakeup.backlog)
         sleep = min(self.settings.poll_interval, self.settings.heartbeat_interval)
-        if wake_at is not None:
-            sleep = min(sleep, max(0.0, (wake_at - now).total_seconds()))
+        if wakeup.wake_at is not None:
+            sleep = min(sleep, max(0.0, (wakeup.wake_at - now).total_seconds()))
         return sleep
 
 

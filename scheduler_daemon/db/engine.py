@@ -16,7 +16,9 @@ def make_engine(url: str | URL, *, pool_size: int = 5, connect_timeout: int = 10
         sa_url,
         pool_size=pool_size,
         max_overflow=pool_size,
-        pool_pre_ping=True,
+        # No ping per checkout (a round trip each): a dead connection fails its statement,
+        # SQLAlchemy invalidates the pool, and the caller's retry gets a fresh one.
+        pool_pre_ping=False,
         connect_args={"connect_timeout": connect_timeout, "application_name": "scheduler-daemon"},
     )
 

@@ -278,104 +278,131 @@ def insert_manual_run(
 
 MARK_DISPATCHING = text(
     """
-    UPDATE schedule_runs
-       SET status = 'dispatching', started_at = now(), attempts = attempts + 1
-     WHERE id = :run_id AND fencing_token = :token AND worker_id = :worker_id
-       AND status IN ('claimed', 'dispatching')
+    UPDATE schedule_runs AS r
+       SET status = 'dispatching', started_at = now(), attempts = r.attempts + 1
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[])) AS v(id, token)
+     WHERE r.id = v.id AND r.fencing_token = v.token AND r.worker_id = :worker_id
+       AND r.status IN ('claimed', 'dispatching')
+    RETURNING r.id
     """
 )
 
 
-def mark_dispatching(conn: Connection, worker_id: str, run_id: uuid.UUID, token: int) -> bool:
-    """False means the claim was lost: the caller must drop the run."""
-    params = {"run_id": run_id, "token": token, "worker_id": worker_id}
-    return conn.execute(MARK_DISPATCHING, params).rowcount == 1
+def mark_dispatching(
+    conn: Connection, worker_id: str, runs: Sequence[ClaimedRun]
+) -> set[uuid.UUID]:
+    """Mark runs as being sent; returns the ids still ours. A run missing from the result
+    was lost to another worker: the caller must drop it."""
+    if not runs:
+        return set()
+    rows = conn.execute(
+        MARK_DISPATCHING,
+        {
+            "worker_id": worker_id,
+            "ids": [r.id for r in runs],
+            "tokens": [r.fencing_token for r in runs],
+        },
+    )
+    return {row.id for row in rows}
 
 
-RECORD_OUTCOME = text(
-    """
-    UPDATE schedule_runs
-       SET status = :status,
-           finished_at = CASE WHEN :status IN ('succeeded', 'failed') THEN now() END,
-           amc_execution_id = :amc_execution_id,
-           error_message = :error_message
-     WHERE id = :run_id AND fencing_token = :token AND worker_id = :worker_id
-       AND status = 'dispatching'
-    RETURNING trigger
-    """
-)
+@dataclass(frozen=True)
+class Outcome:
+    """What to record for one dispatched run; ``release`` frees the schedule's lock."""
 
-UPDATE_SCHEDULE_AFTER_RUN = text(
-    """
-    UPDATE workflow_schedules
-       SET consecutive_failures = CASE WHEN :failed THEN consecutive_failures + 1 ELSE 0 END,
-           last_error = CASE WHEN :failed THEN :error_message ELSE last_error END,
-           paused_at = CASE WHEN :failed AND consecutive_failures + 1 >= :max_failures
-                            THEN now() ELSE paused_at END,
-           pause_reason = CASE WHEN :failed AND consecutive_failures + 1 >= :max_failures
-                               THEN 'auto-paused after ' || (consecutive_failures + 1)
-                                    || ' consecutive failures; last error: ' || :error_message
-                               ELSE pause_reason END,
-           locked_by = CASE WHEN :release THEN NULL ELSE locked_by END,
-           locked_at = CASE WHEN :release THEN NULL ELSE locked_at END,
-           updated_at = now()
-     WHERE id = :schedule_id AND locked_by = :worker_id AND fencing_token = :token
-    RETURNING consecutive_failures, paused_at IS NOT NULL AS paused, pause_reason
-    """
-)
+    run: ClaimedRun
+    status: str
+    amc_execution_id: str | None
+    error_message: str | None
+    release: bool
 
 
 @dataclass(frozen=True)
 class OutcomeWritten:
     recorded: bool
-    consecutive_failures: int | None = None
     paused: bool = False
     pause_reason: str | None = None
 
 
-def record_outcome(
-    conn: Connection,
-    worker_id: str,
-    run: ClaimedRun,
-    *,
-    status: str,
-    amc_execution_id: str | None,
-    error_message: str | None,
-    release: bool,
-    max_failures: int,
-) -> OutcomeWritten:
-    """Record what the executor said; for a scheduled run also update the schedule's failure
-    count (auto-pausing it at ``max_failures``) and, when ``release``, release its lock."""
-    trigger = conn.execute(
-        RECORD_OUTCOME,
+# One statement records a batch: the runs (fenced by token), then, for scheduled runs, their
+# schedules' failure counts, auto-pause and lock release (fenced by owner and token). Each
+# schedule appears at most once per batch.
+RECORD_OUTCOMES = text(
+    """
+    WITH outcome AS (
+        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[]),
+                             CAST(:statuses AS text[]), CAST(:execution_ids AS text[]),
+                             CAST(:errors AS text[]), CAST(:releases AS boolean[]))
+                 AS v(run_id, token, status, amc_execution_id, error_message, release)
+    ), run AS (
+        UPDATE schedule_runs AS r
+           SET status = o.status,
+               finished_at = CASE WHEN o.status IN ('succeeded', 'failed') THEN now() END,
+               amc_execution_id = o.amc_execution_id,
+               error_message = o.error_message
+          FROM outcome o
+         WHERE r.id = o.run_id AND r.fencing_token = o.token AND r.worker_id = :worker_id
+           AND r.status = 'dispatching'
+        RETURNING r.id, r.schedule_id, r.trigger, o.token, o.status, o.error_message, o.release
+    ), schedule AS (
+        UPDATE workflow_schedules AS s
+           SET consecutive_failures = CASE WHEN run.status = 'failed'
+                                           THEN s.consecutive_failures + 1 ELSE 0 END,
+               last_error = CASE WHEN run.status = 'failed' THEN run.error_message
+                                 ELSE s.last_error END,
+               paused_at = CASE WHEN run.status = 'failed'
+                                     AND s.consecutive_failures + 1 >= :max_failures
+                                THEN now() ELSE s.paused_at END,
+               pause_reason = CASE WHEN run.status = 'failed'
+                                        AND s.consecutive_failures + 1 >= :max_failures
+                                   THEN 'auto-paused after ' || (s.consecutive_failures + 1)
+                                        || ' consecutive failures; last error: '
+                                        || COALESCE(run.error_message, 'unknown')
+                                   ELSE s.pause_reason END,
+               locked_by = CASE WHEN run.release THEN NULL ELSE s.locked_by END,
+               locked_at = CASE WHEN run.release THEN NULL ELSE s.locked_at END,
+               updated_at = now()
+          FROM run
+         WHERE run.trigger = 'scheduled' AND s.id = run.schedule_id
+           AND s.locked_by = :worker_id AND s.fencing_token = run.token
+        RETURNING s.id, s.paused_at IS NOT NULL AS paused, s.pause_reason
+    )
+    SELECT run.id AS run_id, run.trigger, schedule.id IS NOT NULL AS schedule_updated,
+           COALESCE(schedule.paused, false) AS paused, schedule.pause_reason
+      FROM run LEFT JOIN schedule ON schedule.id = run.schedule_id
+    """
+)
+
+
+def record_outcomes(
+    conn: Connection, worker_id: str, outcomes: Sequence[Outcome], max_failures: int
+) -> dict[uuid.UUID, OutcomeWritten]:
+    """Record what the executor said for a batch of runs; a run whose claim was lost comes
+    back with ``recorded=False``."""
+    if not outcomes:
+        return {}
+    rows = conn.execute(
+        RECORD_OUTCOMES,
         {
-            "status": status,
-            "amc_execution_id": amc_execution_id,
-            "error_message": error_message,
-            "run_id": run.id,
-            "token": run.fencing_token,
             "worker_id": worker_id,
-        },
-    ).scalar_one_or_none()
-    if trigger is None:
-        return OutcomeWritten(recorded=False)
-    if trigger != "scheduled":
-        return OutcomeWritten(recorded=True)
-    row = conn.execute(
-        UPDATE_SCHEDULE_AFTER_RUN,
-        {
-            "failed": status == "failed",
-            "error_message": error_message,
             "max_failures": max_failures,
-            "release": release,
-            "schedule_id": run.schedule_id,
-            "worker_id": worker_id,
-            "token": run.fencing_token,
+            "ids": [o.run.id for o in outcomes],
+            "tokens": [o.run.fencing_token for o in outcomes],
+            "statuses": [o.status for o in outcomes],
+            "execution_ids": [o.amc_execution_id for o in outcomes],
+            "errors": [o.error_message for o in outcomes],
+            "releases": [o.release for o in outcomes],
         },
-    ).first()
-    if row is None:
-        return OutcomeWritten(recorded=False)
-    return OutcomeWritten(True, row.consecutive_failures, row.paused, row.pause_reason)
+    )
+    written = {
+        row.run_id: OutcomeWritten(
+            recorded=row.trigger != "scheduled" or row.schedule_updated,
+            paused=row.paused,
+            pause_reason=row.pause_reason,
+        )
+        for row in rows
+    }
+    return {o.run.id: written.get(o.run.id, OutcomeWritten(recorded=False)) for o in outcomes}
 
 
 # --- heartbeat -----------------------------------------------------------------------------
@@ -664,15 +691,35 @@ NEXT_WAKEUP = text(
         (SELECT min(s.next_run_at) FROM workflow_schedules s WHERE {_DUE_PREDICATE}),
         (SELECT min(scheduled_for) FROM schedule_runs WHERE status = 'pending'),
         (SELECT min(paused_until) FROM workflow_schedules WHERE paused_until IS NOT NULL)
-    )
+    ) AS wake_at,
+    (SELECT count(*) FROM (
+        SELECT 1 FROM workflow_schedules s
+         WHERE {_DUE_PREDICATE} AND s.next_run_at <= :now
+         LIMIT :backlog_cap) AS due) AS backlog
     """
 )
 
 
-def next_wakeup(conn: Connection) -> datetime | None:
-    """The earliest slot time at which some schedule, manual run or pause becomes due."""
-    value: datetime | None = conn.execute(NEXT_WAKEUP).scalar_one()
-    return value
+@dataclass(frozen=True)
+class Wakeup:
+    wake_at: datetime | None
+    backlog: int
+
+
+def next_wakeup(conn: Connection, now: datetime, backlog_cap: int = 10_000) -> Wakeup:
+    """The earliest slot time at which a schedule, manual run or pause becomes due, and how
+    many schedules are due and unclaimed right now (counted up to ``backlog_cap``)."""
+    row = conn.execute(NEXT_WAKEUP, {"now": now, "backlog_cap": backlog_cap}).one()
+    return Wakeup(row.wake_at, row.backlog)
+
+
+COUNT_PAUSED = text(
+    "SELECT count(*) FROM workflow_schedules WHERE paused_at IS NOT NULL AND deleted_at IS NULL"
+)
+
+
+def count_paused(conn: Connection) -> int:
+    return int(conn.execute(COUNT_PAUSED).scalar_one())
 
 
 # --- run context for executors ---------------------------------------------------------------
@@ -697,5 +744,7 @@ SELECT_RUN_CONTEXT = text(
 def select_run_context(
     conn: Connection, run_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, dict[str, Any]]:
+    if not run_ids:
+        return {}
     rows = conn.execute(SELECT_RUN_CONTEXT, {"run_ids": list(run_ids)})
     return {row.run_id: dict(row._mapping) for row in rows}

@@ -203,6 +203,11 @@ workflow_schedules = Table(
         postgresql_where=text("paused_until IS NOT NULL"),
     ),
     Index(
+        "ix_workflow_schedules_paused",
+        "paused_at",
+        postgresql_where=text("paused_at IS NOT NULL"),
+    ),
+    Index(
         "ix_workflow_schedules_needs_next_run",
         "id",
         postgresql_where=text("enabled AND deleted_at IS NULL AND next_run_at IS NULL"),

@@ -1,0 +1,16 @@
+"""Amazon Marketing Cloud: request building, the REST client, Login-with-Amazon tokens and a
+fake AMC server for tests and demos.
+
+Modules, one job each:
+
+- ``windows``: a run's time window, rendered from its slot and zone (pure).
+- ``body``: the JSON body of a create-execution request (pure).
+- ``secret``, ``credentials``: secrets that never print, and where they come from.
+- ``tokens``: Login-with-Amazon access tokens, cached and refreshed one at a time.
+- ``responses``: AMC's JSON, flat or wrapped, into typed values.
+- ``breaker``, ``slots``: per-instance circuit breaker and cap on requests in flight.
+- ``client``: the HTTP client (retries, refresh-and-retry, adoption after a lost response).
+- ``fake_server`` (+ ``fake_state``, ``fake_faults``): a real HTTP fake of AMC on loopback.
+"""
+
+from __future__ import annotations
