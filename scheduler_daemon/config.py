@@ -68,6 +68,7 @@ class Settings:
     max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     noop_delay: float = 0.0
+    metrics_port: int | None = None
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = "info"
 
@@ -125,6 +126,13 @@ def _parse_non_negative_float(raw: str) -> float:
     return value
 
 
+def _parse_port(raw: str) -> int:
+    port = _parse_positive_int(raw)
+    if port > 65535:
+        raise ValueError("must be a TCP port number (1-65535)")
+    return port
+
+
 def _parse_positive_int(raw: str) -> int:
     try:
         value = int(raw)
@@ -173,6 +181,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "max_consecutive_failures": _parse_positive_int,
     "shutdown_grace": _parse_positive_float,
     "noop_delay": _parse_non_negative_float,
+    "metrics_port": _parse_port,
     "log_format": _enum_parser(LogFormat),
     "log_level": _parse_log_level,
 }

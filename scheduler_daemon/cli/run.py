@@ -19,6 +19,7 @@ from scheduler_daemon.db.migrate import current_revision, head_revision, upgrade
 from scheduler_daemon.errors import SchemaOutOfDateError
 from scheduler_daemon.executors import build_executor
 from scheduler_daemon.log import configure_logging
+from scheduler_daemon.metrics import Metrics
 
 
 def _ensure_schema(engine: Engine, settings: Settings) -> None:
@@ -58,6 +59,9 @@ def _ensure_schema(engine: Engine, settings: Settings) -> None:
 @click.option(
     "--noop-delay", help="Seconds the noop executor takes per run [env: SCHEDULER_NOOP_DELAY; 0]."
 )
+@click.option(
+    "--metrics-port", help="Serve Prometheus metrics on this port [env: SCHEDULER_METRICS_PORT]."
+)
 @click.option("--once", is_flag=True, help="Run one tick, wait for its dispatches, exit 0.")
 @click.pass_obj
 def run_command(state: CliState, /, once: bool, **options: str | None) -> None:
@@ -69,7 +73,12 @@ def run_command(state: CliState, /, once: bool, **options: str | None) -> None:
         # The dispatch threads each need a connection besides the tick's own.
         pool_engine = make_engine(engine.url, pool_size=settings.concurrency + 2)
         try:
-            scheduler = Scheduler(pool_engine, settings, build_executor(settings), SystemClock())
+            metrics = Metrics()
+            if settings.metrics_port is not None:
+                metrics.serve(settings.metrics_port)
+            scheduler = Scheduler(
+                pool_engine, settings, build_executor(settings), SystemClock(), metrics=metrics
+            )
             if once:
                 _run_once(scheduler, settings)
             else:
