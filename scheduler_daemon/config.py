@@ -31,6 +31,7 @@ DEFAULT_LEASE = 120.0
 DEFAULT_HEARTBEAT_INTERVAL = 10.0
 DEFAULT_MAX_CONSECUTIVE_FAILURES = 5
 DEFAULT_SHUTDOWN_GRACE = 30.0
+DEFAULT_HISTORY_RETENTION_DAYS = 90.0
 
 
 class ExecutorName(enum.StrEnum):
@@ -69,6 +70,7 @@ class Settings:
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     noop_delay: float = 0.0
     metrics_port: int | None = None
+    history_retention_days: float = DEFAULT_HISTORY_RETENTION_DAYS
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = "info"
 
@@ -182,6 +184,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "shutdown_grace": _parse_positive_float,
     "noop_delay": _parse_non_negative_float,
     "metrics_port": _parse_port,
+    "history_retention_days": _parse_non_negative_float,
     "log_format": _enum_parser(LogFormat),
     "log_level": _parse_log_level,
 }

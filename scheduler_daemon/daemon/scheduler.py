@@ -26,10 +26,15 @@ from scheduler_daemon.db import queries
 from scheduler_daemon.db.queries import ClaimedRun, DueSchedule, NewRun, ScheduleDecision, SpecRow
 from scheduler_daemon.errors import SchedulerError
 from scheduler_daemon.executors.base import Executor
+from scheduler_daemon.management import prune_history
 from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.policies import plan, spec_of
 
 log = structlog.get_logger("scheduler_daemon.tick")
+
+PRUNE_EVERY = 3600.0
+PRUNE_BATCH = 1000
+PRUNE_MAX_BATCHES = 20
 
 
 @dataclass
@@ -61,6 +66,7 @@ class Scheduler:
         self.worker_id = settings.worker_id
         self._hostname = hostname or socket.gethostname()
         self._last_heartbeat: float | None = None
+        self._last_prune: float | None = None
         self._log = log.bind(worker_id=self.worker_id)
         self.dispatcher = Dispatcher(
             engine,
@@ -103,6 +109,7 @@ class Scheduler:
         self._claim_manual(now, result)
         batch_full = self._claim_due(now, result)
         result.sleep_for = 0.0 if batch_full else self._sleep_for(now)
+        self._prune_if_due()
         self.metrics.tick_duration.observe(self.clock.monotonic() - started)
         return result
 
@@ -125,6 +132,24 @@ class Scheduler:
             )
             self.metrics.paused.set(queries.count_paused(conn))
         self._last_heartbeat = self.clock.monotonic()
+
+    def _prune_if_due(self) -> None:
+        """Delete history older than the retention, a small batch per transaction, at most
+        one pass an hour; 0 days keeps everything."""
+        days = self.settings.history_retention_days
+        last = self._last_prune
+        if days <= 0 or (last is not None and self.clock.monotonic() - last < PRUNE_EVERY):
+            return
+        self._last_prune = self.clock.monotonic()
+        deleted = 0
+        for _ in range(PRUNE_MAX_BATCHES):
+            with self.engine.begin() as conn:
+                batch = prune_history(conn, days, PRUNE_BATCH)
+            deleted += batch
+            if batch < PRUNE_BATCH:
+                break
+        if deleted:
+            self._log.info("history.pruned", deleted=deleted, older_than_days=days)
 
     def _repair(self, now: datetime, result: TickResult) -> None:
         """Schedules that are enabled but have no next slot get one; paused ones whose pause

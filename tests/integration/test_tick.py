@@ -426,3 +426,36 @@ def test_a_change_notifies_listeners(engine: Engine, rows: Rows, database_url: s
         assert len(list(listener.notifies(timeout=5, stop_after=1))) == 1
         rows.schedule(cron_expression="0 9 * * *", enabled=False, next_run_at=T0)
         assert list(listener.notifies(timeout=0.5)) == []
+
+
+def test_history_past_the_retention_is_pruned_in_batches(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    schedule_id = rows.schedule()
+    old = [
+        rows.run(
+            schedule_id,
+            scheduled_for=T0 - timedelta(days=200, minutes=n),
+            status="succeeded",
+            finished_at=text("now() - interval '100 days'"),
+        )
+        for n in range(3)
+    ]
+    unfinished_old = rows.run(
+        schedule_id, scheduled_for=T0 - timedelta(days=300), status="dispatched"
+    )
+    recent = rows.run(
+        schedule_id,
+        scheduled_for=T0,
+        status="failed",
+        finished_at=text("now() - interval '10 days'"),
+    )
+    scheduler = make_scheduler()
+    clock.set(T0)
+    with capture_logs() as logs:
+        tick(scheduler)
+    assert [r["id"] for r in runs_of(engine, schedule_id)] == [unfinished_old, recent]
+    assert {"event": "history.pruned", "deleted": 3, "older_than_days": 90.0} in [
+        {k: e[k] for k in ("event", "deleted", "older_than_days") if k in e} for e in logs
+    ]
+    assert len(old) == 3
