@@ -511,3 +511,22 @@ def list_workers(conn: Connection) -> list[dict[str, Any]]:
         )
     ).mappings()
     return [dict(r) for r in rows]
+
+
+def invalid_schedules(conn: Connection) -> list[dict[str, Any]]:
+    """Schedules (not deleted) whose stored spec cannot be scheduled, with the reason."""
+    rows = conn.execute(
+        text(
+            """
+            SELECT id, name, cron_expression, interval_seconds, interval_anchor, timezone
+              FROM workflow_schedules WHERE deleted_at IS NULL ORDER BY name
+            """
+        )
+    ).mappings()
+    invalid = []
+    for row in rows:
+        try:
+            _spec_of_row(dict(row))
+        except TimingError as exc:
+            invalid.append({"schedule_id": row["id"], "name": row["name"], "problem": str(exc)})
+    return invalid

@@ -87,6 +87,24 @@ def list_command(
     echo_rows(rows, management.SCHEDULE_COLUMNS.split(", "), as_json)
 
 
+@schedules_group.command("validate")
+@json_option
+@click.pass_obj
+def validate_command(state: CliState, /, as_json: bool) -> None:
+    """Check every stored schedule can be scheduled; exit 1 listing those that cannot."""
+    with _transaction(state) as (conn, _):
+        invalid = management.invalid_schedules(conn)
+    if as_json:
+        echo_json({"valid": not invalid, "invalid": invalid})
+    elif invalid:
+        for row in invalid:
+            click.echo(f"{row['schedule_id']} {row['name']!r}: {row['problem']}")
+    else:
+        click.echo("all schedules valid")
+    if invalid:
+        raise click.exceptions.Exit(1)
+
+
 @schedules_group.command("show")
 @click.argument("schedule_id")
 @json_option
