@@ -97,7 +97,7 @@ def _schedule(conn: Connection, schedule_id: uuid.UUID, *, lock: bool = False) -
     return dict(row)
 
 
-def _spec_of_row(row: Mapping[str, Any]) -> ScheduleSpec:
+def spec_of_row(row: Mapping[str, Any]) -> ScheduleSpec:
     return spec_of(
         row["cron_expression"], row["interval_seconds"], row["interval_anchor"], row["timezone"]
     )
@@ -142,7 +142,7 @@ def create_schedule(
         "timezone": timezone,
         "enabled": enabled,
         "parameters": json.dumps(dict(parameters or {})),
-        "next_run_at": _spec_of_row({**columns.__dict__, "timezone": timezone}).next_after(now)
+        "next_run_at": spec_of_row({**columns.__dict__, "timezone": timezone}).next_after(now)
         if enabled
         else None,
     }
@@ -191,7 +191,7 @@ def update_schedule(
         columns = spec_columns(expression or current, zone, anchor or row["interval_anchor"])
         values |= columns.__dict__ | {"timezone": zone}
         if row["enabled"]:
-            values["next_run_at"] = _spec_of_row(values).next_after(now)
+            values["next_run_at"] = spec_of_row(values).next_after(now)
     optional = {
         "name": name.strip() if name else None,
         "misfire_policy": misfire_policy,
@@ -225,7 +225,7 @@ def set_enabled(conn: Connection, schedule_id: uuid.UUID, now: datetime, enabled
         )
         return
     try:
-        next_run_at = _spec_of_row(row).next_after(now)
+        next_run_at = spec_of_row(row).next_after(now)
     except TimingError as exc:
         raise InputError(f"schedule {schedule_id} cannot be enabled: {exc}") from None
     quarantined = (row["pause_reason"] or "").startswith("quarantined:")
@@ -272,7 +272,7 @@ def resume(conn: Connection, schedule_id: uuid.UUID, now: datetime) -> datetime:
     if row["paused_at"] is None:
         raise InputError(f"schedule {schedule_id} is not paused")
     try:
-        next_run_at = _spec_of_row(row).next_after(now)
+        next_run_at = spec_of_row(row).next_after(now)
     except TimingError as exc:
         raise InputError(f"schedule {schedule_id} cannot resume: {exc}") from None
     queries.resume(conn, schedule_id, next_run_at)
@@ -398,7 +398,7 @@ def show_schedule(conn: Connection, schedule_id: uuid.UUID, now: datetime) -> di
     ).mappings()
     finished = stats.succeeded + stats.failed
     try:
-        upcoming = _spec_of_row(row).fires_after(now, 5)
+        upcoming = spec_of_row(row).fires_after(now, 5)
     except TimingError:
         upcoming = []
     return {
@@ -526,7 +526,7 @@ def invalid_schedules(conn: Connection) -> list[dict[str, Any]]:
     invalid = []
     for row in rows:
         try:
-            _spec_of_row(dict(row))
+            spec_of_row(dict(row))
         except TimingError as exc:
             invalid.append({"schedule_id": row["id"], "name": row["name"], "problem": str(exc)})
     return invalid

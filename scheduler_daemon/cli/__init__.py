@@ -17,6 +17,7 @@ from scheduler_daemon.cli.info import version_command
 from scheduler_daemon.cli.preview import preview_command
 from scheduler_daemon.cli.run import run_command
 from scheduler_daemon.cli.schedules import runs_group, schedules_group, workers_command
+from scheduler_daemon.cli.sync import sync_command
 from scheduler_daemon.errors import SchedulerError
 
 EXIT_USAGE = 2
@@ -48,6 +49,7 @@ cli.add_command(health_command)
 cli.add_command(schedules_group)
 cli.add_command(runs_group)
 cli.add_command(workers_command)
+cli.add_command(sync_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -167,6 +167,11 @@ workflow_schedules = Table(
     _created_at(),
     _updated_at(),
     Column("deleted_at", DateTime(timezone=True)),
+    Column(
+        "config_key",
+        Text,
+        comment="set for schedules managed by a config file: their key in it",
+    ),
     CheckConstraint(
         "(cron_expression IS NULL) <> (interval_seconds IS NULL)", name="exactly_one_spec"
     ),
@@ -191,6 +196,12 @@ workflow_schedules = Table(
         postgresql_where=text(
             "enabled AND deleted_at IS NULL AND paused_at IS NULL AND locked_by IS NULL"
         ),
+    ),
+    Index(
+        "uq_workflow_schedules_config_key",
+        "config_key",
+        unique=True,
+        postgresql_where=text("config_key IS NOT NULL AND deleted_at IS NULL"),
     ),
     Index(
         "ix_workflow_schedules_locked",
