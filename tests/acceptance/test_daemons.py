@@ -197,3 +197,68 @@ def test_a_schedule_created_for_now_fires_now_not_at_the_next_poll(
     finally:
         assert daemon.terminate() == 0
     assert took < 5
+
+
+def test_overlapping_restart_old_and_new_daemon_never_duplicate(
+    engine: Engine, rows: Rows, database_url: str, tmp_path: Path
+) -> None:
+    """PM2 and systemd restarts can briefly run the old and the new process side by side."""
+    workflow_id = rows.workflow()
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                """
+                INSERT INTO workflow_schedules (workflow_id, name, interval_seconds, enabled, next_run_at)
+                SELECT :workflow_id, 'every second ' || n, 1, true, date_trunc('second', now()) + interval '1 second'
+                  FROM generate_series(1, 50) AS n
+                """
+            ),
+            {"workflow_id": workflow_id},
+        )
+    old = Daemon(database_url, tmp_path / "old.log", "--worker-id", "old", "--poll-interval", "1")
+    new: Daemon | None = None
+    try:
+        wait_until(
+            lambda: count(engine, "SELECT count(*) FROM schedule_runs") >= 100,
+            60,
+            "the old daemon at work",
+        )
+        new = Daemon(
+            database_url, tmp_path / "new.log", "--worker-id", "new", "--poll-interval", "1"
+        )
+        wait_until(
+            lambda: (
+                count(engine, "SELECT count(*) FROM schedule_runs WHERE worker_id = 'new'") >= 50
+            ),
+            60,
+            "both at work",
+        )
+        assert old.terminate() == 0
+        settled = count(engine, "SELECT count(*) FROM schedule_runs") + 200
+        wait_until(
+            lambda: count(engine, "SELECT count(*) FROM schedule_runs") >= settled,
+            60,
+            "the new daemon alone",
+        )
+    finally:
+        if old.process.poll() is None:
+            old.terminate()
+        assert new is not None
+        assert new.terminate() == 0
+    dispatched = Counter(
+        e["run_id"] for d in (old, new) for e in d.events() if e["event"] == "run.dispatched"
+    )
+    assert set(dispatched.values()) == {1}
+    assert count(engine, "SELECT count(*) FROM schedule_runs WHERE status <> 'succeeded'") == 0
+    assert len(dispatched) == count(engine, "SELECT count(*) FROM schedule_runs")
+    # Each schedule's slots are consecutive seconds: none skipped, none twice.
+    gaps = count(
+        engine,
+        """
+        SELECT count(*) FROM (
+            SELECT scheduled_for - lag(scheduled_for) OVER (PARTITION BY schedule_id ORDER BY scheduled_for) AS step
+              FROM schedule_runs) steps
+         WHERE step IS NOT NULL AND step <> interval '1 second'
+        """,
+    )
+    assert gaps == 0
