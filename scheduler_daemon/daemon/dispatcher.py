@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -102,6 +103,9 @@ class Dispatcher:
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="dispatch")
         self._in_flight = 0
         self._idle = threading.Condition()
+        # The claims this process is still working on: only their leases are renewed.
+        self._held_schedules: Counter[uuid.UUID] = Counter()
+        self._held_manual_runs: set[uuid.UUID] = set()
 
     @property
     def in_flight(self) -> int:
@@ -117,20 +121,44 @@ class Dispatcher:
         ]
         size = max(1, min(MAX_CHUNK, len(singles) // self._concurrency))
         for start in range(0, len(singles), size):
-            self._queue(self._run_chunk, singles[start : start + size])
+            chunk = singles[start : start + size]
+            self._queue(self._run_chunk, chunk, [item.run for item in chunk])
         for job in jobs:
             if len(job.runs) > 1:
-                self._queue(self._run_catch_up, job)
+                self._queue(self._run_catch_up, job, job.runs)
 
-    def _queue(self, work: Callable[[Any], object], argument: Any) -> None:
+    def held_schedules(self) -> list[uuid.UUID]:
+        with self._idle:
+            return list(self._held_schedules)
+
+    def held_manual_runs(self) -> list[uuid.UUID]:
+        with self._idle:
+            return list(self._held_manual_runs)
+
+    def _queue(
+        self, work: Callable[[Any], object], argument: Any, runs: Sequence[ClaimedRun]
+    ) -> None:
         with self._idle:
             self._in_flight += 1
+            self._hold(runs, +1)
         future = self._pool.submit(work, argument)
-        future.add_done_callback(self._job_done)
+        future.add_done_callback(lambda _: self._job_done(runs))
 
-    def _job_done(self, _: Future[object]) -> None:
+    def _hold(self, runs: Sequence[ClaimedRun], change: int) -> None:
+        for run in runs:
+            if run.trigger == "scheduled":
+                self._held_schedules[run.schedule_id] += change
+                if self._held_schedules[run.schedule_id] <= 0:
+                    del self._held_schedules[run.schedule_id]
+            elif change > 0:
+                self._held_manual_runs.add(run.id)
+            else:
+                self._held_manual_runs.discard(run.id)
+
+    def _job_done(self, runs: Sequence[ClaimedRun]) -> None:
         with self._idle:
             self._in_flight -= 1
+            self._hold(runs, -1)
             self._idle.notify_all()
 
     def wait_idle(self, timeout: float | None) -> bool:

@@ -129,6 +129,8 @@ class Scheduler:
                 pid=os.getpid(),
                 version=__version__,
                 skew=skew,
+                held_schedules=self.dispatcher.held_schedules(),
+                held_manual_runs=self.dispatcher.held_manual_runs(),
             )
             self.metrics.paused.set(queries.count_paused(conn))
         self._last_heartbeat = self.clock.monotonic()
@@ -202,7 +204,7 @@ class Scheduler:
                 conn, self.worker_id, settings.lease, settings.dead_after, settings.batch_size
             )
             manual = queries.reap_manual_runs(
-                conn, self.worker_id, settings.dead_after, settings.batch_size
+                conn, self.worker_id, settings.lease, settings.dead_after, settings.batch_size
             )
             with_runs = {run.schedule_id for run in runs}
             empty = {

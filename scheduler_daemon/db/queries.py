@@ -419,7 +419,20 @@ HEARTBEAT = text(
     """
 )
 
-RENEW_LOCKS = text("UPDATE workflow_schedules SET locked_at = now() WHERE locked_by = :worker_id")
+RENEW_LOCKS = text(
+    """
+    UPDATE workflow_schedules SET locked_at = now()
+     WHERE locked_by = :worker_id AND id = ANY(CAST(:ids AS uuid[]))
+    """
+)
+
+RENEW_MANUAL_RUNS = text(
+    """
+    UPDATE schedule_runs SET claimed_at = now()
+     WHERE worker_id = :worker_id AND id = ANY(CAST(:ids AS uuid[]))
+       AND status IN ('claimed', 'dispatching')
+    """
+)
 
 
 def database_now(conn: Connection) -> datetime:
@@ -428,9 +441,20 @@ def database_now(conn: Connection) -> datetime:
 
 
 def heartbeat(
-    conn: Connection, worker_id: str, *, hostname: str, pid: int, version: str, skew: float
+    conn: Connection,
+    worker_id: str,
+    *,
+    hostname: str,
+    pid: int,
+    version: str,
+    skew: float,
+    held_schedules: Sequence[uuid.UUID] = (),
+    held_manual_runs: Sequence[uuid.UUID] = (),
 ) -> None:
-    """Mark this worker alive and extend the lease of every lock it holds."""
+    """Mark this worker alive and extend the lease of the claims it is still working on.
+
+    Only those: a claim this process gave up on (its outcome could not be written) is left to
+    expire, so the reaper - ours or another worker's - hands it on."""
     conn.execute(
         HEARTBEAT,
         {
@@ -441,7 +465,10 @@ def heartbeat(
             "skew": skew,
         },
     )
-    conn.execute(RENEW_LOCKS, {"worker_id": worker_id})
+    if held_schedules:
+        conn.execute(RENEW_LOCKS, {"worker_id": worker_id, "ids": list(held_schedules)})
+    if held_manual_runs:
+        conn.execute(RENEW_MANUAL_RUNS, {"worker_id": worker_id, "ids": list(held_manual_runs)})
 
 
 MARK_STOPPED = text(
@@ -464,7 +491,6 @@ SELECT_STALE_LOCKS = text(
       FROM workflow_schedules s
       LEFT JOIN scheduler_workers w ON w.worker_id = s.locked_by
      WHERE s.locked_by IS NOT NULL
-       AND s.locked_by <> :worker_id
        AND (s.locked_at < now() - make_interval(secs => :lease)
             OR w.worker_id IS NULL
             OR w.stopped_at IS NOT NULL
@@ -551,8 +577,8 @@ REAP_MANUAL_RUNS = text(
            SELECT r2.id FROM schedule_runs r2
              LEFT JOIN scheduler_workers w ON w.worker_id = r2.worker_id
             WHERE r2.trigger = 'manual' AND r2.status IN ('claimed', 'dispatching')
-              AND r2.worker_id IS DISTINCT FROM :worker_id
-              AND (w.worker_id IS NULL OR w.stopped_at IS NOT NULL
+              AND (r2.claimed_at < now() - make_interval(secs => :lease)
+                   OR w.worker_id IS NULL OR w.stopped_at IS NOT NULL
                    OR w.heartbeat_at < now() - make_interval(secs => :dead_after))
             LIMIT :batch_size
               FOR UPDATE OF r2 SKIP LOCKED)
@@ -562,11 +588,16 @@ REAP_MANUAL_RUNS = text(
 
 
 def reap_manual_runs(
-    conn: Connection, worker_id: str, dead_after: float, batch_size: int
+    conn: Connection, worker_id: str, lease: float, dead_after: float, batch_size: int
 ) -> list[ClaimedRun]:
     rows = conn.execute(
         REAP_MANUAL_RUNS,
-        {"worker_id": worker_id, "dead_after": dead_after, "batch_size": batch_size},
+        {
+            "worker_id": worker_id,
+            "lease": lease,
+            "dead_after": dead_after,
+            "batch_size": batch_size,
+        },
     )
     return _claimed_runs(rows.all())
 

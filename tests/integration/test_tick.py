@@ -459,3 +459,66 @@ def test_history_past_the_retention_is_pruned_in_batches(
         {k: e[k] for k in ("event", "deleted", "older_than_days") if k in e} for e in logs
     ]
     assert len(old) == 3
+
+
+def test_a_claim_this_worker_abandoned_expires_and_is_finished(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    """Its outcome write gave up (say the database was away past the lease): the lock must not
+    be renewed forever by the living worker, but expire and be handed on, even to itself."""
+    schedule_id = rows.schedule(
+        cron_expression="0 9 * * *",
+        enabled=True,
+        next_run_at=T0 + timedelta(days=1),
+        last_run_at=T0,
+        locked_by="w1",
+        locked_at=text("now() - interval '10 minutes'"),
+        fencing_token=7,
+    )
+    run_id = rows.run(
+        schedule_id,
+        scheduled_for=T0,
+        status="dispatching",
+        worker_id="w1",
+        fencing_token=7,
+        attempts=1,
+    )
+    clock.set(T0 + timedelta(minutes=1))
+    scheduler = make_scheduler(worker_id="w1")  # start() heartbeats: untracked locks stay old
+    with engine.connect() as conn:
+        age = conn.execute(
+            text("SELECT now() - locked_at FROM workflow_schedules WHERE id = :id"),
+            {"id": schedule_id},
+        ).scalar_one()
+    assert age > timedelta(minutes=9)
+    with capture_logs() as logs:
+        result = tick(scheduler)
+    assert result.reaped == 1
+    run = rows.get(schedule_runs, run_id)
+    assert (run["status"], run["attempts"], run["fencing_token"]) == ("succeeded", 2, 8)
+    assert schedule_of(rows, schedule_id)["locked_by"] is None
+    assert [e["event"] for e in logs].count("run.dispatched") == 1
+
+
+def test_claims_in_flight_keep_their_lease(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    schedule_id = rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    clock.set(T0)
+    slow = GatedExecutor()
+    scheduler = make_scheduler(slow, lease=1, heartbeat_interval=0.5, worker_dead_after=60)
+    scheduler.tick()
+    assert slow.entered.wait(10)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE workflow_schedules SET locked_at = now() - interval '1 hour' WHERE id = :id"
+            ),
+            {"id": schedule_id},
+        )
+    clock.advance(1)
+    result = scheduler.tick()  # heartbeat renews the in-flight claim before the reaper looks
+    assert result.reaped == 0
+    slow.gate.set()
+    assert scheduler.dispatcher.wait_idle(10)
+    assert [r["status"] for r in runs_of(engine, schedule_id)] == ["succeeded"]
