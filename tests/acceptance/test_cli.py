@@ -221,3 +221,15 @@ def test_preview_marks_times_a_dst_change_moves() -> None:
 )
 def test_preview_bad_input_is_one_line_exit_2(args: list[str], fragments: list[str]) -> None:
     assert_one_line_error(run_cli(*args), *fragments)
+
+
+def test_embedded_server_stops_even_after_a_user_was_killed(tmp_path: Path) -> None:
+    """A process killed with SIGKILL stays in the wheel's list of users of the server; it must
+    not keep the last real user from stopping it."""
+    env = {"SCHEDULER_DATA_DIR": str(tmp_path / "data")}
+    assert run_cli("migrate", env=env).returncode == 0
+    handles = tmp_path / "data" / "pgdata" / ".handle_pids.json"
+    handles.write_text(json.dumps([2**22 + 12345]))  # above pid_max: no such process
+    assert run_cli("db", "status", env=env).returncode == 0
+    assert not (tmp_path / "data" / "pgdata" / "postmaster.pid").exists()
+    assert json.loads(handles.read_text()) == []

@@ -522,3 +522,35 @@ def test_claims_in_flight_keep_their_lease(
     slow.gate.set()
     assert scheduler.dispatcher.wait_idle(10)
     assert [r["status"] for r in runs_of(engine, schedule_id)] == ["succeeded"]
+
+
+def test_a_restart_under_the_same_worker_id_takes_back_its_predecessors_claims_at_once(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    schedule_id = rows.schedule(
+        cron_expression="0 9 * * *",
+        enabled=True,
+        next_run_at=T0 + timedelta(days=1),
+        last_run_at=T0,
+        locked_by="fixed-id",
+        locked_at=text("now()"),
+        fencing_token=3,
+    )
+    run_id = rows.run(
+        schedule_id, scheduled_for=T0, status="claimed", worker_id="fixed-id", fencing_token=3
+    )
+    manual_id = rows.run(
+        schedule_id,
+        scheduled_for=T0,
+        trigger="manual",
+        status="claimed",
+        worker_id="fixed-id",
+        fencing_token=1,
+        claimed_at=text("now()"),
+    )
+    clock.set(T0 + timedelta(minutes=1))
+    result = tick(make_scheduler(worker_id="fixed-id"))
+    assert result.reaped == 1
+    assert rows.get(schedule_runs, run_id)["status"] == "succeeded"
+    assert rows.get(schedule_runs, manual_id)["status"] == "succeeded"
+    assert schedule_of(rows, schedule_id)["locked_by"] is None
