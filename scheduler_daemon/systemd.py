@@ -56,9 +56,7 @@ class SystemdNotifier:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_environment(
-        cls, env: Mapping[str, str], *, pid: int | None = None
-    ) -> SystemdNotifier:
+    def from_environment(cls, env: Mapping[str, str], *, pid: int | None = None) -> SystemdNotifier:
         """The notifier systemd asked for through ``env`` (pass ``os.environ`` at the CLI edge).
 
         ``pid`` is this process's id (default: ``os.getpid()``); a ``WATCHDOG_PID`` naming

@@ -1,0 +1,96 @@
+// PM2 ecosystem file for scheduler-daemon: the alternative to the systemd units in
+// deploy/systemd for hosts that already run PM2. Install and operate: docs/deploy.md.
+//
+//   pm2 start deploy/pm2/ecosystem.config.js
+//   pm2 save                       # remember it across `pm2 resurrect` / reboots
+//   pm2 logs scheduler-daemon      # JSON lines, one event per line
+//
+// Settings come from the env block below and from the environment PM2 itself was started
+// with. Put the secret one, SCHEDULER_DATABASE_URL, in that environment (or source
+// /etc/scheduler-daemon/scheduler-daemon.env before `pm2 start`) rather than in this file.
+//
+// Differences from systemd to know about: PM2 has no readiness or watchdog protocol, so a
+// tick that hangs is not restarted (run the health check from cron: scripts/check_daemon_health);
+// and PM2 stops with SIGINT, which the daemon handles exactly like SIGTERM.
+
+"use strict";
+
+// The checkout whose virtualenv holds the daemon (the same convention as the systemd units).
+const INSTALL_DIR = process.env.SCHEDULER_INSTALL_DIR || "/opt/scheduler-daemon";
+
+// Graceful shutdown budget, seconds; keep it equal to the daemon's SCHEDULER_SHUTDOWN_GRACE.
+const SHUTDOWN_GRACE_SECONDS = 30;
+
+module.exports = {
+  apps: [
+    {
+      // The name in `pm2 ls`, `pm2 logs scheduler-daemon`, `pm2 restart scheduler-daemon`.
+      name: "scheduler-daemon",
+      // The console script the venv installed: PM2 executes it directly.
+      script: `${INSTALL_DIR}/.venv/bin/scheduler-daemon`,
+      // `scheduler-daemon run`: the long-running daemon (not `--once`, which is for cron).
+      args: ["run"],
+      // Not a Node.js script: exec the file itself (its shebang names the venv's Python).
+      interpreter: "none",
+      // A plain child process; PM2's cluster mode only works for Node.js.
+      exec_mode: "fork",
+      // One daemon. For more on this host raise it: each instance is a separate process
+      // with its own worker id (host:pid:random), all coordinating through the database.
+      // Run several against PostgreSQL (SCHEDULER_DATABASE_URL): on the embedded default
+      // they would share one server that lives and dies with whichever started it.
+      instances: 1,
+      // Where relative paths resolve; the daemon itself uses none.
+      cwd: INSTALL_DIR,
+
+      // Restart the daemon whenever it exits, cleanly or not: it is meant to run forever.
+      autorestart: true,
+      // Wait 5 s before a restart, so a database outage at start-up is not hammered.
+      restart_delay: 5000,
+      // A run shorter than this counts as a failed start (bad configuration, database or
+      // schema not ready: the daemon exits within seconds, exit code 2)...
+      min_uptime: "10s",
+      // ...and after this many failed starts in a row PM2 gives up (status "errored") instead
+      // of looping forever on a configuration error; `pm2 restart` after fixing it. PM2 only
+      // counts them in the first min_uptime * max_restarts (100 s) after `pm2 start`; later
+      // crashes are always restarted.
+      max_restarts: 10,
+      // Milliseconds between SIGINT and SIGKILL. Above the grace period, plus 10 s to mark
+      // the worker stopped (the connect timeout) and 5 s to stop an embedded PostgreSQL.
+      // Past it the daemon is killed and the other daemons take its slots over after
+      // worker_dead_after (30 s) instead of at once.
+      kill_timeout: (SHUTDOWN_GRACE_SECONDS + 15) * 1000,
+      // Signal the daemon's PID only: shutting down is its job, including the embedded
+      // PostgreSQL, which it stops after draining (pg_ctl starts that server in a session
+      // of its own, so a process-group signal would not reach it anyway).
+      treekill: false,
+      // Restarting on file changes makes no sense for a daemon deployed by upgrades.
+      watch: false,
+
+      // stdout (the JSON log lines) goes here; rotate it with pm2-logrotate.
+      out_file: "/var/log/scheduler-daemon/out.log",
+      // stderr (start-up errors, tracebacks) goes here.
+      error_file: "/var/log/scheduler-daemon/error.log",
+      // With several instances, one file for all of them instead of one per instance
+      // (each JSON line carries its worker_id).
+      merge_logs: true,
+      // No PM2 timestamp prefix: every JSON line has its own UTC "timestamp", and a prefix
+      // would break `jq` and log shippers that read one JSON object per line.
+      time: false,
+
+      // The daemon's settings (README "Configuration"); PM2's own environment is inherited.
+      env: {
+        // One JSON object per line, whatever PM2 does with the terminal.
+        SCHEDULER_LOG_FORMAT: "json",
+        // info is the right level for production; debug shows every claim race.
+        SCHEDULER_LOG_LEVEL: "info",
+        // Seconds in-flight dispatches get on SIGINT; kill_timeout above follows it.
+        SCHEDULER_SHUTDOWN_GRACE: String(SHUTDOWN_GRACE_SECONDS),
+        // On a fatal signal, Python prints every thread's stack to error_file.
+        PYTHONFAULTHANDLER: "1",
+        // Unbuffered stdout/stderr for whatever is not a log line (start-up errors);
+        // structlog already flushes every line it writes.
+        PYTHONUNBUFFERED: "1",
+      },
+    },
+  ],
+};
