@@ -1,13 +1,30 @@
-"""Turn a run into the request an executor sends: workflow → AMC instance → account."""
+"""Turn a run into the request an executor sends: workflow → AMC instance → account.
+
+Scheduled and manual runs both come through ``resolve``; nothing here reads the current
+time, so two runs of one slot with the same parameters resolve to the same request.
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
+import structlog
+
+from scheduler_daemon.amc.body import ParameterError, build_request_body, merge_parameters
+from scheduler_daemon.amc.windows import WindowError
 from scheduler_daemon.db.queries import ClaimedRun
 from scheduler_daemon.errors import SchedulerError
 from scheduler_daemon.executors.base import RunRequest
+
+log = structlog.get_logger("scheduler_daemon.resolve")
+
+# Observed shapes, not documented formats: an unusual instance id only warns; an entity id
+# must look like one unless the caller says otherwise (AMC answers a bad one with a bare 403).
+INSTANCE_ID_USUAL = re.compile(r"^amc[a-z0-9]{8}$")
+INSTANCE_ID_ALLOWED = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+ENTITY_ID = re.compile(r"^ENTITY[A-Z0-9]+$")
 
 
 class ResolutionError(SchedulerError):
@@ -22,28 +39,64 @@ def _looks_like_uuid(value: str) -> bool:
     return True
 
 
-def resolve(run: ClaimedRun, context: dict[str, Any] | None) -> RunRequest:
-    """Resolve one run from its joined context row; raise ResolutionError naming the problem."""
-    if context is None or context.get("workflow_id") is None:
-        raise ResolutionError(f"run {run.id}: its workflow {run.workflow_id} does not exist")
-    name = f"workflow {context['workflow_name']!r} ({context['workflow_id']})"
-    instance_id = context.get("amc_instance_id")
-    if not instance_id:
+def _check_instance(name: str, instance_id: object) -> str:
+    if not instance_id or not isinstance(instance_id, str):
         raise ResolutionError(f"{name}: its AMC instance is missing")
     if _looks_like_uuid(instance_id):
         raise ResolutionError(
-            f"{name}: AMC instance id {instance_id!r} is a UUID; AMC needs its own string id"
+            f"{name}: AMC instance id {instance_id!r} is a UUID; AMC needs its own string id "
+            "(amc_instances.instance_id, such as 'amc1alal2aa')"
         )
+    if not INSTANCE_ID_ALLOWED.match(instance_id):
+        raise ResolutionError(
+            f"{name}: AMC instance id {instance_id!r} is not an AMC instance id "
+            "(letters, digits, '.', '-', '_')"
+        )
+    if not INSTANCE_ID_USUAL.match(instance_id):
+        log.warning("amc.instance_id_unusual", instance_id=instance_id)
+    return instance_id
+
+
+def resolve(
+    run: ClaimedRun, context: dict[str, Any] | None, *, require_entity_prefix: bool = True
+) -> RunRequest:
+    """Resolve one run from its joined context row; raise ResolutionError naming the problem.
+
+    ``require_entity_prefix``: refuse an entity id that does not look like ``ENTITY…``.
+    """
+    if context is None or context.get("workflow_id") is None:
+        raise ResolutionError(f"run {run.id}: its workflow {run.workflow_id} does not exist")
+    name = f"workflow {context.get('workflow_name')!r} ({context['workflow_id']})"
+    instance_id = _check_instance(name, context.get("amc_instance_id"))
     entity_id = context.get("amc_entity_id")
     if not entity_id:
         raise ResolutionError(
             f"{name}: the AMC account (entity id) of instance {instance_id!r} is missing"
         )
-    parameters = {
-        **(context.get("workflow_parameters") or {}),
-        **(context.get("schedule_parameters") or {}),
-        **(run.parameters_override or {}),
-    }
+    if require_entity_prefix and not ENTITY_ID.match(entity_id):
+        raise ResolutionError(
+            f"{name}: entity id {entity_id!r} of instance {instance_id!r} does not look like an "
+            "AMC account id ('ENTITY' and capitals/digits, amc_accounts.account_id)"
+        )
+    marketplace_id = context.get("marketplace_id")
+    if not marketplace_id:
+        raise ResolutionError(
+            f"{name}: the marketplace of AMC account {entity_id!r} is missing "
+            "(amc_accounts.marketplace_id, such as 'ATVPDKIKX0DER')"
+        )
+    amc_workflow_id = context.get("amc_workflow_id")
+    if not amc_workflow_id:
+        raise ResolutionError(f"{name}: its AMC workflow id (amc_workflow_id) is missing")
+    timezone = context.get("timezone") or "UTC"
+    parameters = merge_parameters(
+        context.get("workflow_parameters"),
+        context.get("schedule_parameters"),
+        run.parameters_override,
+    )
+    try:
+        body = build_request_body(amc_workflow_id, parameters, run.scheduled_for, timezone)
+    except (ParameterError, WindowError) as exc:
+        raise ResolutionError(f"{name}: parameter {exc}") from None
     return RunRequest(
         run_id=run.id,
         schedule_id=run.schedule_id,
@@ -51,9 +104,13 @@ def resolve(run: ClaimedRun, context: dict[str, Any] | None) -> RunRequest:
         scheduled_for=run.scheduled_for,
         trigger=run.trigger,
         correlation_id=run.correlation_id,
-        amc_workflow_id=context["amc_workflow_id"],
+        amc_workflow_id=amc_workflow_id,
         amc_instance_id=instance_id,
         amc_entity_id=entity_id,
-        marketplace_id=context.get("marketplace_id"),
+        marketplace_id=marketplace_id,
         parameters=parameters,
+        body=body,
+        timezone=timezone,
+        workflow_name=context.get("workflow_name"),
+        region=context.get("region"),
     )

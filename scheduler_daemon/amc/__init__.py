@@ -10,7 +10,11 @@ Modules, one job each:
 - ``responses``: AMC's JSON, flat or wrapped, into typed values.
 - ``breaker``, ``slots``: per-instance circuit breaker and cap on requests in flight.
 - ``client``: the HTTP client (retries, refresh-and-retry, adoption after a lost response).
+- ``errors``: what can go wrong, each with a one-line message free of secrets.
 - ``fake_server`` (+ ``fake_state``, ``fake_faults``): a real HTTP fake of AMC on loopback.
+- ``testing``: an executor wired to the fake with fast retries, for tests and demos.
+
+The executor that plugs this into the daemon is ``scheduler_daemon.executors.amc``.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ and has been scrubbed of secrets before it was built."""
 from __future__ import annotations
 
 from scheduler_daemon.errors import SchedulerError
+from scheduler_daemon.executors.base import OutcomeUnknownError
 
 
 class AmcError(SchedulerError):
@@ -36,7 +37,7 @@ class AmcUnavailableError(AmcError):
     """AMC kept failing (5xx, 429, network) until the retries ran out."""
 
 
-class AmcOutcomeUnknownError(AmcError):
+class AmcOutcomeUnknownError(AmcError, OutcomeUnknownError):
     """A create request may have reached AMC, and AMC could not be asked whether it did.
 
     Sending it again could start a duplicate, so nothing is sent: the run is left to the

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from scheduler_daemon.errors import SchedulerError
+
 
 @dataclass(frozen=True)
 class RunRequest:
@@ -23,6 +25,11 @@ class RunRequest:
     amc_entity_id: str
     marketplace_id: str | None
     parameters: dict[str, Any] = field(default_factory=dict)
+    # The AMC create-execution body, JSON-ready; store it on the run row as sent.
+    body: dict[str, Any] = field(default_factory=dict)
+    timezone: str = "UTC"
+    workflow_name: str | None = None
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,15 +39,26 @@ class ExecutionOutcome:
     status: Literal["succeeded", "failed", "dispatched"]
     execution_id: str | None = None
     error: str | None = None
+    # True when the execution was found rather than started by this call (a lost response
+    # or a recovered run): worth a line in the run's history.
+    adopted: bool = False
+
+
+class OutcomeUnknownError(SchedulerError):
+    """``submit`` may have started an execution, and the remote side cannot say whether it
+    did. The run must stay ``dispatching`` so that recovery calls ``reconcile`` later:
+    recording it as failed could lose an execution, sending it again could start a second."""
 
 
 class Executor(Protocol):
     """Turns a resolved run into an external execution.
 
     ``submit`` is called at most once per attempt and must not raise for an outcome it can
-    describe: a refusal is ``ExecutionOutcome("failed", error=...)``. ``reconcile`` is called
+    describe: a refusal is ``ExecutionOutcome("failed", error=...)``; it raises
+    OutcomeUnknownError when it cannot know whether it started anything. ``reconcile`` is called
     for a run a dead worker left mid-call: it returns the outcome of an execution that call
-    did start, or None when it started nothing (the run is then submitted again).
+    did start, or None when it started nothing (the run is then submitted again); it raises
+    when it cannot find out (the run then waits for a later recovery).
     """
 
     name: str

@@ -9,12 +9,20 @@ from scheduler_daemon.daemon.dispatcher import is_transient
 
 
 def test_server_shutdown_and_lost_connections_are_transient() -> None:
-    admin_shutdown = psycopg.errors.AdminShutdown("terminating connection due to administrator command")
+    admin_shutdown = psycopg.errors.AdminShutdown(
+        "terminating connection due to administrator command"
+    )
     assert is_transient(OperationalError("SELECT 1", {}, admin_shutdown))
-    assert is_transient(OperationalError("SELECT 1", {}, psycopg.OperationalError("connection refused")))
+    assert is_transient(
+        OperationalError("SELECT 1", {}, psycopg.OperationalError("connection refused"))
+    )
 
 
 def test_statement_errors_are_not_transient() -> None:
-    assert not is_transient(IntegrityError("INSERT", {}, psycopg.errors.UniqueViolation("duplicate")))
-    assert not is_transient(ProgrammingError("SELECT", {}, psycopg.errors.UndefinedTable("no table")))
+    assert not is_transient(
+        IntegrityError("INSERT", {}, psycopg.errors.UniqueViolation("duplicate"))
+    )
+    assert not is_transient(
+        ProgrammingError("SELECT", {}, psycopg.errors.UndefinedTable("no table"))
+    )
     assert not is_transient(ValueError("not a database error"))

@@ -1,0 +1,544 @@
+"""The AMC reporting API over HTTP: create, get, list and cancel workflow executions.
+
+Retries (tenacity): 429 (after Retry-After, else exponential backoff with jitter), 5xx and
+network errors. A create request is never sent again blindly once it may have reached AMC
+(a timeout or reset after sending, or a 5xx): the executions of the workflow created since
+just before the call are listed first, and a matching one is adopted. A 401, or a 403 that
+may come from an expired token, gets one token refresh and one retry. Each instance has a
+circuit breaker and a cap on requests in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+import structlog
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential,
+    wait_random,
+)
+
+from scheduler_daemon.amc.breaker import CircuitBreakers
+from scheduler_daemon.amc.errors import (
+    AmcAuthError,
+    AmcError,
+    AmcOutcomeUnknownError,
+    AmcProtocolError,
+    AmcRejectedError,
+    AmcUnavailableError,
+)
+from scheduler_daemon.amc.responses import (
+    TERMINAL,
+    Execution,
+    error_details,
+    parse_execution,
+    parse_execution_list,
+)
+from scheduler_daemon.amc.secret import Secret, scrub
+from scheduler_daemon.amc.slots import InstanceSlots
+from scheduler_daemon.amc.tokens import TokenProvider
+from scheduler_daemon.clock import Clock, SystemClock
+
+log = structlog.get_logger("scheduler_daemon.amc")
+
+DEFAULT_API_URL = "https://advertising-api.amazon.com"
+CREATION_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
+USER_AGENT = "scheduler-daemon"
+_PATH_SEGMENT = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# Errors raised before the request left this process: sending again cannot duplicate it.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+_LIST_PAGE_LIMIT = 100
+
+
+@dataclass(frozen=True)
+class AmcTarget:
+    """Where a call goes: the instance (path) and the account it belongs to (headers)."""
+
+    instance_id: str
+    advertiser_id: str
+    marketplace_id: str
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 5
+    backoff: float = 1.0
+    backoff_max: float = 30.0
+    max_retry_after: float = 120.0
+    lookup_delay: float = 2.0
+    max_list_pages: int = 10
+    # Bounds how long one call may hold a dispatcher thread, Retry-After waits included.
+    deadline: float = 300.0
+
+
+@dataclass(frozen=True)
+class CreateResult:
+    execution: Execution
+    adopted: bool
+
+
+class _RetryableError(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class _AmbiguousError(_RetryableError):
+    """A create request may have been applied although we got no answer."""
+
+
+class _AuthState:
+    refreshed = False
+
+
+def _walls_equal(left: object, right: object) -> bool:
+    return isinstance(left, str) and isinstance(right, str) and left[:19] == right[:19]
+
+
+def same_request(execution: Execution, body: Mapping[str, Any]) -> bool:
+    """Whether ``execution`` could have come from ``body``: same workflow, and the same window
+    and parameter values wherever AMC reports them (a field AMC leaves out is no evidence)."""
+    if execution.workflow_id != body.get("workflowId"):
+        return False
+    payload = execution.payload
+    for reported, sent in (
+        ("timeWindowStartOriginal", "timeWindowStart"),
+        ("timeWindowEndOriginal", "timeWindowEnd"),
+    ):
+        if reported in payload and sent in body and not _walls_equal(payload[reported], body[sent]):
+            return False
+    zone = payload.get("timeWindowTimeZoneOriginal")
+    if (
+        isinstance(zone, str)
+        and "timeWindowTimeZone" in body
+        and zone != body["timeWindowTimeZone"]
+    ):
+        return False
+    reported_values = payload.get("parameterValues")
+    if isinstance(reported_values, Mapping):
+        sent_values = body.get("parameterValues") or {}
+        return {k: str(v) for k, v in reported_values.items()} == dict(sent_values)
+    return True
+
+
+def _segment(value: str, what: str) -> str:
+    if not _PATH_SEGMENT.match(value):
+        raise AmcError(f"{what} {value!r} is not a valid AMC path segment")
+    return value
+
+
+class AmcClient:
+    """Thread-safe; one per process, shared by all dispatcher threads."""
+
+    def __init__(
+        self,
+        tokens: TokenProvider,
+        *,
+        http: httpx.Client,
+        base_url: str = DEFAULT_API_URL,
+        retry: RetryPolicy | None = None,
+        max_in_flight: int = 10,
+        slot_wait: float = 60.0,
+        failure_threshold: int = 5,
+        cool_down: float = 60.0,
+        adopt_margin: float = 60.0,
+        clock: Clock | None = None,
+    ) -> None:
+        self._tokens = tokens
+        self._http = http
+        self._base_url = base_url.rstrip("/")
+        self._retry = retry or RetryPolicy()
+        self._clock = clock or SystemClock()
+        self._slots = InstanceSlots(max_in_flight, slot_wait)
+        self._breakers = CircuitBreakers(self._clock.monotonic, failure_threshold, cool_down)
+        self._adopt_margin = timedelta(seconds=adopt_margin)
+
+    def __repr__(self) -> str:
+        return f"AmcClient(base_url={self._base_url!r})"
+
+    # --- public operations -------------------------------------------------------------
+
+    def create_execution(self, target: AmcTarget, body: Mapping[str, Any]) -> CreateResult:
+        """Start an execution; adopt the one a lost response created instead of a duplicate."""
+        where = f"AMC create execution of {body.get('workflowId')!r} on {target.instance_id}"
+        path = f"{self._instance_path(target)}/workflowExecutions"
+        with self._guarded(target):
+            since = self._clock.now() - self._adopt_margin
+            auth = _AuthState()
+            attempts = 0
+            try:
+                for attempt in self._retrying(where, target):
+                    with attempt:
+                        attempts = attempt.retry_state.attempt_number
+                        try:
+                            response = self._exchange(target, where, "POST", path, auth, body=body)
+                        except _AmbiguousError as exc:
+                            found = self._adopt(target, body, since, where, exc)
+                            if found is not None:
+                                return CreateResult(found, adopted=True)
+                            raise
+            except _RetryableError as exc:
+                raise self._gave_up(where, exc, attempts) from None
+            execution = parse_execution(self._json(response, where), where)
+        log.info(
+            "amc.execution_created",
+            instance_id=target.instance_id,
+            workflow_id=execution.workflow_id,
+            execution_id=execution.execution_id,
+            status=execution.raw_status,
+        )
+        return CreateResult(execution, adopted=False)
+
+    def get_execution(self, target: AmcTarget, execution_id: str) -> Execution:
+        where = f"AMC get execution {execution_id} on {target.instance_id}"
+        path = self._execution_path(target, execution_id)
+        with self._guarded(target):
+            return parse_execution(self._call(target, where, "GET", path), where)
+
+    def list_executions(
+        self,
+        target: AmcTarget,
+        *,
+        workflow_id: str | None = None,
+        min_creation_time: datetime | None = None,
+        include_cancelled: bool = True,
+    ) -> list[Execution]:
+        """Executions oldest first, across pages (up to ``max_list_pages``)."""
+        where = f"AMC list executions of {workflow_id!r} on {target.instance_id}"
+        with self._guarded(target):
+            return self._list(target, where, workflow_id, min_creation_time, include_cancelled)
+
+    def find_execution(
+        self, target: AmcTarget, body: Mapping[str, Any], since: datetime
+    ) -> Execution | None:
+        """The oldest execution created since ``since`` that matches ``body``, if any."""
+        where = f"AMC look-up of {body.get('workflowId')!r} on {target.instance_id}"
+        with self._guarded(target):
+            return self._find(target, where, body, since)
+
+    def cancel_execution(self, target: AmcTarget, execution_id: str) -> bool:
+        """Cancel a pending or running execution; False when it had already finished."""
+        where = f"AMC cancel execution {execution_id} on {target.instance_id}"
+        path = self._execution_path(target, execution_id)
+        with self._guarded(target):
+            try:
+                self._call(target, where, "PUT", path, body={"status": "CANCELLED"})
+            except AmcRejectedError as exc:
+                if exc.status == 405:  # a server without the PUT form: the guides' DELETE
+                    self._call(target, where, "DELETE", path)
+                    return True
+                if exc.status != 400:
+                    raise
+                current = parse_execution(self._call(target, where, "GET", path), where)
+                if current.status not in TERMINAL:
+                    raise
+                return False
+        log.info(
+            "amc.execution_cancelled", instance_id=target.instance_id, execution_id=execution_id
+        )
+        return True
+
+    # --- building blocks -----------------------------------------------------------------
+
+    def _instance_path(self, target: AmcTarget) -> str:
+        instance_id = _segment(target.instance_id, "instance id")
+        try:
+            uuid.UUID(instance_id)
+        except ValueError:
+            return f"/amc/reporting/{instance_id}"
+        raise AmcError(f"instance id {instance_id!r} is a UUID; AMC needs its own string id")
+
+    def _execution_path(self, target: AmcTarget, execution_id: str) -> str:
+        execution_id = _segment(execution_id, "execution id")
+        return f"{self._instance_path(target)}/workflowExecutions/{execution_id}"
+
+    @contextmanager
+    def _guarded(self, target: AmcTarget) -> Iterator[None]:
+        """The instance's breaker and slot around one operation, judged by how it ended."""
+        with (
+            self._breakers(target.instance_id).guard() as record,
+            self._slots.hold(target.instance_id),
+        ):
+            try:
+                yield
+            except (AmcAuthError, AmcUnavailableError, AmcOutcomeUnknownError) as exc:
+                record.failure(str(exc))
+                raise
+            except (AmcRejectedError, AmcProtocolError):
+                record.success()  # the instance answered; the request was at fault
+                raise
+            record.success()
+
+    def _retrying(self, where: str, target: AmcTarget) -> Retrying:
+        backoff = wait_exponential(
+            multiplier=self._retry.backoff, max=self._retry.backoff_max
+        ) + wait_random(0, self._retry.backoff)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, _RetryableError) and exc.retry_after is not None:
+                return exc.retry_after
+            return float(backoff(state))
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "amc.retry",
+                instance_id=target.instance_id,
+                operation=where,
+                attempt=state.attempt_number,
+                wait=round(state.next_action.sleep, 3) if state.next_action else None,
+                reason=exc.reason if isinstance(exc, _RetryableError) else str(exc),
+            )
+
+        return Retrying(
+            retry=retry_if_exception_type(_RetryableError),
+            stop=stop_after_attempt(self._retry.attempts) | stop_after_delay(self._retry.deadline),
+            wait=wait,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+
+    @staticmethod
+    def _gave_up(where: str, exc: _RetryableError, attempts: int) -> AmcUnavailableError:
+        return AmcUnavailableError(
+            f"{where}: gave up after {attempts} attempts; last: {exc.reason}"
+        )
+
+    def _call(
+        self,
+        target: AmcTarget,
+        where: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """A request that may be repeated safely; returns the parsed JSON of the 2xx answer."""
+        auth = _AuthState()
+        attempts = 0
+        try:
+            for attempt in self._retrying(where, target):
+                with attempt:
+                    attempts = attempt.retry_state.attempt_number
+                    response = self._exchange(
+                        target, where, method, path, auth, params=params, body=body, safe=True
+                    )
+        except _RetryableError as exc:
+            raise self._gave_up(where, exc, attempts) from None
+        return self._json(response, where)
+
+    def _exchange(
+        self,
+        target: AmcTarget,
+        where: str,
+        method: str,
+        path: str,
+        auth: _AuthState,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+        safe: bool = False,
+    ) -> httpx.Response:
+        """One request, plus one retry with a fresh token after a 401/403; a 2xx or raise."""
+        token = self._tokens.token()
+        response = self._send(target, method, path, token, params=params, body=body, safe=safe)
+        if response.status_code in (401, 403) and not auth.refreshed:
+            auth.refreshed = True
+            replacement = self._tokens.replace_rejected(token, response.status_code)
+            if replacement is not None:
+                log.info(
+                    "amc.auth_retry", instance_id=target.instance_id, status=response.status_code
+                )
+                response = self._send(
+                    target, method, path, replacement, params=params, body=body, safe=safe
+                )
+        return self._check(response, where, safe)
+
+    def _send(
+        self,
+        target: AmcTarget,
+        method: str,
+        path: str,
+        token: Secret,
+        *,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        safe: bool,
+    ) -> httpx.Response:
+        headers = {
+            "Authorization": f"Bearer {token.reveal()}",
+            "Amazon-Advertising-API-ClientId": self._tokens.client_id,
+            "Amazon-Advertising-API-AdvertiserId": target.advertiser_id,
+            "Amazon-Advertising-API-MarketplaceId": target.marketplace_id,
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        started = time.monotonic()
+        try:
+            response = self._http.request(
+                method, self._base_url + path, params=params, json=body, headers=headers
+            )
+        except httpx.TransportError as exc:
+            reason = self._scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            log.warning(
+                "amc.request",
+                method=method,
+                path=path,
+                error=reason,
+                instance_id=target.instance_id,
+            )
+            if safe or isinstance(exc, _NOT_SENT):
+                raise _RetryableError(reason) from None
+            raise _AmbiguousError(reason) from None
+        log.log(
+            logging.DEBUG if response.is_success else logging.WARNING,
+            "amc.request",
+            method=method,
+            path=path,
+            status=response.status_code,
+            elapsed_ms=round((time.monotonic() - started) * 1000),
+            instance_id=target.instance_id,
+        )
+        return response
+
+    def _check(self, response: httpx.Response, where: str, safe: bool) -> httpx.Response:
+        status = response.status_code
+        if 200 <= status < 300:
+            return response
+        details = self._scrub(error_details(status, response.text, response.reason_phrase))
+        if status == 429 or status >= 500:
+            retry_after = self._retry_after(response)
+            reason = f"HTTP {status}: {details}"
+            if retry_after is not None and retry_after > self._retry.max_retry_after:
+                raise AmcUnavailableError(
+                    f"{where}: {reason}; AMC asks to wait {retry_after:.0f} s (Retry-After), "
+                    f"longer than the {self._retry.max_retry_after:.0f} s limit"
+                )
+            if status == 429 or safe:
+                raise _RetryableError(reason, retry_after)
+            raise _AmbiguousError(reason, retry_after)
+        if status in (401, 403):
+            raise AmcAuthError(where, status, details)
+        raise AmcRejectedError(where, status, details)
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        raw = response.headers.get("Retry-After")
+        if raw is None:
+            return None
+        try:
+            return max(0.0, float(raw))
+        except ValueError:
+            pass
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - self._clock.now()).total_seconds())
+
+    def _json(self, response: httpx.Response, where: str) -> Any:
+        if not response.content:
+            return {}
+        try:
+            return response.json()
+        except ValueError:
+            raise AmcProtocolError(
+                f"{where}: AMC answered HTTP {response.status_code} with a body that is not JSON"
+            ) from None
+
+    def _list(
+        self,
+        target: AmcTarget,
+        where: str,
+        workflow_id: str | None,
+        min_creation_time: datetime | None,
+        include_cancelled: bool,
+    ) -> list[Execution]:
+        if workflow_id is None and min_creation_time is None:
+            raise ValueError("listing executions needs a workflow id or a minimum creation time")
+        params = {
+            "sortAscending": "true",
+            "includeCancelled": "true" if include_cancelled else "false",
+            "limit": str(_LIST_PAGE_LIMIT),
+        }
+        if workflow_id is not None:
+            params["workflowId"] = workflow_id
+        if min_creation_time is not None:
+            moment = min_creation_time.astimezone(UTC)
+            params["minCreationTime"] = moment.strftime(CREATION_TIME_FORMAT)
+            params["timeZone"] = "UTC"
+        path = f"{self._instance_path(target)}/workflowExecutions"
+        executions: list[Execution] = []
+        for _ in range(self._retry.max_list_pages):
+            page, next_token = parse_execution_list(
+                self._call(target, where, "GET", path, params=params), where
+            )
+            executions.extend(page)
+            if next_token is None:
+                break
+            params["nextToken"] = next_token
+        return executions
+
+    def _find(
+        self, target: AmcTarget, where: str, body: Mapping[str, Any], since: datetime
+    ) -> Execution | None:
+        workflow_id = body.get("workflowId")
+        if not isinstance(workflow_id, str):
+            return None
+        since = since.replace(microsecond=0)
+        for execution in self._list(target, where, workflow_id, since, include_cancelled=True):
+            if execution.created_at is not None and execution.created_at < since:
+                continue
+            if same_request(execution, body):
+                return execution
+        return None
+
+    def _adopt(
+        self,
+        target: AmcTarget,
+        body: Mapping[str, Any],
+        since: datetime,
+        where: str,
+        exc: _AmbiguousError,
+    ) -> Execution | None:
+        log.warning("amc.post_outcome_unknown", instance_id=target.instance_id, reason=exc.reason)
+        if self._retry.lookup_delay > 0:
+            time.sleep(self._retry.lookup_delay)
+        try:
+            found = self._find(target, where, body, since)
+        except AmcError as lookup_exc:
+            raise AmcOutcomeUnknownError(
+                f"{where}: the request may have reached AMC ({exc.reason}) and AMC could not "
+                f"be asked whether it started an execution ({lookup_exc}); not sent again, "
+                "to avoid a duplicate"
+            ) from None
+        if found is not None:
+            log.warning(
+                "amc.execution_adopted",
+                instance_id=target.instance_id,
+                execution_id=found.execution_id,
+                workflow_id=found.workflow_id,
+            )
+        return found
+
+    def _scrub(self, text: str) -> str:
+        return scrub(text, self._tokens.secrets())

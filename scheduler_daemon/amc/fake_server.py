@@ -1,0 +1,666 @@
+"""A fake AMC (and Login with Amazon) on a real HTTP socket on 127.0.0.1, for tests and demos.
+
+    with FakeAmcServer() as amc:
+        amc.seed()                          # one account, instance and workflow
+        amc.faults.throttle(retry_after=1)  # the next AMC request gets a 429
+        ... AmcClient(..., base_url=amc.base_url), TokenProvider(..., token_url=amc.token_url)
+        amc.requests(endpoint="create")     # what the client sent (secrets masked)
+
+It enforces AMC's header and body validations, runs executions through PENDING → RUNNING →
+SUCCEEDED on the given clock (seconds configurable down to ~0.1 s; at most 10 RUNNING per
+instance, as AMC), injects the faults of ``fake_faults`` and records every request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import re
+import signal
+import sys
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from scheduler_daemon.amc.credentials import AmcCredentials
+from scheduler_daemon.amc.fake_faults import Fault, Faults
+from scheduler_daemon.amc.fake_state import (
+    FakeAmcState,
+    FakeHttpError,
+    FakeSettings,
+    Script,
+)
+from scheduler_daemon.amc.secret import MASK, Secret
+from scheduler_daemon.clock import Clock, SystemClock
+
+TOKEN_PATH = "/auth/o2/token"  # noqa: S105 - a path
+DEFAULT_CLIENT_ID = "amzn1.application-oa2-client.fake0000000000000000000000000000"
+DEFAULT_CLIENT_SECRET = "fake-client-secret-0123456789abcdef"  # noqa: S105 - the fake's own
+DEFAULT_REFRESH_TOKEN = "Atzr|fake-refresh-token-0123456789abcdef"  # noqa: S105 - the fake's own
+DEFAULT_INSTANCE_ID = "amc1alal2aa"
+DEFAULT_ACCOUNT_ID = "ENTITY1AA1AA11AAA1"
+DEFAULT_MARKETPLACE_ID = "ATVPDKIKX0DER"
+DEFAULT_WORKFLOW_ID = "my-first-workflow"
+_SECRET_FORM_FIELDS = ("client_secret", "refresh_token", "access_token")
+_EXECUTIONS = re.compile(
+    r"^/amc/reporting/([^/]+)/workflowExecutions(?:/([^/]+)(/downloadUrls)?)?$"
+)
+_WORKFLOWS = re.compile(r"^/amc/reporting/([^/]+)/workflows(?:/([^/]+))?$")
+_INSTANCES = re.compile(r"^/amc/instances(?:/([^/]+))?$")
+_S3 = re.compile(r"^/_s3/([A-Za-z0-9_-]+\.(?:csv|json))$")
+_LEGACY = re.compile(r"/prod/workflowExecutions")
+
+
+@dataclass
+class LoggedRequest:
+    """One request as the fake saw it; Authorization and credential fields are masked.
+    Logged when it arrives; ``status`` (None: no answer sent) and ``finished`` (monotonic)
+    are filled in when it is done."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    endpoint: str
+    instance_id: str | None
+    fault: str | None
+    started: float
+    status: int | None = None
+    finished: float | None = None
+
+
+@dataclass
+class _Answer:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeAmcServer:
+    def __init__(
+        self,
+        *,
+        clock: Clock | None = None,
+        settings: FakeSettings | None = None,
+        latency: float = 0.0,
+        port: int = 0,
+        **overrides: Any,
+    ) -> None:
+        """``overrides`` set FakeSettings fields (e.g. ``pending_seconds=0.1``).
+        ``latency``: seconds every AMC request takes before it is handled.
+        ``port``: 0 picks a free one (see ``base_url``)."""
+        settings = settings or FakeSettings()
+        for name, value in overrides.items():
+            if not hasattr(settings, name):
+                raise TypeError(f"unknown fake AMC setting {name!r}")
+            setattr(settings, name, value)
+        self.clock = clock or SystemClock()
+        self.state = FakeAmcState(self.clock, settings)
+        self.faults = Faults()
+        self.latency = latency
+        self.port = port
+        self._log: list[LoggedRequest] = []
+        self._in_flight: dict[str, int] = {}
+        self._max_in_flight: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.state.add_client(DEFAULT_CLIENT_ID, DEFAULT_CLIENT_SECRET)
+        self.state.add_refresh_token(DEFAULT_REFRESH_TOKEN, DEFAULT_CLIENT_ID)
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> FakeAmcServer:
+        handler = _handler_for(self)
+        self._server = _QuietServer(("127.0.0.1", self.port), handler)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.01},
+            name="fake-amc",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeAmcServer:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def base_url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the fake AMC server is not started")
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def token_url(self) -> str:
+        return self.base_url + TOKEN_PATH
+
+    # --- set-up helpers --------------------------------------------------------------------
+
+    @property
+    def credentials(self) -> AmcCredentials:
+        """The credentials the fake accepts by default."""
+        return AmcCredentials(
+            DEFAULT_CLIENT_ID, Secret(DEFAULT_CLIENT_SECRET), Secret(DEFAULT_REFRESH_TOKEN)
+        )
+
+    def seed(
+        self,
+        instance_id: str = DEFAULT_INSTANCE_ID,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        marketplace_id: str = DEFAULT_MARKETPLACE_ID,
+        workflows: Mapping[str, tuple[str, ...]] | None = None,
+        *,
+        sandbox: bool = False,
+    ) -> None:
+        """An account, an instance of it and workflows (id → declared input parameters)."""
+        self.state.add_account(account_id, marketplace_id)
+        self.state.add_instance(instance_id, account_id, sandbox=sandbox)
+        for workflow_id, inputs in (workflows or {DEFAULT_WORKFLOW_ID: ()}).items():
+            self.state.add_workflow(instance_id, workflow_id, input_parameters=inputs)
+
+    def script(self, workflow_id: str, script: Script) -> None:
+        with self.state.lock:
+            self.state.scripts[workflow_id] = script
+
+    def revoke_refresh_token(self, refresh_token: str = DEFAULT_REFRESH_TOKEN) -> None:
+        self.state.revoke_refresh_token(refresh_token)
+
+    # --- what happened ---------------------------------------------------------------------
+
+    def requests(
+        self,
+        *,
+        endpoint: str | None = None,
+        method: str | None = None,
+        instance_id: str | None = None,
+    ) -> list[LoggedRequest]:
+        with self._lock:
+            return [
+                r
+                for r in self._log
+                if (endpoint is None or r.endpoint == endpoint)
+                and (method is None or r.method == method)
+                and (instance_id is None or r.instance_id == instance_id)
+            ]
+
+    def executions(
+        self, *, instance_id: str | None = None, workflow_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The executions the fake holds, oldest first, as AMC would show them."""
+        with self.state.lock:
+            self.state.advance()
+            return [
+                e.to_json()
+                for e in sorted(self.state.executions.values(), key=lambda e: e.created_at)
+                if (instance_id is None or e.instance_id == instance_id)
+                and (workflow_id is None or e.workflow_id == workflow_id)
+            ]
+
+    def max_in_flight(self, instance_id: str) -> int:
+        """The most requests to the instance the fake ever handled at once."""
+        with self._lock:
+            return self._max_in_flight.get(instance_id, 0)
+
+    # --- request handling (called by the handler threads) ----------------------------------
+
+    def _enter(self, instance_id: str | None) -> None:
+        if instance_id is None:
+            return
+        with self._lock:
+            count = self._in_flight.get(instance_id, 0) + 1
+            self._in_flight[instance_id] = count
+            self._max_in_flight[instance_id] = max(self._max_in_flight.get(instance_id, 0), count)
+
+    def _leave(self, instance_id: str | None) -> None:
+        if instance_id is None:
+            return
+        with self._lock:
+            self._in_flight[instance_id] -= 1
+
+    def _record(self, entry: LoggedRequest) -> None:
+        with self._lock:
+            self._log.append(entry)
+
+    def _finish(self, entry: LoggedRequest, status: int | None) -> None:
+        with self._lock:
+            entry.status, entry.finished = status, time.monotonic()
+
+    def _route(
+        self, method: str, path: str, query: Mapping[str, str]
+    ) -> tuple[str, str | None, Callable[[Mapping[str, str], Any], _Answer]]:
+        """The endpoint name, the instance in the path and the function that answers."""
+        state = self.state
+        if path == TOKEN_PATH and method == "POST":
+            return "token", None, lambda _h, body: _Answer(200, state.issue_token(body or {}))
+        if _LEGACY.search(path):
+            return "legacy", None, _gone
+        if match := _EXECUTIONS.match(path):
+            instance_id, execution_id, download = match.groups()
+            return self._execution_route(method, instance_id, execution_id, download, query)
+        if match := _WORKFLOWS.match(path):
+            return self._workflow_route(method, *match.groups())
+        if path == "/amc/accounts" and method == "GET":
+            return "accounts", None, self._amc(None, False, lambda _a, _b: state.list_accounts())
+        if (match := _INSTANCES.match(path)) and method == "GET":
+            wanted = match.group(1)
+            return "instances", None, self._amc(None, True, self._instances(wanted))
+        if (match := _S3.match(path)) and method == "GET":
+            return "s3", None, lambda _h, _b: _s3_answer(state.s3_object(match.group(1)))
+        return "unknown", None, _not_found(path)
+
+    def _execution_route(
+        self,
+        method: str,
+        instance_id: str,
+        execution_id: str | None,
+        download: str | None,
+        query: Mapping[str, str],
+    ) -> tuple[str, str | None, Callable[[Mapping[str, str], Any], _Answer]]:
+        state = self.state
+        wrap = state.settings.wrap_responses
+
+        def wrapped(payload: dict[str, Any]) -> dict[str, Any]:
+            return {"workflowExecution": payload} if wrap else payload
+
+        if execution_id is None:
+            if method == "POST":
+                return (
+                    "create",
+                    instance_id,
+                    self._amc(
+                        instance_id,
+                        True,
+                        lambda _a, body: wrapped(state.create_execution(instance_id, body)),
+                    ),
+                )
+            if method == "GET":
+                return (
+                    "list",
+                    instance_id,
+                    self._amc(
+                        instance_id, True, lambda _a, _b: state.list_executions(instance_id, query)
+                    ),
+                )
+        elif download:
+            if method == "GET":
+                return (
+                    "download",
+                    instance_id,
+                    self._amc(
+                        instance_id,
+                        True,
+                        lambda _a, _b: state.download_urls(
+                            instance_id, execution_id, self.base_url
+                        ),
+                    ),
+                )
+        elif method == "GET":
+            include = query.get("includeWorkflow", "false").lower() == "true"
+            return (
+                "get",
+                instance_id,
+                self._amc(
+                    instance_id,
+                    True,
+                    lambda _a, _b: wrapped(
+                        state.get_execution(instance_id, execution_id, include_workflow=include)
+                    ),
+                ),
+            )
+        elif method == "PUT" or (method == "DELETE" and state.settings.delete_enabled):
+            return (
+                "cancel",
+                instance_id,
+                self._amc(
+                    instance_id,
+                    True,
+                    lambda _a, body: state.cancel_execution(
+                        instance_id, execution_id, body if method == "PUT" else None
+                    ),
+                ),
+            )
+        return "unknown", instance_id, _not_allowed(method)
+
+    def _workflow_route(
+        self, method: str, instance_id: str, workflow_id: str | None
+    ) -> tuple[str, str | None, Callable[[Mapping[str, str], Any], _Answer]]:
+        state = self.state
+        handlers: dict[tuple[str, bool], Callable[[str | None, Any], dict[str, Any]]] = {
+            ("GET", False): lambda _a, _b: state.list_workflows(instance_id),
+            ("POST", False): lambda _a, body: state.put_workflow(
+                instance_id, None, body, create=True
+            ),
+            ("GET", True): lambda _a, _b: state.get_workflow(instance_id, str(workflow_id)),
+            ("PUT", True): lambda _a, body: state.put_workflow(
+                instance_id, workflow_id, body, create=False
+            ),
+            ("DELETE", True): lambda _a, _b: state.delete_workflow(instance_id, str(workflow_id)),
+        }
+        handler = handlers.get((method, workflow_id is not None))
+        if handler is None:
+            return "workflows", instance_id, _not_allowed(method)
+        return "workflows", instance_id, self._amc(instance_id, True, handler)
+
+    def _instances(self, wanted: str | None) -> Callable[[str | None, Any], dict[str, Any]]:
+        def answer(account_id: str | None, _body: Any) -> dict[str, Any]:
+            assert account_id is not None
+            listing = self.state.list_instances(account_id, self.base_url)
+            if wanted is None:
+                return listing
+            for item in listing["instances"]:
+                if item["instanceId"] == wanted:
+                    return dict(item)
+            raise FakeHttpError(404, f"Instance {wanted} not found")
+
+        return answer
+
+    def _amc(
+        self,
+        instance_id: str | None,
+        need_account: bool,
+        handler: Callable[[str | None, Any], dict[str, Any]],
+    ) -> Callable[[Mapping[str, str], Any], _Answer]:
+        """An AMC endpoint: authenticate the headers, then answer 200 with the handler's JSON."""
+
+        def answer(headers: Mapping[str, str], body: Any) -> _Answer:
+            account_id = self.state.authenticate(
+                headers, instance_id=instance_id, need_account=need_account
+            )
+            return _Answer(200, handler(account_id, body))
+
+        return answer
+
+
+def _gone(_headers: Mapping[str, str], _body: Any) -> _Answer:
+    return _Answer(410, {"code": "410", "details": "The instance-level AMC API was retired"})
+
+
+def _not_found(path: str) -> Callable[[Mapping[str, str], Any], _Answer]:
+    return lambda _h, _b: _Answer(
+        404, {"code": "NOT_FOUND", "details": f"Could not find resource for full path: {path}"}
+    )
+
+
+def _not_allowed(method: str) -> Callable[[Mapping[str, str], Any], _Answer]:
+    return lambda _h, _b: _Answer(405, {"code": "405", "details": f"Method {method} not allowed"})
+
+
+def _s3_answer(found: tuple[str, bytes]) -> _Answer:
+    content_type, content = found
+    return _Answer(200, content, {"Content-Type": content_type})
+
+
+def _masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    masked = dict(headers)
+    if "authorization" in masked:
+        scheme, _, _ = masked["authorization"].partition(" ")
+        masked["authorization"] = f"{scheme} {MASK}" if scheme else MASK
+    return masked
+
+
+def _masked_body(body: Any) -> Any:
+    if isinstance(body, dict):
+        return {k: MASK if k in _SECRET_FORM_FIELDS else v for k, v in body.items()}
+    return body
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128  # the default 5 drops bursts of connections
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (timeouts, dropped connections) is part of the tests."""
+
+
+def _handler_for(fake: FakeAmcServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(_Handler):
+        server_fake = fake
+
+    return Handler
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes
+    server_fake: FakeAmcServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the fake keeps its own request log."""
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def _read_body(self) -> tuple[bytes, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return raw, None
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type == "application/x-www-form-urlencoded":
+            return raw, dict(urllib.parse.parse_qsl(raw.decode("utf-8", "replace")))
+        try:
+            return raw, json.loads(raw)
+        except ValueError:
+            return raw, _Unparsable(raw)
+
+    def _handle(self, method: str) -> None:
+        fake = self.server_fake
+        started = time.monotonic()
+        parsed = urllib.parse.urlsplit(self.path)
+        query = dict(urllib.parse.parse_qsl(parsed.query))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        raw, body = self._read_body()
+        endpoint, instance_id, answer_with = fake._route(method, parsed.path, query)
+        fault = fake.faults.take(endpoint, instance_id)
+        logged_body = raw.decode("utf-8", "replace") if isinstance(body, _Unparsable) else body
+        entry = LoggedRequest(
+            method=method,
+            path=parsed.path,
+            query=query,
+            headers=_masked_headers(headers),
+            body=_masked_body(logged_body),
+            endpoint=endpoint,
+            instance_id=instance_id,
+            fault=fault.kind if fault else None,
+            started=started,
+        )
+        fake._record(entry)
+        fake._enter(instance_id)
+        settled = False
+
+        def settle(status: int | None) -> None:
+            # Before the answer is written: a client may send its next request the moment it
+            # has read this one, and must not find this one still counted as in flight.
+            nonlocal settled
+            if not settled:
+                settled = True
+                fake._leave(instance_id)
+                fake._finish(entry, status)
+
+        try:
+            if fake.latency and endpoint not in ("token", "s3"):
+                time.sleep(fake.latency)
+            self._respond(
+                fault,
+                method=method,
+                headers=headers,
+                body=body,
+                answer_with=answer_with,
+                settle=settle,
+            )
+        finally:
+            settle(None)
+
+    def _respond(
+        self,
+        fault: Fault | None,
+        *,
+        method: str,
+        headers: Mapping[str, str],
+        body: Any,
+        answer_with: Callable[[Mapping[str, str], Any], _Answer],
+        settle: Callable[[int | None], None],
+    ) -> None:
+        if fault is not None and fault.kind == "drop":
+            self.close_connection = True
+            return
+        if fault is not None and fault.kind == "status":
+            answer = _Answer(fault.status, _echo(fault.body, headers, body), dict(fault.headers))
+        else:
+            answer = self._answer(method, headers, body, answer_with)
+        if fault is not None and fault.kind == "lose_response":
+            self.close_connection = True
+            return
+        if fault is not None and fault.kind == "slow":
+            time.sleep(fault.delay)
+        settle(answer.status)
+        self._send(answer)
+
+    def _answer(
+        self,
+        method: str,
+        headers: Mapping[str, str],
+        body: Any,
+        answer_with: Callable[[Mapping[str, str], Any], _Answer],
+    ) -> _Answer:
+        if isinstance(body, _Unparsable):
+            return _Answer(400, {"code": "400", "details": "Request body is not valid JSON"})
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if method in ("POST", "PUT") and content_type not in (
+            "",
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "application/vnd.amcworkflowexecutions.v1+json",
+            "application/vnd.amcworkflows.v1+json",
+        ):
+            return _Answer(
+                415, {"code": "415", "details": f"Unsupported Media Type {content_type}"}
+            )
+        try:
+            return answer_with(headers, body)
+        except FakeHttpError as exc:
+            return _Answer(exc.status, exc.body, exc.headers)
+
+    def _send(self, answer: _Answer) -> None:
+        headers = dict(answer.headers)
+        if isinstance(answer.body, bytes):
+            content = answer.body
+        elif isinstance(answer.body, str):
+            content = answer.body.encode()
+            headers.setdefault(
+                "Content-Type",
+                "text/html" if answer.body.lstrip().startswith("<html") else "application/xml",
+            )
+        else:
+            content = json.dumps(answer.body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        try:
+            self.send_response(answer.status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(content)))
+            self.end_headers()
+            self.wfile.write(content)
+        except OSError:
+            self.close_connection = True  # the client gave up waiting (a timeout test)
+
+
+@dataclass(frozen=True)
+class _Unparsable:
+    raw: bytes
+
+
+def _echo(body: Any, headers: Mapping[str, str], request_body: Any) -> Any:
+    """Fill a fault body's ``{authorization}``/``{refresh_token}``/``{client_secret}``."""
+    if not isinstance(body, str | dict):
+        return body
+    form = request_body if isinstance(request_body, dict) else {}
+    values = {
+        "authorization": headers.get("authorization", ""),
+        "refresh_token": str(form.get("refresh_token", "")),
+        "client_secret": str(form.get("client_secret", "")),
+    }
+    text = json.dumps(body) if isinstance(body, dict) else body
+    for name, value in values.items():
+        text = text.replace("{" + name + "}", value.replace('"', '\\"'))
+    return json.loads(text) if isinstance(body, dict) else text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve a seeded fake on loopback until interrupted, for demos:
+    ``python -m scheduler_daemon.amc.fake_server --port 8765 --workflow daily-spend``."""
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--instance", default=DEFAULT_INSTANCE_ID)
+    parser.add_argument("--account", default=DEFAULT_ACCOUNT_ID)
+    parser.add_argument("--marketplace", default=DEFAULT_MARKETPLACE_ID)
+    parser.add_argument(
+        "--workflow",
+        action="append",
+        help="workflow id, optionally with input parameters: 'daily-spend:country,channel'",
+    )
+    parser.add_argument("--pending-seconds", type=float, default=5.0)
+    parser.add_argument("--running-seconds", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    workflows = {}
+    for spec in args.workflow or [DEFAULT_WORKFLOW_ID]:
+        name, _, inputs = spec.partition(":")
+        workflows[name] = tuple(p for p in inputs.split(",") if p)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    fake = FakeAmcServer(
+        port=args.port,
+        pending_seconds=args.pending_seconds,
+        running_seconds=args.running_seconds,
+    )
+    fake.seed(args.instance, args.account, args.marketplace, workflows)
+    with fake:
+        sys.stdout.write(
+            f"fake AMC on {fake.base_url} (token URL {fake.token_url}); its own credentials:\n"
+            f"SCHEDULER_AMC_CLIENT_ID={DEFAULT_CLIENT_ID}\n"
+            f"SCHEDULER_AMC_CLIENT_SECRET={DEFAULT_CLIENT_SECRET}\n"
+            f"SCHEDULER_AMC_REFRESH_TOKEN='{DEFAULT_REFRESH_TOKEN}'\n"
+        )
+        sys.stdout.flush()
+        with contextlib.suppress(KeyboardInterrupt):
+            stop.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""The ``amc`` executor: starts AMC workflow executions and finds them again.
+
+``submit`` answers ``dispatched`` with AMC's workflowExecutionId once AMC accepted the
+request (the execution runs on; its status is synced separately through ``get_status``), or
+``failed`` with a one-line reason. It raises only AmcOutcomeUnknownError: the request may have
+started an execution and AMC could not be asked, so the run must stay ``dispatching`` for the
+daemon's recovery, whose ``reconcile`` asks again (never both a guess and a resend).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import structlog
+
+from scheduler_daemon.amc.client import DEFAULT_API_URL, AmcClient, AmcTarget, RetryPolicy
+from scheduler_daemon.amc.credentials import AmcCredentials
+from scheduler_daemon.amc.errors import AmcError, AmcOutcomeUnknownError
+from scheduler_daemon.amc.responses import NormalizedStatus
+from scheduler_daemon.amc.tokens import DEFAULT_TOKEN_URL, TokenProvider
+from scheduler_daemon.clock import Clock, SystemClock
+from scheduler_daemon.executors.base import ExecutionOutcome, RunRequest
+
+log = structlog.get_logger("scheduler_daemon.amc")
+
+# How far before a run's slot an execution found by ``reconcile`` may have been created:
+# room for skew between our clock and AMC's.
+RECONCILE_MARGIN = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class ExecutionStatus:
+    """An execution's state for the status sync: ``status`` in our five words, AMC's own
+    word in ``raw_status`` (unknown words count as running), and AMC's reason if any."""
+
+    execution_id: str
+    status: NormalizedStatus
+    raw_status: str | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class AmcSettings:
+    """Everything ``build_amc_executor`` needs besides the credentials."""
+
+    api_url: str = DEFAULT_API_URL
+    token_url: str = DEFAULT_TOKEN_URL
+    max_in_flight: int = 10
+    slot_wait: float = 60.0
+    failure_threshold: int = 5
+    cool_down: float = 60.0
+    request_timeout: float = 30.0
+    connect_timeout: float = 10.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    token_refresh_margin: float = 60.0
+    token_failure_backoff: float = 300.0
+    token_attempts: int = 3
+    token_retry_wait: float = 0.5
+
+
+def _target(request: RunRequest) -> AmcTarget:
+    if not request.marketplace_id:
+        raise AmcError(f"run {request.run_id}: no marketplace id; resolve() should have refused it")
+    return AmcTarget(request.amc_instance_id, request.amc_entity_id, request.marketplace_id)
+
+
+def _body(request: RunRequest) -> dict[str, Any]:
+    return request.body or {"workflowId": request.amc_workflow_id}
+
+
+class AmcExecutor:
+    name = "amc"
+
+    def __init__(
+        self,
+        client: AmcClient,
+        *,
+        clock: Clock | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.client = client
+        self._clock = clock or SystemClock()
+        self._on_close = on_close
+
+    def __repr__(self) -> str:
+        return f"AmcExecutor({self.client!r})"
+
+    def submit(self, request: RunRequest) -> ExecutionOutcome:
+        try:
+            result = self.client.create_execution(_target(request), _body(request))
+        except AmcOutcomeUnknownError:
+            raise
+        except AmcError as exc:
+            return ExecutionOutcome("failed", error=str(exc))
+        return ExecutionOutcome(
+            "dispatched", execution_id=result.execution.execution_id, adopted=result.adopted
+        )
+
+    def reconcile(self, request: RunRequest) -> ExecutionOutcome | None:
+        """The execution an interrupted submit of this run started, if AMC has one; raises
+        AmcError when AMC cannot be asked (the run then stays for a later recovery)."""
+        since = request.scheduled_for - RECONCILE_MARGIN
+        found = self.client.find_execution(_target(request), _body(request), since)
+        if found is None:
+            return None
+        log.info("amc.execution_reconciled", execution_id=found.execution_id)
+        return ExecutionOutcome("dispatched", execution_id=found.execution_id, adopted=True)
+
+    def get_status(
+        self, instance_id: str, entity_id: str, marketplace_id: str, execution_id: str
+    ) -> ExecutionStatus:
+        """AMC's current view of one execution; raises AmcError when it cannot be had."""
+        execution = self.client.get_execution(
+            AmcTarget(instance_id, entity_id, marketplace_id), execution_id
+        )
+        return ExecutionStatus(
+            execution.execution_id, execution.status, execution.raw_status, execution.reason
+        )
+
+    def cancel(
+        self, instance_id: str, entity_id: str, marketplace_id: str, execution_id: str
+    ) -> bool:
+        """Cancel a pending or running execution; False if it had already finished."""
+        return self.client.cancel_execution(
+            AmcTarget(instance_id, entity_id, marketplace_id), execution_id
+        )
+
+    def close(self) -> None:
+        if self._on_close is not None:
+            self._on_close()
+
+
+def build_amc_executor(
+    credentials: AmcCredentials,
+    settings: AmcSettings | None = None,
+    *,
+    clock: Clock | None = None,
+) -> AmcExecutor:
+    """An executor with its own HTTP connection pool, token provider and client."""
+    settings = settings or AmcSettings()
+    clock = clock or SystemClock()
+    http = httpx.Client(
+        timeout=httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout),
+        follow_redirects=False,
+    )
+    tokens = TokenProvider(
+        credentials,
+        http=http,
+        token_url=settings.token_url,
+        clock=clock,
+        refresh_margin=settings.token_refresh_margin,
+        failure_backoff=settings.token_failure_backoff,
+        attempts=settings.token_attempts,
+        retry_wait=settings.token_retry_wait,
+    )
+    client = AmcClient(
+        tokens,
+        http=http,
+        base_url=settings.api_url,
+        retry=settings.retry,
+        max_in_flight=settings.max_in_flight,
+        slot_wait=settings.slot_wait,
+        failure_threshold=settings.failure_threshold,
+        cool_down=settings.cool_down,
+        clock=clock,
+    )
+    return AmcExecutor(client, clock=clock, on_close=http.close)

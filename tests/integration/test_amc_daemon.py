@@ -1,0 +1,119 @@
+"""The daemon's tick with the amc executor against the fake AMC and a real PostgreSQL:
+workflow → instance → account resolve to AMC's ids, and AMC's execution id lands on the run."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from scheduler_daemon.amc.fake_server import FakeAmcServer
+from scheduler_daemon.amc.testing import fake_executor
+from scheduler_daemon.clock import FakeClock
+from scheduler_daemon.daemon.scheduler import Scheduler
+from scheduler_daemon.db.tables import amc_accounts, amc_instances, schedule_runs
+from scheduler_daemon.executors.amc import AmcExecutor
+from tests.helpers import Rows
+
+T0 = datetime(2026, 3, 9, 13, 0, tzinfo=UTC)  # 09:00 in New York
+
+
+@pytest.fixture
+def amc() -> Iterator[FakeAmcServer]:
+    with FakeAmcServer() as fake:
+        yield fake
+
+
+@pytest.fixture
+def executor(amc: FakeAmcServer) -> Iterator[AmcExecutor]:
+    executor = fake_executor(amc)
+    yield executor
+    executor.close()
+
+
+def runs_of(engine: Engine, schedule_id: uuid.UUID) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(schedule_runs).where(schedule_runs.c.schedule_id == schedule_id)
+        ).mappings()
+        return [dict(r) for r in rows]
+
+
+def test_a_scheduled_run_starts_an_amc_execution(
+    engine: Engine,
+    rows: Rows,
+    clock: FakeClock,
+    amc: FakeAmcServer,
+    executor: AmcExecutor,
+    make_scheduler: Callable[..., Scheduler],
+) -> None:
+    instance = rows.instance()
+    instance_row = rows.get(amc_instances, instance)
+    account_row = rows.get(amc_accounts, instance_row["account_id"])
+    amc.seed(
+        instance_row["instance_id"],
+        account_row["account_id"],
+        account_row["marketplace_id"],
+        {"daily-spend": ("country",)},
+    )
+    workflow = rows.workflow(
+        instance,
+        amc_workflow_id="daily-spend",
+        parameters={"time_window": {"kind": "previous_days", "days": 1}},
+    )
+    schedule_id = rows.schedule(
+        workflow,
+        cron_expression="0 9 * * *",
+        timezone="America/New_York",
+        parameters={"country": "US"},
+        enabled=True,
+        next_run_at=T0,
+    )
+    clock.set(T0)
+    scheduler = make_scheduler(executor)
+    scheduler.tick()
+    assert scheduler.dispatcher.wait_idle(20)
+    [run] = runs_of(engine, schedule_id)
+    [execution] = amc.executions()
+    assert (run["status"], run["amc_execution_id"]) == (
+        "dispatched",
+        execution["workflowExecutionId"],
+    )
+    [post] = amc.requests(endpoint="create")
+    assert post.path == f"/amc/reporting/{instance_row['instance_id']}/workflowExecutions"
+    assert post.headers["amazon-advertising-api-advertiserid"] == account_row["account_id"]
+    assert post.body == {
+        "workflowId": "daily-spend",
+        "timeWindowType": "EXPLICIT",
+        "timeWindowStart": "2026-03-08T00:00:00",
+        "timeWindowEnd": "2026-03-09T00:00:00",
+        "timeWindowTimeZone": "America/New_York",
+        "parameterValues": {"country": "US"},
+    }
+
+
+def test_a_resolution_error_fails_the_run_before_any_http_call(
+    engine: Engine,
+    rows: Rows,
+    clock: FakeClock,
+    amc: FakeAmcServer,
+    executor: AmcExecutor,
+    make_scheduler: Callable[..., Scheduler],
+) -> None:
+    account = rows.account(marketplace_id=None)
+    workflow = rows.workflow(rows.instance(account), name="no market")
+    schedule_id = rows.schedule(workflow, enabled=True, next_run_at=T0)
+    clock.set(T0)
+    scheduler = make_scheduler(executor)
+    scheduler.tick()
+    assert scheduler.dispatcher.wait_idle(20)
+    [run] = runs_of(engine, schedule_id)
+    assert run["status"] == "failed"
+    assert run["error_message"].startswith(
+        f"workflow 'no market' ({workflow}): the marketplace of AMC account"
+    )
+    assert amc.requests() == []

@@ -1,0 +1,276 @@
+"""The amc executor end to end against the fake: lifecycle and status, reconcile, the
+circuit breaker, the in-flight cap, identical requests for manual and scheduled runs, and
+no secret anywhere."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from scheduler_daemon.amc.errors import AmcError, AmcRejectedError
+from scheduler_daemon.amc.fake_server import (
+    DEFAULT_ACCOUNT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_INSTANCE_ID,
+    DEFAULT_MARKETPLACE_ID,
+    DEFAULT_REFRESH_TOKEN,
+    FakeAmcServer,
+)
+from scheduler_daemon.amc.fake_state import Script
+from scheduler_daemon.amc.testing import fake_executor, run_request
+from scheduler_daemon.clock import FakeClock, SystemClock
+from scheduler_daemon.db.queries import ClaimedRun
+from scheduler_daemon.executors.amc import AmcExecutor
+from scheduler_daemon.executors.base import ExecutionOutcome
+from scheduler_daemon.resolve import resolve
+
+NOW = SystemClock().now()
+IDS = (DEFAULT_INSTANCE_ID, DEFAULT_ACCOUNT_ID, DEFAULT_MARKETPLACE_ID)
+OTHER = ("amc0other01", "ENTITYOTHER", "A1PA6795UKMFR9")
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(NOW)
+
+
+@pytest.fixture
+def amc(clock: FakeClock) -> Iterator[FakeAmcServer]:
+    with FakeAmcServer(clock=clock, pending_seconds=0.1, running_seconds=0.2) as fake:
+        fake.seed(workflows={"wf": ("country",), "failing": (), "odd": ()})
+        fake.seed(*OTHER, workflows={"wf": ("country",)})
+        yield fake
+
+
+@pytest.fixture
+def executor(amc: FakeAmcServer) -> Iterator[AmcExecutor]:
+    executor = fake_executor(amc)
+    yield executor
+    executor.close()
+
+
+def body(**values: Any) -> dict[str, Any]:
+    return {"workflowId": "wf", "parameterValues": {"country": "US"}} | values
+
+
+def test_status_follows_the_lifecycle(
+    amc: FakeAmcServer, executor: AmcExecutor, clock: FakeClock
+) -> None:
+    outcome = executor.submit(run_request(NOW, body=body()))
+    assert outcome.execution_id is not None
+    seen = []
+    for _ in range(3):
+        seen.append(executor.get_status(*IDS, outcome.execution_id).status)
+        clock.advance(0.15)
+    assert seen == ["pending", "running", "succeeded"]
+
+
+@pytest.mark.parametrize(
+    ("script", "status", "raw", "reason"),
+    [
+        (Script("FAILED", "Object 'x' not found"), "failed", "FAILED", "Object 'x' not found"),
+        (Script("REJECTED", "privacy"), "failed", "REJECTED", "privacy"),
+        (Script("SOMETHING_NEW"), "running", "SOMETHING_NEW", None),
+    ],
+)
+def test_final_statuses(
+    amc: FakeAmcServer,
+    executor: AmcExecutor,
+    clock: FakeClock,
+    script: Script,
+    status: str,
+    raw: str,
+    reason: str | None,
+) -> None:
+    amc.script("odd", script)
+    outcome = executor.submit(run_request(NOW, body={"workflowId": "odd"}))
+    assert outcome.execution_id is not None
+    clock.advance(1)
+    found = executor.get_status(*IDS, outcome.execution_id)
+    assert (found.status, found.raw_status, found.reason) == (status, raw, reason)
+
+
+def test_unknown_execution(executor: AmcExecutor) -> None:
+    with pytest.raises(AmcRejectedError, match=r"HTTP 404\): Workflow execution with ID"):
+        executor.get_status(*IDS, str(uuid.uuid4()))
+
+
+def test_the_fake_queues_beyond_ten_running_per_instance(
+    amc: FakeAmcServer, executor: AmcExecutor, clock: FakeClock
+) -> None:
+    for _ in range(12):
+        executor.submit(run_request(NOW, body=body()))
+    clock.advance(0.1)
+    statuses = [e["status"] for e in amc.executions(instance_id=DEFAULT_INSTANCE_ID)]
+    assert (statuses.count("RUNNING"), statuses.count("PENDING")) == (10, 2)
+    clock.advance(0.2)
+    statuses = [e["status"] for e in amc.executions(instance_id=DEFAULT_INSTANCE_ID)]
+    assert (statuses.count("SUCCEEDED"), statuses.count("RUNNING")) == (10, 2)
+
+
+def test_reconcile_finds_the_execution_of_the_same_request(
+    amc: FakeAmcServer, executor: AmcExecutor
+) -> None:
+    window = {
+        "timeWindowType": "EXPLICIT",
+        "timeWindowStart": "2026-03-08T00:00:00",
+        "timeWindowEnd": "2026-03-09T00:00:00",
+        "timeWindowTimeZone": "America/New_York",
+    }
+    request = run_request(NOW, body=body(**window))
+    assert executor.reconcile(request) is None  # nothing started yet: the daemon submits
+    outcome = executor.submit(request)
+    assert executor.reconcile(request) == ExecutionOutcome(
+        "dispatched", execution_id=outcome.execution_id, adopted=True
+    )
+    other_window = body(**window | {"timeWindowStart": "2026-03-07T00:00:00"})
+    assert executor.reconcile(run_request(NOW, body=other_window)) is None
+    other_values = body(**window, parameterValues={"country": "DE"})
+    assert executor.reconcile(run_request(NOW, body=other_values)) is None
+    later_slot = run_request(NOW + timedelta(hours=1), body=body(**window))
+    assert executor.reconcile(later_slot) is None  # created before that run's slot
+
+
+def test_reconcile_raises_when_amc_cannot_be_asked(
+    amc: FakeAmcServer, executor: AmcExecutor
+) -> None:
+    amc.faults.server_error(500, endpoint="list", times=None)
+    with pytest.raises(AmcError, match="gave up after 4 attempts"):
+        executor.reconcile(run_request(NOW, body=body()))
+
+
+def test_circuit_breaker_isolates_a_failing_instance(amc: FakeAmcServer) -> None:
+    breaker_clock = FakeClock(NOW)
+    executor = fake_executor(amc, clock=breaker_clock, failure_threshold=2, cool_down=30)
+    broken = amc.faults.server_error(
+        500, endpoint="create", instance_id=DEFAULT_INSTANCE_ID, times=None
+    )
+    try:
+        healthy = run_request(
+            NOW, body=body(), instance_id=OTHER[0], entity_id=OTHER[1], marketplace_id=OTHER[2]
+        )
+        failing = run_request(NOW, body=body())
+        for _ in range(2):
+            assert "gave up after 4 attempts" in (executor.submit(failing).error or "")
+            assert executor.submit(healthy).status == "dispatched"
+        sent = len(amc.requests(instance_id=DEFAULT_INSTANCE_ID))
+        outcome = executor.submit(failing)
+        assert outcome.error is not None
+        assert outcome.error.startswith(
+            f"AMC instance {DEFAULT_INSTANCE_ID}: circuit open after 2 consecutive failures; "
+            "next attempt in 30 s; last failure: AMC create execution of 'wf' on "
+            f"{DEFAULT_INSTANCE_ID}: gave up after 4 attempts; last: HTTP 500"
+        )
+        assert len(amc.requests(instance_id=DEFAULT_INSTANCE_ID)) == sent  # failed fast
+        assert executor.submit(healthy).status == "dispatched"
+        amc.faults.remove(broken)
+        breaker_clock.advance(30)  # half-open: the next call probes, succeeds, closes
+        assert executor.submit(failing).status == "dispatched"
+        assert executor.submit(failing).status == "dispatched"
+    finally:
+        executor.close()
+
+
+def test_in_flight_cap_per_instance_under_30_concurrent_submits(amc: FakeAmcServer) -> None:
+    amc.latency = 0.1  # long enough for the first ten requests to overlap
+    executor = fake_executor(amc, max_in_flight=10)
+    barrier = threading.Barrier(30)
+
+    def submit(_: int) -> ExecutionOutcome:
+        barrier.wait(5)
+        return executor.submit(run_request(NOW, body=body()))
+
+    try:
+        with ThreadPoolExecutor(30) as pool:
+            outcomes = list(pool.map(submit, range(30)))
+    finally:
+        executor.close()
+    assert [o.status for o in outcomes] == ["dispatched"] * 30
+    assert amc.max_in_flight(DEFAULT_INSTANCE_ID) == 10
+    assert len(amc.executions(instance_id=DEFAULT_INSTANCE_ID)) == 30
+
+
+def test_manual_and_scheduled_runs_of_one_slot_send_identical_requests(
+    amc: FakeAmcServer, executor: AmcExecutor
+) -> None:
+    slot = datetime(2026, 3, 9, 13, tzinfo=UTC)
+    workflow_id = uuid.uuid4()
+    context = {
+        "workflow_id": workflow_id,
+        "workflow_name": "spend",
+        "amc_workflow_id": "wf",
+        "workflow_parameters": {"time_window": {"kind": "previous_days", "days": 1}},
+        "schedule_parameters": {"country": "US"},
+        "timezone": "America/New_York",
+        "amc_instance_id": DEFAULT_INSTANCE_ID,
+        "amc_entity_id": DEFAULT_ACCOUNT_ID,
+        "marketplace_id": DEFAULT_MARKETPLACE_ID,
+    }
+    for trigger in ("scheduled", "manual"):
+        run = ClaimedRun(
+            id=uuid.uuid4(),
+            schedule_id=uuid.uuid4(),
+            workflow_id=workflow_id,
+            scheduled_for=slot,
+            trigger=trigger,
+            status="claimed",
+            fencing_token=1,
+            correlation_id=uuid.uuid4(),
+        )
+        assert executor.submit(resolve(run, context)).status == "dispatched"
+    scheduled, manual = amc.requests(endpoint="create")
+    assert scheduled.body == manual.body
+    assert scheduled.body["timeWindowStart"] == "2026-03-08T00:00:00"
+
+
+def test_no_secret_appears_in_logs_errors_or_outcomes(
+    amc: FakeAmcServer, executor: AmcExecutor, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = [repr(executor), repr(executor.client), repr(amc.credentials)]
+    with capture_logs() as logs:
+        assert executor.submit(run_request(NOW, body=body())).status == "dispatched"
+        # AMC echoes the Authorization header back in an error...
+        amc.faults.add(
+            "status",
+            endpoint="create",
+            status=400,
+            body={"code": "400", "details": "bad {authorization}"},
+        )
+        texts.append(str(executor.submit(run_request(NOW, body=body())).error))
+        # ...a 401 makes the client refresh, and Login with Amazon echoes the credentials.
+        amc.faults.expired_token(401, endpoint="create")
+        amc.faults.add(
+            "status",
+            endpoint="token",
+            status=400,
+            body={
+                "error": "invalid_grant",
+                "error_description": "{refresh_token} / {client_secret}",
+            },
+        )
+        texts.append(str(executor.submit(run_request(NOW, body=body())).error))
+        amc.faults.server_error(500, endpoint="list", times=None)
+        try:
+            executor.reconcile(run_request(NOW, body=body()))
+        except AmcError as exc:
+            texts.append(str(exc))
+    assert texts[3].endswith("(HTTP 400): bad Bearer ***")
+    assert "invalid_grant: *** / ***" in texts[4]
+    texts += [repr(entry) for entry in logs] + [caplog.text]
+    texts += [repr(r) for r in amc.requests()]
+    secrets = [DEFAULT_CLIENT_SECRET, DEFAULT_REFRESH_TOKEN, *amc.state.issued_tokens]
+    assert len(secrets) >= 3
+    for text in texts:
+        for secret in secrets:
+            assert secret not in text
+        assert "Atza|" not in text
+        assert "Atzr|" not in text
