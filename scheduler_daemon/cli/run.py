@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import click
@@ -20,6 +21,7 @@ from scheduler_daemon.errors import SchemaOutOfDateError
 from scheduler_daemon.executors import build_executor
 from scheduler_daemon.log import configure_logging
 from scheduler_daemon.metrics import Metrics
+from scheduler_daemon.systemd import SystemdNotifier
 
 
 def _ensure_schema(engine: Engine, settings: Settings) -> None:
@@ -109,7 +111,8 @@ def _run_forever(scheduler: Scheduler, settings: Settings, engine: Engine) -> No
     listener = WakeupListener(libpq_url, wake, stop)
     listener.start()
     try:
-        run_loop(scheduler, stop, wake, grace=settings.shutdown_grace)
+        notifier = SystemdNotifier.from_environment(os.environ)
+        run_loop(scheduler, stop, wake, grace=settings.shutdown_grace, notifier=notifier)
     finally:
         stop.set()
         restore()

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from scheduler_daemon.daemon.dispatcher import is_transient
 from scheduler_daemon.daemon.scheduler import Scheduler, TickResult
+from scheduler_daemon.systemd import SystemdNotifier
 
 log = structlog.get_logger("scheduler_daemon.loop")
 
@@ -70,11 +71,16 @@ def run_loop(
     wake: threading.Event,
     *,
     grace: float,
+    notifier: SystemdNotifier | None = None,
     on_tick: Callable[[TickResult], None] | None = None,
 ) -> None:
-    """Tick until ``stop`` is set; then stop the scheduler within ``grace`` seconds."""
+    """Tick until ``stop`` is set; then stop the scheduler within ``grace`` seconds.
+
+    Under systemd: READY=1 after the first tick, WATCHDOG=1 from the loop itself (a hung tick
+    stops the pings, and systemd restarts the daemon), STOPPING=1 when the drain begins."""
+    notifier = notifier or SystemdNotifier.from_environment({})
     database = DatabaseState(lambda up: scheduler.metrics.database_available.set(1 if up else 0))
-    started = False
+    started = ready = False
     try:
         while not stop.is_set():
             try:
@@ -84,16 +90,24 @@ def run_loop(
                 result = scheduler.tick()
                 database.succeeded()
                 timeout = result.sleep_for
+                if not ready:
+                    notifier.ready(f"scheduling as {scheduler.worker_id}")
+                    ready = True
                 if on_tick is not None:
                     on_tick(result)
             except DBAPIError as exc:
                 if not is_transient(exc):
                     raise
                 timeout = database.failed(exc)
+            # Also while the database is away: the loop is alive, only a hung tick is not.
+            notifier.maybe_watchdog(scheduler.clock.monotonic())
+            if notifier.watchdog_interval is not None:
+                timeout = min(timeout, notifier.watchdog_interval / 2)
             if timeout > 0:
                 wake.wait(timeout)
             wake.clear()
     finally:
+        notifier.stopping("draining in-flight dispatches")
         if started:
             try:
                 scheduler.stop(grace)
