@@ -20,6 +20,7 @@ import platformdirs
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from scheduler_daemon.amc.credentials import AmcCredentials, credentials_from_env
 from scheduler_daemon.errors import ConfigError
 
 ENV_PREFIX = "SCHEDULER_"
@@ -36,6 +37,7 @@ DEFAULT_HISTORY_RETENTION_DAYS = 90.0
 
 class ExecutorName(enum.StrEnum):
     NOOP = "noop"
+    AMC = "amc"
 
 
 class LogFormat(enum.StrEnum):
@@ -71,6 +73,17 @@ class Settings:
     noop_delay: float = 0.0
     metrics_port: int | None = None
     history_retention_days: float = DEFAULT_HISTORY_RETENTION_DAYS
+    amc_api_url: str = "https://advertising-api.amazon.com"
+    amc_token_url: str = "https://api.amazon.com/auth/o2/token"  # noqa: S105 - a URL
+    amc_max_in_flight: int = 10
+    amc_circuit_failures: int = 5
+    amc_circuit_cool_down: float = 60.0
+    amc_request_timeout: float = 30.0
+    status_poll_interval: float = 60.0
+    status_deadline_hours: float = 24.0
+    # Read only when the executor is amc, from SCHEDULER_AMC_CLIENT_ID / _CLIENT_SECRET /
+    # _REFRESH_TOKEN or their *_FILE variants (systemd credentials).
+    amc_credentials: AmcCredentials | None = field(default=None, repr=False)
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = "info"
 
@@ -126,6 +139,12 @@ def _parse_non_negative_float(raw: str) -> float:
     if not 0 <= value < float("inf"):
         raise ValueError("must be zero or a positive number of seconds")
     return value
+
+
+def _parse_http_url(raw: str) -> str:
+    if not raw.startswith(("https://", "http://")) or len(raw) < 10:
+        raise ValueError("must be an http(s) URL")
+    return raw.rstrip("/")
 
 
 def _parse_port(raw: str) -> int:
@@ -185,6 +204,14 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "noop_delay": _parse_non_negative_float,
     "metrics_port": _parse_port,
     "history_retention_days": _parse_non_negative_float,
+    "amc_api_url": _parse_http_url,
+    "amc_token_url": _parse_http_url,
+    "amc_max_in_flight": _parse_positive_int,
+    "amc_circuit_failures": _parse_positive_int,
+    "amc_circuit_cool_down": _parse_positive_float,
+    "amc_request_timeout": _parse_positive_float,
+    "status_poll_interval": _parse_positive_float,
+    "status_deadline_hours": _parse_positive_float,
     "log_format": _enum_parser(LogFormat),
     "log_level": _parse_log_level,
 }
@@ -215,6 +242,8 @@ def load_settings(
         given = (options or {}).get(name)
         if given is not None:
             values[name] = _apply(parse, option_name(name), str(given))
+    if values.get("executor") is ExecutorName.AMC:
+        values["amc_credentials"] = credentials_from_env(env)
     settings = Settings(**values)
     if settings.dead_after <= settings.heartbeat_interval:
         raise ConfigError(

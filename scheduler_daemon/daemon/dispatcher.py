@@ -32,7 +32,12 @@ from tenacity import (
 from scheduler_daemon.clock import Clock
 from scheduler_daemon.db import queries
 from scheduler_daemon.db.queries import ClaimedRun
-from scheduler_daemon.executors.base import ExecutionOutcome, Executor
+from scheduler_daemon.executors.base import (
+    ExecutionOutcome,
+    Executor,
+    OutcomeUnknownError,
+    RunRequest,
+)
 from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.resolve import ResolutionError, resolve
 
@@ -61,6 +66,9 @@ class _Item:
     context: dict[str, Any] | None
     release: bool
 
+
+# The lineage row's status for what the executor said; "dispatched" = accepted, not finished.
+_EXECUTION_STATUS = {"dispatched": "pending", "succeeded": "succeeded", "failed": "failed"}
 
 # Large enough that a 500-slot burst costs a few dozen statements, small enough that a crash
 # leaves few runs to reconcile.
@@ -197,7 +205,8 @@ class Dispatcher:
             for item in items:
                 if item.run.id not in ours:
                     self._lost(item.run, "dispatching")
-            outcomes = [self._call(item) for item in items if item.run.id in ours]
+            called = [self._call(item) for item in items if item.run.id in ours]
+            outcomes = [outcome for outcome in called if outcome is not None]
             written = self._write(
                 lambda c: queries.record_outcomes(c, self._worker_id, outcomes, self._max_failures)
             )
@@ -205,7 +214,7 @@ class Dispatcher:
             # Runs stay claimed under our token; after the lease the reaper hands them on.
             self._log.exception("run.dispatch_error", runs=[str(i.run.id) for i in items])
             return False
-        all_recorded = len(ours) == len(items)
+        all_recorded = len(ours) == len(items) and len(outcomes) == len(called)
         for outcome in outcomes:
             result = written[outcome.run.id]
             if not result.recorded:
@@ -233,8 +242,10 @@ class Dispatcher:
             self._log.warning("schedule.paused", reason=result.pause_reason, **fields)
             self._metrics.auto_paused.inc()
 
-    def _call(self, item: _Item) -> queries.Outcome:
-        """Resolve and send one run (or adopt what a dead worker's call started)."""
+    def _call(self, item: _Item) -> queries.Outcome | None:
+        """Resolve and send one run (or adopt what a dead worker's call started). None means
+        nobody can tell whether the call started an execution: the run stays ``dispatching``
+        and, once this chunk lets go of it, the reaper's reconciliation settles it."""
         run = item.run
         fields = _run_fields(run)
         try:
@@ -242,29 +253,47 @@ class Dispatcher:
         except ResolutionError as exc:
             return queries.Outcome(run, "failed", None, str(exc), item.release)
         recovering = run.status == "dispatching"
-        outcome = self._executor.reconcile(request) if recovering else None
-        if outcome is not None:
-            self._log.info("run.reconciled", execution_id=outcome.execution_id, **fields)
-        else:
-            if run.trigger == "scheduled":
-                lateness = (self._clock.now() - run.scheduled_for).total_seconds()
-                self._metrics.lateness.observe(max(0.0, lateness))
-            self._log.info(
-                "run.dispatched", executor=self._executor.name, recovered=recovering, **fields
-            )
-            started = self._clock.monotonic()
-            try:
-                outcome = self._executor.submit(request)
-            except Exception as exc:
-                # An executor must describe failures, not raise them; record it rather than
-                # leave the run (and the schedule's lock) hanging.
-                self._log.exception("executor.raised", **fields)
-                outcome = ExecutionOutcome(
-                    "failed", error=f"executor {self._executor.name} raised {type(exc).__name__}"
-                )
-            self._metrics.executor_latency.labels(self._executor.name, outcome.status).observe(
-                self._clock.monotonic() - started
-            )
+        try:
+            outcome = self._executor.reconcile(request) if recovering else None
+            if outcome is not None:
+                self._log.info("run.reconciled", execution_id=outcome.execution_id, **fields)
+            else:
+                outcome = self._submit(request, recovering=recovering, fields=fields)
+        except OutcomeUnknownError as exc:
+            self._log.warning("run.outcome_unknown", error=str(exc), **fields)
+            return None
         return queries.Outcome(
-            run, outcome.status, outcome.execution_id, outcome.error, item.release
+            run,
+            outcome.status,
+            outcome.execution_id,
+            outcome.error,
+            item.release,
+            request=request.body or None,
+            execution_status=_EXECUTION_STATUS[outcome.status] if outcome.execution_id else None,
         )
+
+    def _submit(
+        self, request: RunRequest, *, recovering: bool, fields: dict[str, str]
+    ) -> ExecutionOutcome:
+        if request.trigger == "scheduled":
+            lateness = (self._clock.now() - request.scheduled_for).total_seconds()
+            self._metrics.lateness.observe(max(0.0, lateness))
+        self._log.info(
+            "run.dispatched", executor=self._executor.name, recovered=recovering, **fields
+        )
+        started = self._clock.monotonic()
+        try:
+            outcome = self._executor.submit(request)
+        except OutcomeUnknownError:
+            raise
+        except Exception as exc:
+            # An executor must describe failures, not raise them; record it rather than
+            # leave the run (and the schedule's lock) hanging.
+            self._log.exception("executor.raised", **fields)
+            outcome = ExecutionOutcome(
+                "failed", error=f"executor {self._executor.name} raised {type(exc).__name__}"
+            )
+        self._metrics.executor_latency.labels(self._executor.name, outcome.status).observe(
+            self._clock.monotonic() - started
+        )
+        return outcome

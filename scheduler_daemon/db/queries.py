@@ -12,6 +12,7 @@ claim was reaped touches zero rows.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -308,13 +309,16 @@ def mark_dispatching(
 
 @dataclass(frozen=True)
 class Outcome:
-    """What to record for one dispatched run; ``release`` frees the schedule's lock."""
+    """What to record for one dispatched run; ``release`` frees the schedule's lock;
+    ``request`` is the fully resolved request that was sent."""
 
     run: ClaimedRun
     status: str
     amc_execution_id: str | None
     error_message: str | None
     release: bool
+    request: dict[str, Any] | None = None
+    execution_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -332,18 +336,34 @@ RECORD_OUTCOMES = text(
     WITH outcome AS (
         SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[]),
                              CAST(:statuses AS text[]), CAST(:execution_ids AS text[]),
-                             CAST(:errors AS text[]), CAST(:releases AS boolean[]))
-                 AS v(run_id, token, status, amc_execution_id, error_message, release)
+                             CAST(:errors AS text[]), CAST(:releases AS boolean[]),
+                             CAST(:requests AS jsonb[]), CAST(:lineage_ids AS uuid[]),
+                             CAST(:execution_statuses AS text[]))
+                 AS v(run_id, token, status, amc_execution_id, error_message, release,
+                      request, lineage_id, execution_status)
     ), run AS (
         UPDATE schedule_runs AS r
            SET status = o.status,
                finished_at = CASE WHEN o.status IN ('succeeded', 'failed') THEN now() END,
                amc_execution_id = o.amc_execution_id,
-               error_message = o.error_message
+               error_message = o.error_message,
+               request = COALESCE(o.request, r.request),
+               execution_id = COALESCE(o.lineage_id, r.execution_id)
           FROM outcome o
          WHERE r.id = o.run_id AND r.fencing_token = o.token AND r.worker_id = :worker_id
            AND r.status = 'dispatching'
-        RETURNING r.id, r.schedule_id, r.trigger, o.token, o.status, o.error_message, o.release
+        RETURNING r.id, r.schedule_id, r.workflow_id, r.trigger, o.token, o.status,
+                  o.error_message, o.release, o.request, o.lineage_id, o.amc_execution_id,
+                  o.execution_status
+    ), lineage AS (
+        -- One workflow_executions row per execution started, linked both ways.
+        INSERT INTO workflow_executions (id, workflow_id, amc_execution_id, status, trigger,
+                                         schedule_run_id, request, submitted_at, finished_at)
+        SELECT run.lineage_id, run.workflow_id, run.amc_execution_id, run.execution_status,
+               run.trigger, run.id, run.request, now(),
+               CASE WHEN run.execution_status IN ('succeeded', 'failed') THEN now() END
+          FROM run WHERE run.lineage_id IS NOT NULL
+        RETURNING id
     ), schedule AS (
         UPDATE workflow_schedules AS s
            SET consecutive_failures = CASE WHEN run.status = 'failed'
@@ -368,7 +388,8 @@ RECORD_OUTCOMES = text(
         RETURNING s.id, s.paused_at IS NOT NULL AS paused, s.pause_reason
     )
     SELECT run.id AS run_id, run.trigger, schedule.id IS NOT NULL AS schedule_updated,
-           COALESCE(schedule.paused, false) AS paused, schedule.pause_reason
+           COALESCE(schedule.paused, false) AS paused, schedule.pause_reason,
+           (SELECT count(*) FROM lineage) AS executions_recorded
       FROM run LEFT JOIN schedule ON schedule.id = run.schedule_id
     """
 )
@@ -392,6 +413,9 @@ def record_outcomes(
             "execution_ids": [o.amc_execution_id for o in outcomes],
             "errors": [o.error_message for o in outcomes],
             "releases": [o.release for o in outcomes],
+            "requests": [None if o.request is None else json.dumps(o.request) for o in outcomes],
+            "lineage_ids": [uuid.uuid4() if o.amc_execution_id else None for o in outcomes],
+            "execution_statuses": [o.execution_status for o in outcomes],
         },
     )
     written = {

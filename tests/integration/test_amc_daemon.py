@@ -15,7 +15,12 @@ from scheduler_daemon.amc.fake_server import FakeAmcServer
 from scheduler_daemon.amc.testing import fake_executor
 from scheduler_daemon.clock import FakeClock
 from scheduler_daemon.daemon.scheduler import Scheduler
-from scheduler_daemon.db.tables import amc_accounts, amc_instances, schedule_runs
+from scheduler_daemon.db.tables import (
+    amc_accounts,
+    amc_instances,
+    schedule_runs,
+    workflow_executions,
+)
 from scheduler_daemon.executors.amc import AmcExecutor
 from tests.helpers import Rows
 
@@ -83,6 +88,15 @@ def test_a_scheduled_run_starts_an_amc_execution(
         "dispatched",
         execution["workflowExecutionId"],
     )
+    # Lineage: the request as sent is on the run, and an execution row links both ways.
+    assert run["request"] == amc.requests(endpoint="create")[0].body
+    lineage = rows.get(workflow_executions, run["execution_id"])
+    assert (lineage["amc_execution_id"], lineage["schedule_run_id"], lineage["status"]) == (
+        execution["workflowExecutionId"],
+        run["id"],
+        "pending",
+    )
+    assert lineage["request"] == run["request"]
     [post] = amc.requests(endpoint="create")
     assert post.path == f"/amc/reporting/{instance_row['instance_id']}/workflowExecutions"
     assert post.headers["amazon-advertising-api-advertiserid"] == account_row["account_id"]

@@ -15,6 +15,7 @@ from structlog.testing import capture_logs
 from scheduler_daemon.clock import FakeClock
 from scheduler_daemon.daemon.scheduler import Scheduler
 from scheduler_daemon.db.tables import schedule_runs, workflow_schedules
+from scheduler_daemon.executors.base import ExecutionOutcome, OutcomeUnknownError, RunRequest
 from tests.helpers import Rows
 from tests.integration.conftest import FailingExecutor, GatedExecutor
 
@@ -553,4 +554,39 @@ def test_a_restart_under_the_same_worker_id_takes_back_its_predecessors_claims_a
     assert result.reaped == 1
     assert rows.get(schedule_runs, run_id)["status"] == "succeeded"
     assert rows.get(schedule_runs, manual_id)["status"] == "succeeded"
+    assert schedule_of(rows, schedule_id)["locked_by"] is None
+
+
+class _UnknownThenFound:
+    """submit cannot tell whether AMC started an execution; reconcile later finds it."""
+
+    name = "flaky-amc"
+
+    def __init__(self) -> None:
+        self.submits = 0
+        self.reconciles = 0
+
+    def submit(self, request: RunRequest) -> ExecutionOutcome:
+        self.submits += 1
+        raise OutcomeUnknownError("connection reset after sending; AMC unreachable to ask")
+
+    def reconcile(self, request: RunRequest) -> ExecutionOutcome | None:
+        self.reconciles += 1
+        return ExecutionOutcome("dispatched", execution_id="amc-exec-1", adopted=True)
+
+
+def test_an_unknown_outcome_is_left_to_reconciliation_never_resubmitted_blindly(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    schedule_id = rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    executor = _UnknownThenFound()
+    scheduler = make_scheduler(executor)
+    clock.set(T0)
+    tick(scheduler)
+    [run] = runs_of(engine, schedule_id)
+    assert run["status"] == "dispatching"
+    tick(scheduler)
+    [run] = runs_of(engine, schedule_id)
+    assert (run["status"], run["amc_execution_id"]) == ("dispatched", "amc-exec-1")
+    assert (executor.submits, executor.reconciles) == (1, 1)
     assert schedule_of(rows, schedule_id)["locked_by"] is None
