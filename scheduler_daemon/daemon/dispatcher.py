@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from sqlalchemy import Connection, Engine
@@ -65,6 +65,14 @@ class _Item:
     run: ClaimedRun
     context: dict[str, Any] | None
     release: bool
+
+
+class StatusSource(Protocol):
+    """An executor that can tell how a submitted execution is doing (the amc executor)."""
+
+    def get_status(
+        self, instance_id: str, entity_id: str, marketplace_id: str, execution_id: str
+    ) -> Any: ...
 
 
 # The lineage row's status for what the executor said; "dispatched" = accepted, not finished.
@@ -223,6 +231,52 @@ class Dispatcher:
                 continue
             self._finished(outcome, result)
         return all_recorded
+
+    def check_statuses(self, polls: Sequence[queries.StatusPoll], source: StatusSource) -> None:
+        """Ask the executor how submitted executions are doing, in the pool."""
+        if polls:
+            self._queue(self._check_statuses, (polls, source), [])
+
+    def _check_statuses(self, work: tuple[Sequence[queries.StatusPoll], StatusSource]) -> None:
+        polls, source = work
+        seen: list[queries.StatusSeen] = []
+        for poll in polls:
+            if poll.past_deadline:
+                reason = "no final status from AMC before the status deadline"
+                seen.append(queries.StatusSeen(poll.id, "unknown", None, reason))
+                continue
+            try:
+                status = source.get_status(
+                    poll.amc_instance_id,
+                    poll.amc_entity_id,
+                    poll.marketplace_id or "",
+                    poll.amc_execution_id,
+                )
+            except Exception as exc:  # the next poll asks again
+                self._log.warning(
+                    "execution.status_unavailable",
+                    execution_id=poll.amc_execution_id,
+                    error=str(exc),
+                )
+                continue
+            seen.append(
+                queries.StatusSeen(poll.id, status.status, status.raw_status, status.reason)
+            )
+        try:
+            finished = self._write(lambda c: queries.record_statuses(c, seen, self._max_failures))
+        except Exception:
+            self._log.exception("execution.status_write_failed")
+            return
+        for row in finished:
+            self._log.info(
+                "run.finished",
+                run_id=str(row.run_id),
+                schedule_id=str(row.schedule_id),
+                status=row.status,
+                error=row.error_message,
+                via="status_sync",
+            )
+            self._metrics.runs.labels(row.status, "status_sync").inc()
 
     def _lost(self, run: ClaimedRun, step: str) -> None:
         self._log.warning("claim.lost", step=step, **_run_fields(run))

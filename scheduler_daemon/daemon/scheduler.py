@@ -32,6 +32,7 @@ from scheduler_daemon.policies import plan, spec_of
 
 log = structlog.get_logger("scheduler_daemon.tick")
 
+STATUS_BATCH = 50
 PRUNE_EVERY = 3600.0
 PRUNE_BATCH = 1000
 PRUNE_MAX_BATCHES = 20
@@ -60,6 +61,7 @@ class Scheduler:
         metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
+        self.executor = executor
         self.metrics = metrics or Metrics()
         self.settings = settings
         self.clock = clock
@@ -108,6 +110,7 @@ class Scheduler:
         self._reap(result)
         self._claim_manual(now, result)
         batch_full = self._claim_due(now, result)
+        self._sync_statuses()
         result.sleep_for = 0.0 if batch_full else self._sleep_for(now)
         self._prune_if_due()
         self.metrics.tick_duration.observe(self.clock.monotonic() - started)
@@ -134,6 +137,21 @@ class Scheduler:
             )
             self.metrics.paused.set(queries.count_paused(conn))
         self._last_heartbeat = self.clock.monotonic()
+
+    def _sync_statuses(self) -> None:
+        """Executions still running remotely are asked for their status, at most every
+        ``status_poll_interval`` each (backing off), until final or past the deadline."""
+        source = self.executor if hasattr(self.executor, "get_status") else None
+        if source is None:
+            return
+        with self.engine.begin() as conn:
+            polls = queries.claim_status_polls(
+                conn,
+                interval=self.settings.status_poll_interval,
+                deadline=self.settings.status_deadline_hours * 3600,
+                batch_size=STATUS_BATCH,
+            )
+        self.dispatcher.check_statuses(polls, source)  # type: ignore[arg-type]
 
     def _prune_if_due(self) -> None:
         """Delete history older than the retention, a small batch per transaction, at most

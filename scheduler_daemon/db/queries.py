@@ -367,7 +367,10 @@ RECORD_OUTCOMES = text(
     ), schedule AS (
         UPDATE workflow_schedules AS s
            SET consecutive_failures = CASE WHEN run.status = 'failed'
-                                           THEN s.consecutive_failures + 1 ELSE 0 END,
+                                           THEN s.consecutive_failures + 1
+                                           WHEN run.status = 'succeeded' THEN 0
+                                           -- dispatched: the outcome comes with the status sync
+                                           ELSE s.consecutive_failures END,
                last_error = CASE WHEN run.status = 'failed' THEN run.error_message
                                  ELSE s.last_error END,
                paused_at = CASE WHEN run.status = 'failed'
@@ -427,6 +430,135 @@ def record_outcomes(
         for row in rows
     }
     return {o.run.id: written.get(o.run.id, OutcomeWritten(recorded=False)) for o in outcomes}
+
+
+# --- status sync of executions still running remotely ----------------------------------------
+
+CLAIM_STATUS_POLLS = text(
+    """
+    UPDATE workflow_executions AS e
+       SET next_poll_at = now() + make_interval(
+               secs => :interval * LEAST(1 + e.poll_count / 5, 10)),
+           poll_count = e.poll_count + 1
+      FROM schedule_runs r, workflows w, amc_instances i, amc_accounts a
+     WHERE e.id IN (
+               SELECT id FROM workflow_executions
+                WHERE status IN ('pending', 'running')
+                  AND COALESCE(next_poll_at, submitted_at) <= now()
+                ORDER BY COALESCE(next_poll_at, submitted_at)
+                LIMIT :batch_size
+                  FOR UPDATE SKIP LOCKED)
+       AND r.id = e.schedule_run_id AND w.id = e.workflow_id
+       AND i.id = w.instance_id AND a.id = i.account_id
+    RETURNING e.id, e.amc_execution_id, e.schedule_run_id AS run_id,
+              i.instance_id AS amc_instance_id, a.account_id AS amc_entity_id,
+              a.marketplace_id,
+              e.submitted_at < now() - make_interval(secs => :deadline) AS past_deadline
+    """
+)
+
+
+@dataclass(frozen=True)
+class StatusPoll:
+    id: uuid.UUID
+    amc_execution_id: str
+    run_id: uuid.UUID
+    amc_instance_id: str
+    amc_entity_id: str
+    marketplace_id: str | None
+    past_deadline: bool
+
+
+def claim_status_polls(
+    conn: Connection, *, interval: float, deadline: float, batch_size: int
+) -> list[StatusPoll]:
+    """Executions due for a status check, each pushed to its next check (backing off)."""
+    rows = conn.execute(
+        CLAIM_STATUS_POLLS,
+        {"interval": interval, "deadline": deadline, "batch_size": batch_size},
+    )
+    return [StatusPoll(**row._mapping) for row in rows]
+
+
+@dataclass(frozen=True)
+class StatusSeen:
+    execution: uuid.UUID
+    status: str  # pending, running, succeeded, failed, cancelled, unknown
+    raw_status: str | None
+    reason: str | None
+
+
+# Records what AMC said; a final status also finishes the run and, for scheduled runs,
+# updates the schedule's failure count (auto-pause) as a dispatch outcome would.
+RECORD_STATUSES = text(
+    """
+    WITH seen AS (
+        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]),
+                             CAST(:raw AS text[]), CAST(:reasons AS text[]))
+                 AS v(id, status, raw_status, reason)
+    ), execution AS (
+        UPDATE workflow_executions AS e
+           SET status = seen.status, raw_status = seen.raw_status,
+               error_message = COALESCE(seen.reason, e.error_message),
+               finished_at = CASE WHEN seen.status IN ('succeeded', 'failed', 'cancelled',
+                                                        'unknown')
+                                  THEN now() END,
+               updated_at = now()
+          FROM seen
+         WHERE e.id = seen.id AND e.status IN ('pending', 'running')
+        RETURNING e.id, e.schedule_run_id, e.status, e.error_message
+    ), run AS (
+        UPDATE schedule_runs AS r
+           SET status = CASE WHEN execution.status = 'unknown' THEN 'failed'
+                             ELSE execution.status END,
+               finished_at = now(),
+               error_message = execution.error_message
+          FROM execution
+         WHERE r.id = execution.schedule_run_id AND r.status = 'dispatched'
+           AND execution.status IN ('succeeded', 'failed', 'cancelled', 'unknown')
+        RETURNING r.id, r.schedule_id, r.trigger, r.status, r.error_message
+    ), schedule AS (
+        UPDATE workflow_schedules AS s
+           SET consecutive_failures = CASE WHEN run.status = 'failed'
+                                           THEN s.consecutive_failures + 1 ELSE 0 END,
+               last_error = CASE WHEN run.status = 'failed' THEN run.error_message
+                                 ELSE s.last_error END,
+               paused_at = CASE WHEN run.status = 'failed'
+                                     AND s.consecutive_failures + 1 >= :max_failures
+                                THEN now() ELSE s.paused_at END,
+               pause_reason = CASE WHEN run.status = 'failed'
+                                        AND s.consecutive_failures + 1 >= :max_failures
+                                   THEN 'auto-paused after ' || (s.consecutive_failures + 1)
+                                        || ' consecutive failures; last error: '
+                                        || COALESCE(run.error_message, 'unknown')
+                                   ELSE s.pause_reason END,
+               updated_at = now()
+          FROM run
+         WHERE run.trigger = 'scheduled' AND s.id = run.schedule_id
+           AND run.status IN ('succeeded', 'failed')
+        RETURNING s.id
+    )
+    SELECT run.id AS run_id, run.schedule_id, run.status, run.error_message
+      FROM run
+    """
+)
+
+
+def record_statuses(conn: Connection, seen: Sequence[StatusSeen], max_failures: int) -> list[Any]:
+    """Write what the status checks saw; returns the runs this finished."""
+    if not seen:
+        return []
+    rows = conn.execute(
+        RECORD_STATUSES,
+        {
+            "ids": [s.execution for s in seen],
+            "statuses": [s.status for s in seen],
+            "raw": [s.raw_status for s in seen],
+            "reasons": [s.reason for s in seen],
+            "max_failures": max_failures,
+        },
+    )
+    return list(rows)
 
 
 # --- heartbeat -----------------------------------------------------------------------------

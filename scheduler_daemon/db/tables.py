@@ -251,9 +251,17 @@ workflow_executions = Table(
     Column("error_message", Text),
     _created_at(),
     _updated_at(),
+    Column("next_poll_at", DateTime(timezone=True)),
+    Column("poll_count", Integer, nullable=False, server_default=text("0")),
+    Column("raw_status", Text),
     CheckConstraint(_in("status", EXECUTION_STATUSES), name="status_allowed"),
     CheckConstraint(_in("trigger", RUN_TRIGGERS), name="trigger_allowed"),
     Index("ix_workflow_executions_amc_execution_id", "amc_execution_id"),
+    Index(
+        "ix_workflow_executions_polling",
+        "next_poll_at",
+        postgresql_where=text("status IN ('pending', 'running')"),
+    ),
 )
 
 schedule_runs = Table(

@@ -3,15 +3,17 @@ workflow → instance → account resolve to AMC's ids, and AMC's execution id l
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 
 from scheduler_daemon.amc.fake_server import FakeAmcServer
+from scheduler_daemon.amc.fake_state import Script
 from scheduler_daemon.amc.testing import fake_executor
 from scheduler_daemon.clock import FakeClock
 from scheduler_daemon.daemon.scheduler import Scheduler
@@ -131,3 +133,75 @@ def test_a_resolution_error_fails_the_run_before_any_http_call(
         f"workflow 'no market' ({workflow}): the marketplace of AMC account"
     )
     assert amc.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("script", "run_status", "execution_status", "error"),
+    [
+        (Script(), "succeeded", "succeeded", None),
+        (Script("FAILED", "Object 'x' not found"), "failed", "failed", "Object 'x' not found"),
+    ],
+)
+def test_status_sync_finishes_the_run_and_frees_the_overlap(
+    engine: Engine,
+    rows: Rows,
+    clock: FakeClock,
+    amc: FakeAmcServer,
+    executor: AmcExecutor,
+    make_scheduler: Callable[..., Scheduler],
+    script: Script,
+    run_status: str,
+    execution_status: str,
+    error: str | None,
+) -> None:
+    instance = rows.instance()
+    instance_row = rows.get(amc_instances, instance)
+    account_row = rows.get(amc_accounts, instance_row["account_id"])
+    amc.seed(
+        instance_row["instance_id"],
+        account_row["account_id"],
+        account_row["marketplace_id"],
+        {"wf": ()},
+    )
+    amc.script("wf", script)
+    schedule_id = rows.schedule(
+        rows.workflow(instance, amc_workflow_id="wf"),
+        cron_expression="0 * * * *",
+        enabled=True,
+        next_run_at=T0,
+    )
+    clock.set(T0)
+    scheduler = make_scheduler(executor)
+    scheduler.tick()
+    assert scheduler.dispatcher.wait_idle(20)
+    [run] = runs_of(engine, schedule_id)
+    assert run["status"] == "dispatched"
+
+    def synced() -> bool:
+        scheduler.tick()
+        assert scheduler.dispatcher.wait_idle(20)
+        return runs_of(engine, schedule_id)[0]["status"] != "dispatched"
+
+    deadline = time.monotonic() + 20
+    while not synced():
+        assert time.monotonic() < deadline, "the status sync never finished the run"
+        with engine.begin() as conn:  # make the next check due now instead of in a minute
+            conn.execute(text("UPDATE workflow_executions SET next_poll_at = now()"))
+        time.sleep(0.1)
+    [run] = runs_of(engine, schedule_id)
+    execution = rows.get(workflow_executions, run["execution_id"])
+    assert (run["status"], run["error_message"]) == (run_status, error)
+    assert (execution["status"], execution["finished_at"] is not None) == (execution_status, True)
+    # The next slot is not skipped for overlap: the previous run is over.
+    clock.set(T0 + timedelta(hours=1))
+    scheduler.tick()
+    assert scheduler.dispatcher.wait_idle(20)
+    latest = max(runs_of(engine, schedule_id), key=lambda r: r["scheduled_for"])
+    assert (latest["scheduled_for"], latest["status"]) == (T0 + timedelta(hours=1), "dispatched")
+    expected_failures = 1 if run_status == "failed" else 0
+    with engine.connect() as conn:
+        failures = conn.execute(
+            text("SELECT consecutive_failures FROM workflow_schedules WHERE id = :id"),
+            {"id": schedule_id},
+        ).scalar_one()
+    assert failures == expected_failures
