@@ -12,6 +12,7 @@ import click
 
 from scheduler_daemon.cli.common import CliState
 from scheduler_daemon.cli.database import db_group, migrate_command
+from scheduler_daemon.cli.demo import demo_command
 from scheduler_daemon.cli.health import health_command
 from scheduler_daemon.cli.info import version_command
 from scheduler_daemon.cli.preview import preview_command
@@ -50,6 +51,7 @@ cli.add_command(schedules_group)
 cli.add_command(runs_group)
 cli.add_command(workers_command)
 cli.add_command(sync_command)
+cli.add_command(demo_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

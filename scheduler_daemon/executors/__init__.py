@@ -2,27 +2,40 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from scheduler_daemon.config import ExecutorName, Settings
 from scheduler_daemon.executors.base import ExecutionOutcome, Executor, RunRequest
 from scheduler_daemon.executors.noop import NoopExecutor
 
-__all__ = ["ExecutionOutcome", "Executor", "NoopExecutor", "RunRequest", "build_executor"]
+if TYPE_CHECKING:
+    from scheduler_daemon.executors.amc import AmcExecutor
+
+__all__ = [
+    "ExecutionOutcome",
+    "Executor",
+    "NoopExecutor",
+    "RunRequest",
+    "build_amc_executor",
+    "build_executor",
+]
 
 
 def build_executor(settings: Settings) -> Executor:
     if settings.executor is ExecutorName.NOOP:
         return NoopExecutor(settings.noop_delay)
     if settings.executor is ExecutorName.AMC:
-        return _build_amc(settings)
+        return build_amc_executor(settings)
     raise ValueError(f"unknown executor {settings.executor!r}")
 
 
-def _build_amc(settings: Settings) -> Executor:
-    from scheduler_daemon.executors.amc import AmcSettings, build_amc_executor  # noqa: PLC0415
+def build_amc_executor(settings: Settings) -> AmcExecutor:
+    from scheduler_daemon.executors.amc import AmcSettings  # noqa: PLC0415
+    from scheduler_daemon.executors.amc import build_amc_executor as build  # noqa: PLC0415
 
     if settings.amc_credentials is None:
         raise ValueError("the amc executor needs AMC credentials")
-    return build_amc_executor(
+    return build(
         settings.amc_credentials,
         AmcSettings(
             api_url=settings.amc_api_url,

@@ -1,0 +1,178 @@
+"""The demo: sample schedules running against the fake AMC, on the embedded database.
+
+Everything is local: an embedded PostgreSQL (a database of its own, made afresh each time),
+the fake AMC server on 127.0.0.1, and the real daemon with the amc executor pointed at it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
+
+from scheduler_daemon.amc.fake_server import FakeAmcServer
+from scheduler_daemon.config import ExecutorName, Settings
+from scheduler_daemon.db.engine import make_engine
+from scheduler_daemon.db.migrate import upgrade_to_head
+from scheduler_daemon.db.queries import insert_manual_run
+from scheduler_daemon.policies import spec_of
+
+DEMO_DATABASE = "scheduler_demo"
+INSTANCE = "amc1demo0a1"
+ENTITY = "ENTITY1DEMO0000001"
+MARKETPLACE = "ATVPDKIKX0DER"
+
+# name, workflow id in AMC, cron expression, interval seconds, time zone, parameters
+SCHEDULES: tuple[tuple[str, str, str | None, int | None, str, dict[str, Any]], ...] = (
+    ("every 10 seconds", "spend-by-country", None, 10, "UTC", {"country": "US"}),
+    ("every minute", "spend-by-country", "* * * * *", None, "Europe/London", {"country": "GB"}),
+    (
+        "nightly, previous day",
+        "daily-conversions",
+        "30 2 * * *",
+        None,
+        "America/New_York",
+        {"time_window": {"kind": "previous_days", "days": 1}},
+    ),
+)
+
+
+@contextlib.contextmanager
+def demo_database(admin_url: str) -> Iterator[str]:
+    """A fresh demo database on the embedded server, dropped again afterwards."""
+    name = sql.Identifier(DEMO_DATABASE)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+    url = make_url(admin_url).set(database=DEMO_DATABASE).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
+
+def seed(engine: Engine, amc: FakeAmcServer, now: datetime) -> None:
+    """Sample accounts, an instance, workflows and enabled schedules, due from now."""
+    amc.seed(
+        INSTANCE, ENTITY, MARKETPLACE, {"spend-by-country": ("country",), "daily-conversions": ()}
+    )
+    with engine.begin() as conn:
+        account = conn.execute(
+            text(
+                "INSERT INTO amc_accounts (account_id, marketplace_id, region, name) "
+                "VALUES (:entity, :marketplace, 'NA', 'Demo advertiser') RETURNING id"
+            ),
+            {"entity": ENTITY, "marketplace": MARKETPLACE},
+        ).scalar_one()
+        instance = conn.execute(
+            text(
+                "INSERT INTO amc_instances (instance_id, account_id, name) "
+                "VALUES (:instance, :account, 'Demo instance') RETURNING id"
+            ),
+            {"instance": INSTANCE, "account": account},
+        ).scalar_one()
+        workflows = {}
+        for amc_id, name in (
+            ("spend-by-country", "Spend by country"),
+            ("daily-conversions", "Daily conversions"),
+        ):
+            workflows[amc_id] = conn.execute(
+                text(
+                    "INSERT INTO workflows (name, instance_id, amc_workflow_id, sql_query) "
+                    "VALUES (:name, :instance, :amc_id, 'SELECT 1') RETURNING id"
+                ),
+                {"name": name, "instance": instance, "amc_id": amc_id},
+            ).scalar_one()
+        for name, amc_id, cron, interval, zone, parameters in SCHEDULES:
+            first_slot = spec_of(cron, interval, None, zone).next_after(now)
+            schedule_id = conn.execute(
+                text(
+                    """
+                    INSERT INTO workflow_schedules (workflow_id, name, cron_expression,
+                        interval_seconds, timezone, enabled, next_run_at, parameters)
+                    VALUES (:workflow, :name, :cron, :interval, :zone, true, :first_slot,
+                            CAST(:parameters AS jsonb))
+                    RETURNING id
+                    """
+                ),
+                {
+                    "workflow": workflows[amc_id],
+                    "name": name,
+                    "cron": cron,
+                    "interval": interval,
+                    "zone": zone,
+                    "first_slot": first_slot,
+                    "parameters": json.dumps(parameters),
+                },
+            ).scalar_one()
+            if cron == "30 2 * * *":
+                # The nightly one would wait for 02:30: run it once by hand, now.
+                insert_manual_run(conn, schedule_id, now, None)
+
+
+def demo_settings(settings: Settings, amc: FakeAmcServer) -> Settings:
+    return replace(
+        settings,
+        executor=ExecutorName.AMC,
+        amc_credentials=amc.credentials,
+        amc_api_url=amc.base_url,
+        amc_token_url=amc.token_url,
+        poll_interval=5.0,
+        status_poll_interval=1.0,
+    )
+
+
+class RunPrinter(threading.Thread):
+    """Prints each run as it happens and each change of its status, from the database."""
+
+    QUERY = text(
+        """
+        SELECT r.id, r.scheduled_for, r.trigger, r.status, r.amc_execution_id, r.error_message,
+               s.name AS schedule, w.name AS workflow
+          FROM schedule_runs r
+          JOIN workflow_schedules s ON s.id = r.schedule_id
+          JOIN workflows w ON w.id = r.workflow_id
+         ORDER BY r.created_at, r.scheduled_for
+        """
+    )
+
+    def __init__(self, engine: Engine, stop: threading.Event, echo: Callable[[str], None]) -> None:
+        super().__init__(name="demo-printer", daemon=True)
+        self._engine = engine
+        self._stop_event = stop
+        self._echo = echo
+        self._seen: dict[object, str] = {}
+
+    def run(self) -> None:
+        while not self._stop_event.wait(0.5):
+            with contextlib.suppress(Exception), self._engine.connect() as conn:
+                for row in conn.execute(self.QUERY).mappings():
+                    self._show(dict(row))
+
+    def _show(self, row: Mapping[str, Any]) -> None:
+        if self._seen.get(row["id"]) == row["status"]:
+            return
+        self._seen[row["id"]] = row["status"]
+        error = f"  ({row['error_message']})" if row["error_message"] else ""
+        when = "manual" if row["trigger"] == "manual" else "slot"
+        self._echo(
+            f"{when:6} {row['scheduled_for']:%H:%M:%S} UTC  {row['schedule']!r:25} "
+            f"workflow {row['workflow']!r:21} execution {row['amc_execution_id'] or '-'}  "
+            f"{row['status']}{error}"
+        )
+
+
+def make_demo_engine(url: str, settings: Settings) -> Engine:
+    engine = make_engine(url, pool_size=settings.concurrency + 2)
+    upgrade_to_head(engine)
+    return engine
