@@ -328,11 +328,31 @@ class OutcomeWritten:
     pause_reason: str | None = None
 
 
+# How a run's final status moves its schedule's failure count: a failure adds one and, at
+# :max_failures, pauses the schedule with the reason; a success resets it; "dispatched" (the
+# outcome comes later, with the status sync) leaves it. Shared by the two statements below.
+_FAILURE_ACCOUNTING = """
+               consecutive_failures = CASE WHEN run.status = 'failed'
+                                           THEN s.consecutive_failures + 1
+                                           WHEN run.status = 'succeeded' THEN 0
+                                           ELSE s.consecutive_failures END,
+               last_error = CASE WHEN run.status = 'failed' THEN run.error_message
+                                 ELSE s.last_error END,
+               paused_at = CASE WHEN run.status = 'failed'
+                                     AND s.consecutive_failures + 1 >= :max_failures
+                                THEN now() ELSE s.paused_at END,
+               pause_reason = CASE WHEN run.status = 'failed'
+                                        AND s.consecutive_failures + 1 >= :max_failures
+                                   THEN 'auto-paused after ' || (s.consecutive_failures + 1)
+                                        || ' consecutive failures; last error: '
+                                        || COALESCE(run.error_message, 'unknown')
+                                   ELSE s.pause_reason END"""
+
 # One statement records a batch: the runs (fenced by token), then, for scheduled runs, their
 # schedules' failure counts, auto-pause and lock release (fenced by owner and token). Each
 # schedule appears at most once per batch.
 RECORD_OUTCOMES = text(
-    """
+    f"""
     WITH outcome AS (
         SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[]),
                              CAST(:statuses AS text[]), CAST(:execution_ids AS text[]),
@@ -366,22 +386,7 @@ RECORD_OUTCOMES = text(
         RETURNING id
     ), schedule AS (
         UPDATE workflow_schedules AS s
-           SET consecutive_failures = CASE WHEN run.status = 'failed'
-                                           THEN s.consecutive_failures + 1
-                                           WHEN run.status = 'succeeded' THEN 0
-                                           -- dispatched: the outcome comes with the status sync
-                                           ELSE s.consecutive_failures END,
-               last_error = CASE WHEN run.status = 'failed' THEN run.error_message
-                                 ELSE s.last_error END,
-               paused_at = CASE WHEN run.status = 'failed'
-                                     AND s.consecutive_failures + 1 >= :max_failures
-                                THEN now() ELSE s.paused_at END,
-               pause_reason = CASE WHEN run.status = 'failed'
-                                        AND s.consecutive_failures + 1 >= :max_failures
-                                   THEN 'auto-paused after ' || (s.consecutive_failures + 1)
-                                        || ' consecutive failures; last error: '
-                                        || COALESCE(run.error_message, 'unknown')
-                                   ELSE s.pause_reason END,
+           SET {_FAILURE_ACCOUNTING},
                locked_by = CASE WHEN run.release THEN NULL ELSE s.locked_by END,
                locked_at = CASE WHEN run.release THEN NULL ELSE s.locked_at END,
                updated_at = now()
@@ -491,7 +496,7 @@ class StatusSeen:
 # Records what AMC said; a final status also finishes the run and, for scheduled runs,
 # updates the schedule's failure count (auto-pause) as a dispatch outcome would.
 RECORD_STATUSES = text(
-    """
+    f"""
     WITH seen AS (
         SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]),
                              CAST(:raw AS text[]), CAST(:reasons AS text[]))
@@ -519,19 +524,7 @@ RECORD_STATUSES = text(
         RETURNING r.id, r.schedule_id, r.trigger, r.status, r.error_message
     ), schedule AS (
         UPDATE workflow_schedules AS s
-           SET consecutive_failures = CASE WHEN run.status = 'failed'
-                                           THEN s.consecutive_failures + 1 ELSE 0 END,
-               last_error = CASE WHEN run.status = 'failed' THEN run.error_message
-                                 ELSE s.last_error END,
-               paused_at = CASE WHEN run.status = 'failed'
-                                     AND s.consecutive_failures + 1 >= :max_failures
-                                THEN now() ELSE s.paused_at END,
-               pause_reason = CASE WHEN run.status = 'failed'
-                                        AND s.consecutive_failures + 1 >= :max_failures
-                                   THEN 'auto-paused after ' || (s.consecutive_failures + 1)
-                                        || ' consecutive failures; last error: '
-                                        || COALESCE(run.error_message, 'unknown')
-                                   ELSE s.pause_reason END,
+           SET {_FAILURE_ACCOUNTING},
                updated_at = now()
           FROM run
          WHERE run.trigger = 'scheduled' AND s.id = run.schedule_id
