@@ -213,7 +213,7 @@ class Postgres:
                 WITH a AS (INSERT INTO amc_accounts (account_id, marketplace_id, region)
                            VALUES ('ENTITYBENCH', 'ATVPDKIKX0DER', 'NA') RETURNING id),
                      i AS (INSERT INTO amc_instances (instance_id, account_id)
-                           SELECT 'amcbench', id FROM a RETURNING id)
+                           SELECT 'amcbench001', id FROM a RETURNING id)
                 INSERT INTO workflows (name, instance_id, amc_workflow_id, sql_query)
                 SELECT 'bench workflow', id, 'wf-bench', 'SELECT 1' FROM i
                 """

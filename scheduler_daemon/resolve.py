@@ -6,6 +6,7 @@ time, so two runs of one slot with the same parameters resolve to the same reque
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from typing import Any
@@ -53,8 +54,14 @@ def _check_instance(name: str, instance_id: object) -> str:
             "(letters, digits, '.', '-', '_')"
         )
     if not INSTANCE_ID_USUAL.match(instance_id):
-        log.warning("amc.instance_id_unusual", instance_id=instance_id)
+        _warn_unusual_instance_id(instance_id)
     return instance_id
+
+
+@functools.lru_cache(maxsize=1024)
+def _warn_unusual_instance_id(instance_id: str) -> None:
+    """Once per id, not once per run: it is configuration, not an event."""
+    log.warning("amc.instance_id_unusual", instance_id=instance_id)
 
 
 def resolve(
