@@ -18,7 +18,8 @@ class NoopExecutor:
     def submit(self, request: RunRequest) -> ExecutionOutcome:
         if self._delay:
             time.sleep(self._delay)
-        return ExecutionOutcome("succeeded", execution_id=f"noop-{request.run_id}")
+        # Nothing was started anywhere: no execution id, so no execution (lineage) row.
+        return ExecutionOutcome("succeeded")
 
     def reconcile(self, request: RunRequest) -> ExecutionOutcome | None:
         # Nothing leaves the process, so a call cut short started nothing: submit again.
