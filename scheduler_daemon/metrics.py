@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 _LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
 _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+_CIRCUIT_STATES = {"amc.circuit_closed": 0, "amc.circuit_half_open": 1, "amc.circuit_opened": 2}
 
 
 class Metrics:
@@ -62,6 +68,36 @@ class Metrics:
             "scheduler_database_available", "1 while the database answers, else 0.", registry=r
         )
         self.database_available.set(1)
+        self.amc_responses = Counter(
+            "scheduler_amc_http_responses",
+            "AMC API responses by HTTP status ('error' when no response came).",
+            ["status"],
+            registry=r,
+        )
+        self.token_refreshes = Counter(
+            "scheduler_amc_token_refreshes",
+            "Login-with-Amazon token refreshes.",
+            ["outcome"],
+            registry=r,
+        )
+        self.circuit_state = Gauge(
+            "scheduler_amc_circuit_state",
+            "Circuit breaker per AMC instance: 0 closed, 1 half-open, 2 open.",
+            ["instance_id"],
+            registry=r,
+        )
+
+    def observe_log_event(self, event: Mapping[str, Any]) -> None:
+        """Count what the AMC client reports in its log events (a log tap)."""
+        name = event.get("event")
+        if name == "amc.request":
+            self.amc_responses.labels(str(event.get("status", "error"))).inc()
+        elif name == "amc.token_refreshed":
+            self.token_refreshes.labels("refreshed").inc()
+        elif name == "amc.token_refresh_failed":
+            self.token_refreshes.labels("failed").inc()
+        elif name in _CIRCUIT_STATES:
+            self.circuit_state.labels(str(event.get("instance_id"))).set(_CIRCUIT_STATES[name])
 
     def serve(self, port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 (scraped from other hosts)
         start_http_server(port, addr=address, registry=self.registry)

@@ -69,13 +69,13 @@ def _ensure_schema(engine: Engine, settings: Settings) -> None:
 def run_command(state: CliState, /, once: bool, **options: str | None) -> None:
     """Run the scheduler daemon (SIGTERM or Ctrl-C stops it gracefully)."""
     settings = state.settings(**options)
-    configure_logging(settings.log_format, settings.log_level)
+    metrics = Metrics()
+    configure_logging(settings.log_format, settings.log_level, taps=[metrics.observe_log_event])
     with open_database(settings) as engine:
         _ensure_schema(engine, settings)
         # The dispatch threads each need a connection besides the tick's own.
         pool_engine = make_engine(engine.url, pool_size=settings.concurrency + 2)
         try:
-            metrics = Metrics()
             if settings.metrics_port is not None:
                 metrics.serve(settings.metrics_port)
             scheduler = Scheduler(
