@@ -10,6 +10,7 @@ dropped (``claim.lost``) instead of being acted on.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import uuid
 from collections import Counter
@@ -30,6 +31,7 @@ from tenacity import (
 )
 
 from scheduler_daemon.clock import Clock
+from scheduler_daemon.daemon.instance_gate import InstanceBusyError, InstanceGate
 from scheduler_daemon.db import queries
 from scheduler_daemon.db.queries import ClaimedRun
 from scheduler_daemon.executors.base import (
@@ -105,7 +107,9 @@ class Dispatcher:
         write_retry_seconds: float,
         clock: Clock,
         metrics: Metrics,
+        gate: InstanceGate | None = None,
     ) -> None:
+        self._gate = gate
         # Each write is one statement: autocommit spares the BEGIN and COMMIT round trips.
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._executor = executor
@@ -246,12 +250,13 @@ class Dispatcher:
                 seen.append(queries.StatusSeen(poll.id, "unknown", None, reason))
                 continue
             try:
-                status = source.get_status(
-                    poll.amc_instance_id,
-                    poll.amc_entity_id,
-                    poll.marketplace_id or "",
-                    poll.amc_execution_id,
-                )
+                with self._gated(poll.amc_instance_id):
+                    status = source.get_status(
+                        poll.amc_instance_id,
+                        poll.amc_entity_id,
+                        poll.marketplace_id or "",
+                        poll.amc_execution_id,
+                    )
             except Exception as exc:  # the next poll asks again
                 self._log.warning(
                     "execution.status_unavailable",
@@ -277,6 +282,10 @@ class Dispatcher:
                 via="status_sync",
             )
             self._metrics.runs.labels(row.status, "status_sync").inc()
+
+    def _gated(self, instance_id: str) -> contextlib.AbstractContextManager[None]:
+        """A slot of the instance's cap across all daemons, when the executor has one."""
+        return self._gate.slot(instance_id) if self._gate else contextlib.nullcontext()
 
     def _lost(self, run: ClaimedRun, step: str) -> None:
         self._log.warning("claim.lost", step=step, **_run_fields(run))
@@ -308,14 +317,20 @@ class Dispatcher:
             return queries.Outcome(run, "failed", None, str(exc), item.release)
         recovering = run.status == "dispatching"
         try:
-            outcome = self._executor.reconcile(request) if recovering else None
-            if outcome is not None:
-                self._log.info("run.reconciled", execution_id=outcome.execution_id, **fields)
-            else:
-                outcome = self._submit(request, recovering=recovering, fields=fields)
+            with self._gated(request.amc_instance_id):
+                outcome = self._executor.reconcile(request) if recovering else None
+                if outcome is not None:
+                    self._log.info("run.reconciled", execution_id=outcome.execution_id, **fields)
+                else:
+                    outcome = self._submit(request, recovering=recovering, fields=fields)
         except OutcomeUnknownError as exc:
             self._log.warning("run.outcome_unknown", error=str(exc), **fields)
             return None
+        except InstanceBusyError as exc:
+            if recovering:  # nothing was asked: the reaper tries again
+                return None
+            error = f"AMC instance {request.amc_instance_id} busy: {exc}"
+            outcome = ExecutionOutcome("failed", error=error)
         return queries.Outcome(
             run,
             outcome.status,

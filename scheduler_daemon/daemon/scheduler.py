@@ -20,8 +20,9 @@ from sqlalchemy import Connection, Engine
 
 from scheduler_daemon import __version__
 from scheduler_daemon.clock import Clock
-from scheduler_daemon.config import Settings
+from scheduler_daemon.config import ExecutorName, Settings
 from scheduler_daemon.daemon.dispatcher import Dispatcher, DispatchJob
+from scheduler_daemon.daemon.instance_gate import InstanceGate
 from scheduler_daemon.db import queries
 from scheduler_daemon.db.queries import ClaimedRun, DueSchedule, NewRun, ScheduleDecision, SpecRow
 from scheduler_daemon.errors import SchedulerError
@@ -79,6 +80,11 @@ class Scheduler:
             write_retry_seconds=settings.lease,
             clock=clock,
             metrics=self.metrics,
+            gate=(
+                InstanceGate(engine, settings.amc_max_in_flight, wait=settings.lease / 2)
+                if settings.executor is ExecutorName.AMC
+                else None
+            ),
         )
 
     # --- life cycle ------------------------------------------------------------------------

@@ -127,9 +127,9 @@ def test_four_daemons_500_slots_with_throttling_and_errors_one_execution_each(
             conn.execute(text("SELECT amc_execution_id FROM schedule_runs")).scalars().all()
         )
     assert Counter(run_executions) == Counter(e["workflowExecutionId"] for e in executions)
-    # Each daemon keeps to the cap per instance; AMC queues what runs beyond its own limit.
+    # The cap holds per instance across all four daemons, not per daemon.
     for _, instance_id in instances:
-        assert amc.max_in_flight(instance_id) <= CAP * len(daemons)
+        assert amc.max_in_flight(instance_id) <= CAP
     adopted = sum(1 for d in daemons for e in d.events() if e["event"] == "amc.execution_adopted")
     lost = faults.count("lost")
     assert 0 < adopted <= lost

@@ -1,0 +1,59 @@
+"""At most N calls in flight per AMC instance across every daemon, not per process.
+
+Each call holds one of N PostgreSQL advisory locks (session level, on a connection of its own,
+no transaction) named after the instance, for as long as the call lasts. A daemon that dies
+mid-call loses its session and so its slot: the gate can only err toward fewer calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import time
+import zlib
+from collections.abc import Iterator
+
+from sqlalchemy import Connection, Engine, text
+
+TRY_SLOT = text("SELECT pg_try_advisory_lock(:namespace, :slot)")
+RELEASE_SLOT = text("SELECT pg_advisory_unlock(:namespace, :slot)")
+
+
+class InstanceBusyError(Exception):
+    """Every slot of the instance stayed taken for the whole wait."""
+
+
+def _namespace(instance_id: str) -> int:
+    """A stable signed 32-bit key for the instance (advisory locks take two int4 keys)."""
+    value = zlib.crc32(f"scheduler-daemon:amc:{instance_id}".encode())
+    return value - (1 << 32) if value >= (1 << 31) else value
+
+
+class InstanceGate:
+    def __init__(self, engine: Engine, slots: int, wait: float) -> None:
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._slots = slots
+        self._wait = wait
+
+    @contextlib.contextmanager
+    def slot(self, instance_id: str) -> Iterator[None]:
+        """Hold a slot of ``instance_id`` for the body; InstanceBusyError after the wait."""
+        namespace = _namespace(instance_id)
+        with self._engine.connect() as conn:
+            slot = self._acquire(conn, namespace)
+            try:
+                yield
+            finally:
+                conn.execute(RELEASE_SLOT, {"namespace": namespace, "slot": slot})
+
+    def _acquire(self, conn: Connection, namespace: int) -> int:
+        deadline = time.monotonic() + self._wait
+        order = list(range(self._slots))
+        while True:
+            random.shuffle(order)  # spread the daemons over the slots
+            for slot in order:
+                if conn.execute(TRY_SLOT, {"namespace": namespace, "slot": slot}).scalar_one():
+                    return slot
+            if time.monotonic() >= deadline:
+                raise InstanceBusyError(f"all {self._slots} slots stayed busy for {self._wait:g}s")
+            time.sleep(0.02 + random.random() * 0.03)  # noqa: S311 - jitter, not a secret
