@@ -205,3 +205,59 @@ def test_status_sync_finishes_the_run_and_frees_the_overlap(
             {"id": schedule_id},
         ).scalar_one()
     assert failures == expected_failures
+
+
+def test_a_failing_instance_opens_its_circuit_while_healthy_instances_fire_on_time(
+    engine: Engine,
+    rows: Rows,
+    clock: FakeClock,
+    amc: FakeAmcServer,
+    make_scheduler: Callable[..., Scheduler],
+) -> None:
+    sick, healthy = rows.instance(), rows.instance()
+    ids = {}
+    for instance in (sick, healthy):
+        instance_row = rows.get(amc_instances, instance)
+        account_row = rows.get(amc_accounts, instance_row["account_id"])
+        amc.seed(
+            instance_row["instance_id"],
+            account_row["account_id"],
+            account_row["marketplace_id"],
+            {"wf": ("n",)},
+        )
+        ids[instance] = instance_row["instance_id"]
+    amc.faults.server_error(500, endpoint="create", instance_id=ids[sick], times=None)
+    schedules = {
+        instance: [
+            rows.schedule(
+                rows.workflow(instance, amc_workflow_id="wf"),
+                enabled=True,
+                next_run_at=T0,
+                parameters={"n": n},
+            )
+            for n in range(12)
+        ]
+        for instance in (sick, healthy)
+    }
+    executor = fake_executor(amc, failure_threshold=3, cool_down=60.0)
+    try:
+        clock.set(T0)
+        scheduler = make_scheduler(executor)
+        started = time.monotonic()
+        scheduler.tick()
+        assert scheduler.dispatcher.wait_idle(60)
+        took = time.monotonic() - started
+    finally:
+        executor.close()
+    statuses = {
+        instance: [runs_of(engine, s)[0] for s in schedules[instance]] for instance in schedules
+    }
+    assert [r["status"] for r in statuses[healthy]] == ["dispatched"] * 12
+    sick_errors = [r["error_message"] for r in statuses[sick]]
+    assert all(r["status"] == "failed" for r in statuses[sick])
+    assert any("circuit" in (e or "").lower() for e in sick_errors), sick_errors
+    # Fail-fast: the sick instance saw only the requests before its circuit opened (and
+    # their retries), not one per run.
+    sick_creates = len(amc.requests(endpoint="create", instance_id=ids[sick]))
+    assert sick_creates < 12 * 3
+    assert took < 30
