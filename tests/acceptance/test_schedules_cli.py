@@ -369,3 +369,30 @@ def test_workers(cli: Cli, engine: Engine) -> None:
         ("b", "dead", None),
     ]
     assert "WORKER_ID" in cli.text("workers")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["schedules", "show", "42"], "schedule id '42' is not a UUID"),
+        (["schedules", "delete", "00000000-0000-0000-0000-000000000000"], "does not exist"),
+        (["schedules", "enable", "00000000-0000-0000-0000-000000000000"], "does not exist"),
+        (["schedules", "pause", "{id}", "--until", "tomorrow"], "--until"),
+        (["schedules", "trigger", "{id}", "--at", "2026-13-01T00:00Z"], "--at"),
+        (["schedules", "trigger", "{id}", "--param", "=1"], "--param '=1'"),
+        (["schedules", "list", "--workflow"], "--workflow"),
+        (["runs", "show", "not-a-run"], "run id 'not-a-run' is not a UUID"),
+        (["runs", "show", "00000000-0000-0000-0000-000000000000"], "does not exist"),
+        (["runs", "list", "--since", "last week"], "--since"),
+        (["runs", "prune", "--older-than", "0"], "--older-than"),
+        (["workers", "--bogus"], "--bogus"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(
+    cli: Cli, rows: Rows, engine: Engine, args: list[str], fragment: str
+) -> None:
+    schedule_id = rows.schedule(enabled=True, next_run_at=datetime(2030, 1, 1, tzinfo=UTC))
+    before = snapshot(engine)
+    stderr = cli.fails(*[a.replace("{id}", str(schedule_id)) for a in args])
+    assert fragment in stderr
+    assert snapshot(engine) == before

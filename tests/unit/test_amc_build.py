@@ -17,7 +17,10 @@ CREDENTIALS = {
 
 
 def test_builds_the_amc_executor_from_settings() -> None:
-    env = CREDENTIALS | {"SCHEDULER_EXECUTOR": "amc", "SCHEDULER_AMC_API_URL": "http://127.0.0.1:1/"}
+    env = CREDENTIALS | {
+        "SCHEDULER_EXECUTOR": "amc",
+        "SCHEDULER_AMC_API_URL": "http://127.0.0.1:1/",
+    }
     settings = load_settings({}, env=env)
     assert settings.executor is ExecutorName.AMC
     executor = build_executor(settings)
