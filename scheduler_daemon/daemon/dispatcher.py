@@ -132,6 +132,12 @@ class Dispatcher:
         with self._idle:
             return self._in_flight
 
+    @property
+    def runs_queued(self) -> int:
+        """Claimed runs this process has not finished with (queued or being sent)."""
+        with self._idle:
+            return sum(self._held_schedules.values()) + len(self._held_manual_runs)
+
     def submit(self, jobs: Sequence[DispatchJob]) -> None:
         """Queue jobs: single-run jobs in chunks spread over the pool, catch-ups one by one."""
         singles = [

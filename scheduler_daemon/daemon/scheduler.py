@@ -34,6 +34,7 @@ from scheduler_daemon.policies import plan, spec_of
 log = structlog.get_logger("scheduler_daemon.tick")
 
 STATUS_BATCH = 50
+BACKLOG_PAUSE = 0.05
 PRUNE_EVERY = 3600.0
 PRUNE_BATCH = 1000
 PRUNE_MAX_BATCHES = 20
@@ -117,7 +118,10 @@ class Scheduler:
         self._claim_manual(now, result)
         batch_full = self._claim_due(now, result)
         self._sync_statuses()
-        result.sleep_for = 0.0 if batch_full else self._sleep_for(now)
+        if self._dispatch_room() <= 0:
+            result.sleep_for = BACKLOG_PAUSE  # let the pool catch up before claiming more
+        else:
+            result.sleep_for = 0.0 if batch_full else self._sleep_for(now)
         self._prune_if_due()
         self.metrics.tick_duration.observe(self.clock.monotonic() - started)
         return result
@@ -265,10 +269,20 @@ class Scheduler:
             self._log.info("run.claimed", **_run_fields(run))
         self._dispatch(runs, contexts)
 
+    def _dispatch_room(self) -> int:
+        return 2 * self.settings.batch_size - self.dispatcher.runs_queued
+
     def _claim_due(self, now: datetime, result: TickResult) -> bool:
-        """Claim one batch of due schedules in one transaction; True if the batch was full."""
+        """Claim one batch of due schedules in one transaction; True if the batch was full.
+
+        A daemon never claims more than it can soon send (two batches queued at most): slots
+        it cannot get to stay unclaimed for the other daemons, and memory stays bounded."""
+        room = self._dispatch_room()
+        if room <= 0:
+            return True
+        limit = min(self.settings.batch_size, room)
         with self.engine.begin() as conn:
-            due = queries.select_due(conn, now, self.settings.batch_size)
+            due = queries.select_due(conn, now, limit)
             decisions, new_runs = self._plan(conn, due, now, result)
             tokens = queries.claim(conn, self.worker_id, decisions)
             runs = queries.insert_runs(
@@ -290,7 +304,7 @@ class Scheduler:
         result.claimed += len(claimed)
         result.skipped += len(runs) - len(claimed)
         self._dispatch(claimed, contexts)
-        return len(due) >= self.settings.batch_size
+        return len(due) >= limit
 
     def _plan(
         self, conn: Connection, due: Sequence[DueSchedule], now: datetime, result: TickResult

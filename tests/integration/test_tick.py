@@ -590,3 +590,33 @@ def test_an_unknown_outcome_is_left_to_reconciliation_never_resubmitted_blindly(
     assert (run["status"], run["amc_execution_id"]) == ("dispatched", "amc-exec-1")
     assert (executor.submits, executor.reconciles) == (1, 1)
     assert schedule_of(rows, schedule_id)["locked_by"] is None
+
+
+def test_a_daemon_claims_no_more_than_it_can_soon_send(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    """With a slow executor the rest of the burst stays unclaimed, for other daemons."""
+    for _ in range(30):
+        rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    clock.set(T0)
+    slow = GatedExecutor()
+    scheduler = make_scheduler(slow, batch_size=5)
+    results = [scheduler.tick() for _ in range(4)]
+    assert [r.claimed for r in results] == [5, 5, 0, 0]
+    assert results[-1].sleep_for == pytest.approx(0.05)
+    with engine.connect() as conn:
+        unclaimed = conn.execute(
+            text("SELECT count(*) FROM workflow_schedules WHERE locked_by IS NULL")
+        ).scalar_one()
+    assert unclaimed == 20
+    slow.gate.set()
+    assert scheduler.dispatcher.wait_idle(20)
+    while scheduler.tick().claimed:
+        assert scheduler.dispatcher.wait_idle(20)
+    with engine.connect() as conn:
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'")
+            ).scalar_one()
+            == 30
+        )
