@@ -6,7 +6,6 @@ Nothing else in the package reads ``os.environ``; the settings are passed down.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import os
 import socket
@@ -259,7 +258,3 @@ def _apply(parse: Callable[[str], Any], source: str, raw: str) -> Any:
         return parse(raw)
     except ValueError as exc:
         raise ConfigError(source, raw, str(exc)) from None
-
-
-def settings_fields() -> list[str]:
-    return [f.name for f in dataclasses.fields(Settings)]

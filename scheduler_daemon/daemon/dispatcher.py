@@ -128,11 +128,6 @@ class Dispatcher:
         self._held_manual_runs: set[uuid.UUID] = set()
 
     @property
-    def in_flight(self) -> int:
-        with self._idle:
-            return self._in_flight
-
-    @property
     def runs_queued(self) -> int:
         """Claimed runs this process has not finished with (queued or being sent)."""
         with self._idle:

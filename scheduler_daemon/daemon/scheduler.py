@@ -11,7 +11,7 @@ import socket
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -48,7 +48,6 @@ class TickResult:
     reaped: int = 0
     quarantined: int = 0
     manual: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 class Scheduler:
