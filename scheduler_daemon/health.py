@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
+from scheduler_daemon.db.engine import describe_error
 from scheduler_daemon.db.migrate import current_revision, head_revision
 
 
@@ -93,9 +94,8 @@ def check(engine: Engine, thresholds: Thresholds) -> Report:
             for run_check in (_workers, _overdue, _stale_locks, _paused, _failure_rate):
                 run_check(conn, thresholds, report)
     except DBAPIError as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
         report.problems.append(
-            Problem("database", Severity.CRITICAL, f"database unreachable: {reason}")
+            Problem("database", Severity.CRITICAL, f"database unreachable: {describe_error(exc)}")
         )
     return report
 

@@ -21,7 +21,6 @@ from typing import Any, Protocol, TypeVar
 
 import structlog
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -33,6 +32,7 @@ from tenacity import (
 from scheduler_daemon.clock import Clock
 from scheduler_daemon.daemon.instance_gate import InstanceBusyError, InstanceGate
 from scheduler_daemon.db import queries
+from scheduler_daemon.db.engine import is_transient
 from scheduler_daemon.db.queries import ClaimedRun
 from scheduler_daemon.executors.base import (
     ExecutionOutcome,
@@ -46,14 +46,6 @@ from scheduler_daemon.resolve import ResolutionError, resolve
 log = structlog.get_logger("scheduler_daemon.dispatch")
 
 T = TypeVar("T")
-
-
-def is_transient(exc: BaseException) -> bool:
-    """A database error worth retrying: the connection, not the statement, failed
-    (server gone, restarting, shutting down, network cut)."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, OperationalError | InterfaceError)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from types import FrameType
 import structlog
 from sqlalchemy.exc import DBAPIError
 
-from scheduler_daemon.daemon.dispatcher import is_transient
 from scheduler_daemon.daemon.scheduler import Scheduler, TickResult
+from scheduler_daemon.db.engine import describe_error, is_transient
 from scheduler_daemon.systemd import SystemdNotifier
 
 log = structlog.get_logger("scheduler_daemon.loop")
@@ -31,8 +31,7 @@ class DatabaseState:
     def failed(self, exc: BaseException) -> float:
         if self.available:
             self.available = False
-            reason = str(getattr(exc, "orig", exc)).strip().splitlines()
-            log.error("db.unavailable", error=reason[0] if reason else type(exc).__name__)
+            log.error("db.unavailable", error=describe_error(exc))
             if self._on_change:
                 self._on_change(False)
         delay = self._backoff
@@ -112,6 +111,4 @@ def run_loop(
             try:
                 scheduler.stop(grace)
             except DBAPIError as exc:
-                log.error(
-                    "worker.stop_failed", error=str(exc.orig).splitlines()[0] if exc.orig else ""
-                )
+                log.error("worker.stop_failed", error=describe_error(exc))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from scheduler_daemon.config import mask_url, to_sqlalchemy_url
 from scheduler_daemon.errors import DatabaseUnavailableError
@@ -23,11 +23,25 @@ def make_engine(url: str | URL, *, pool_size: int = 5, connect_timeout: int = 10
     )
 
 
+def is_transient(exc: BaseException) -> bool:
+    """A database error worth retrying: the connection, not the statement, failed
+    (server gone, restarting, shutting down, network cut)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def describe_error(exc: BaseException) -> str:
+    """The driver's first line about a database error: enough for one log line, no SQL."""
+    cause = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(cause).strip().splitlines()
+    return lines[0] if lines else type(cause).__name__
+
+
 def check_connection(engine: Engine) -> None:
     """Raise DatabaseUnavailableError unless the database answers."""
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-    except (OperationalError, DBAPIError) as exc:
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise DatabaseUnavailableError(mask_url(engine.url), reason) from None
+    except DBAPIError as exc:
+        raise DatabaseUnavailableError(mask_url(engine.url), describe_error(exc)) from None
