@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, func, insert, text, update
 
 from scheduler_daemon.db import queries
-from scheduler_daemon.db.tables import MISFIRE_POLICIES, OVERLAP_POLICIES
+from scheduler_daemon.db.tables import MISFIRE_POLICIES, OVERLAP_POLICIES, workflow_schedules
 from scheduler_daemon.errors import SchedulerError
 from scheduler_daemon.policies import spec_of
 from scheduler_daemon.timing import ScheduleSpec, TimingError, parse_spec
@@ -72,14 +72,34 @@ def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
     return params
 
 
-def _check_choice(value: str | None, allowed: tuple[str, ...], option: str) -> None:
+def check_choice(value: object, allowed: tuple[str, ...], what: str) -> None:
+    """``what`` names the value as the user wrote it: an option or a file key."""
     if value is not None and value not in allowed:
-        raise InputError(f"{option} {value!r}: must be one of {', '.join(allowed)}")
+        raise InputError(f"{what} {value!r}: must be one of {', '.join(allowed)}")
 
 
-def _check_non_negative(value: int | None, option: str, minimum: int = 0) -> None:
-    if value is not None and value < minimum:
-        raise InputError(f"{option} {value}: must be at least {minimum}")
+def check_at_least(value: object, minimum: int, what: str) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, int) or value < minimum
+    ):
+        raise InputError(f"{what} {value!r}: must be a whole number of at least {minimum}")
+
+
+def insert_schedule(conn: Connection, values: Mapping[str, Any]) -> uuid.UUID:
+    row_id: uuid.UUID = conn.execute(
+        insert(workflow_schedules).values(**values).returning(workflow_schedules.c.id)
+    ).scalar_one()
+    return row_id
+
+
+def update_schedule_row(
+    conn: Connection, schedule_id: uuid.UUID, values: Mapping[str, Any]
+) -> None:
+    conn.execute(
+        update(workflow_schedules)
+        .where(workflow_schedules.c.id == schedule_id)
+        .values(**values, updated_at=func.now())
+    )
 
 
 def _schedule(conn: Connection, schedule_id: uuid.UUID, *, lock: bool = False) -> Mapping[str, Any]:
@@ -123,10 +143,10 @@ def create_schedule(
     if not name.strip():
         raise InputError("--name '': a schedule needs a name")
     columns = spec_columns(expression, timezone, anchor)
-    _check_choice(misfire_policy, MISFIRE_POLICIES, "--misfire-policy")
-    _check_choice(overlap_policy, OVERLAP_POLICIES, "--overlap-policy")
-    _check_non_negative(misfire_grace_seconds, "--misfire-grace")
-    _check_non_negative(max_catchup_runs, "--max-catchup", 1)
+    check_choice(misfire_policy, MISFIRE_POLICIES, "--misfire-policy")
+    check_choice(overlap_policy, OVERLAP_POLICIES, "--overlap-policy")
+    check_at_least(misfire_grace_seconds, 0, "--misfire-grace")
+    check_at_least(max_catchup_runs, 1, "--max-catchup")
     exists = conn.execute(
         text("SELECT 1 FROM workflows WHERE id = :id"), {"id": workflow_id}
     ).first()
@@ -141,7 +161,7 @@ def create_schedule(
         "interval_anchor": columns.interval_anchor,
         "timezone": timezone,
         "enabled": enabled,
-        "parameters": json.dumps(dict(parameters or {})),
+        "parameters": dict(parameters or {}),
         "next_run_at": spec_of_row({**columns.__dict__, "timezone": timezone}).next_after(now)
         if enabled
         else None,
@@ -153,12 +173,7 @@ def create_schedule(
         "max_catchup_runs": max_catchup_runs,
     }
     values |= {k: v for k, v in optional.items() if v is not None}
-    names = ", ".join(values)
-    params = ", ".join(f"CAST(:{k} AS jsonb)" if k == "parameters" else f":{k}" for k in values)
-    row_id: uuid.UUID = conn.execute(
-        text(f"INSERT INTO workflow_schedules ({names}) VALUES ({params}) RETURNING id"), values
-    ).scalar_one()
-    return row_id
+    return insert_schedule(conn, values)
 
 
 def update_schedule(
@@ -178,10 +193,10 @@ def update_schedule(
 ) -> None:
     """Change what is given; a new spec or zone recomputes the next slot from now."""
     row = _schedule(conn, schedule_id, lock=True)
-    _check_choice(misfire_policy, MISFIRE_POLICIES, "--misfire-policy")
-    _check_choice(overlap_policy, OVERLAP_POLICIES, "--overlap-policy")
-    _check_non_negative(misfire_grace_seconds, "--misfire-grace")
-    _check_non_negative(max_catchup_runs, "--max-catchup", 1)
+    check_choice(misfire_policy, MISFIRE_POLICIES, "--misfire-policy")
+    check_choice(overlap_policy, OVERLAP_POLICIES, "--overlap-policy")
+    check_at_least(misfire_grace_seconds, 0, "--misfire-grace")
+    check_at_least(max_catchup_runs, 1, "--max-catchup")
     if name is not None and not name.strip():
         raise InputError("--name '': a schedule needs a name")
     values: dict[str, Any] = {}
@@ -198,18 +213,12 @@ def update_schedule(
         "overlap_policy": overlap_policy,
         "misfire_grace_seconds": misfire_grace_seconds,
         "max_catchup_runs": max_catchup_runs,
-        "parameters": json.dumps(dict(parameters)) if parameters is not None else None,
+        "parameters": dict(parameters) if parameters is not None else None,
     }
     values |= {k: v for k, v in optional.items() if v is not None}
     if not values:
         raise InputError("nothing to update: give at least one option")
-    assignments = ", ".join(
-        f"{k} = CAST(:{k} AS jsonb)" if k == "parameters" else f"{k} = :{k}" for k in values
-    )
-    conn.execute(
-        text(f"UPDATE workflow_schedules SET {assignments}, updated_at = now() WHERE id = :id"),
-        values | {"id": schedule_id},
-    )
+    update_schedule_row(conn, schedule_id, values)
 
 
 def set_enabled(conn: Connection, schedule_id: uuid.UUID, now: datetime, enabled: bool) -> None:

@@ -29,10 +29,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, case, text
 
-from scheduler_daemon.db.tables import MISFIRE_POLICIES, OVERLAP_POLICIES
-from scheduler_daemon.management import InputError, SpecColumns, spec_columns, spec_of_row
+from scheduler_daemon.db.tables import MISFIRE_POLICIES, OVERLAP_POLICIES, workflow_schedules
+from scheduler_daemon.management import (
+    InputError,
+    SpecColumns,
+    check_at_least,
+    check_choice,
+    insert_schedule,
+    spec_columns,
+    spec_of_row,
+    update_schedule_row,
+)
 
 _ALLOWED_KEYS = {
     "key",
@@ -62,6 +71,7 @@ _DEFINITION = (
     "max_catchup_runs",
     "parameters",
 )
+_SPEC_COLUMNS = {"cron_expression", "interval_seconds", "interval_anchor", "timezone"}
 _DEFAULTS: dict[str, Any] = {
     "misfire_policy": "skip",
     "overlap_policy": "skip",
@@ -186,15 +196,10 @@ def _entry(raw: Mapping[str, Any], line: int, conn: Connection) -> Entry:
     if anchor is not None and (not isinstance(anchor, datetime) or anchor.tzinfo is None):
         raise InputError(f"anchor {anchor!r}: must be a TOML date-time with an offset")
     columns: SpecColumns = spec_columns(raw["cron"], str(timezone), anchor)
-    for key, allowed in (
-        ("misfire_policy", MISFIRE_POLICIES),
-        ("overlap_policy", OVERLAP_POLICIES),
-    ):
-        if key in raw and raw[key] not in allowed:
-            raise InputError(f"{key} {raw[key]!r}: must be one of {', '.join(allowed)}")
-    for key, minimum in (("misfire_grace_seconds", 0), ("max_catchup_runs", 1)):
-        if key in raw and (not isinstance(raw[key], int) or raw[key] < minimum):
-            raise InputError(f"{key} {raw[key]!r}: must be a whole number of at least {minimum}")
+    check_choice(raw.get("misfire_policy"), MISFIRE_POLICIES, "misfire_policy")
+    check_choice(raw.get("overlap_policy"), OVERLAP_POLICIES, "overlap_policy")
+    check_at_least(raw.get("misfire_grace_seconds"), 0, "misfire_grace_seconds")
+    check_at_least(raw.get("max_catchup_runs"), 1, "max_catchup_runs")
     if "parameters" in raw and not isinstance(raw["parameters"], dict):
         raise InputError(f"parameters {raw['parameters']!r}: must be a table")
     if "enabled" in raw and not isinstance(raw["enabled"], bool):
@@ -268,35 +273,13 @@ def apply(conn: Connection, result: Plan, now: datetime) -> None:
     for entry in result.create:
         values = entry.definition | {"config_key": entry.key, "enabled": entry.enabled}
         values["next_run_at"] = spec_of_row(values).next_after(now) if entry.enabled else None
-        values["parameters"] = json.dumps(values["parameters"])
-        names = ", ".join(values)
-        params = ", ".join(f"CAST(:{k} AS jsonb)" if k == "parameters" else f":{k}" for k in values)
-        conn.execute(text(f"INSERT INTO workflow_schedules ({names}) VALUES ({params})"), values)
+        insert_schedule(conn, values)
     for entry, schedule_id, changes in result.update:
         values = {column: new for column, (_, new) in changes.items()}
-        spec_changed = bool(
-            {"cron_expression", "interval_seconds", "interval_anchor", "timezone"} & set(values)
-        )
-        if "parameters" in values:
-            values["parameters"] = json.dumps(values["parameters"])
-        sets = [
-            f"{k} = CAST(:{k} AS jsonb)" if k == "parameters" else f"{k} = :{k}" for k in values
-        ]
-        if spec_changed:
+        if _SPEC_COLUMNS & set(values):
             # A new spec starts from its next slot after now; only enabled rows have one.
-            sets.append("next_run_at = CASE WHEN enabled THEN :next_run_at END")
-            values["next_run_at"] = spec_of_row(entry.definition).next_after(now)
-        conn.execute(
-            text(
-                f"UPDATE workflow_schedules SET {', '.join(sets)}, updated_at = now() "
-                "WHERE id = :id"
-            ),
-            values | {"id": schedule_id},
-        )
+            next_run_at = spec_of_row(entry.definition).next_after(now)
+            values["next_run_at"] = case((workflow_schedules.c.enabled, next_run_at), else_=None)
+        update_schedule_row(conn, schedule_id, values)
     for _, schedule_id in result.disable:
-        conn.execute(
-            text(
-                "UPDATE workflow_schedules SET enabled = false, updated_at = now() WHERE id = :id"
-            ),
-            {"id": schedule_id},
-        )
+        update_schedule_row(conn, schedule_id, {"enabled": False})
