@@ -284,7 +284,7 @@ def resume(conn: Connection, schedule_id: uuid.UUID, now: datetime) -> datetime:
         next_run_at = spec_of_row(row).next_after(now)
     except TimingError as exc:
         raise InputError(f"schedule {schedule_id} cannot resume: {exc}") from None
-    queries.resume(conn, schedule_id, next_run_at)
+    queries.set_next_runs(conn, {schedule_id: next_run_at}, resume=True)
     return next_run_at
 
 

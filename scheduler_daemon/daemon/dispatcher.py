@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import structlog
 from sqlalchemy import Connection, Engine
@@ -61,6 +61,7 @@ class _Item:
     release: bool
 
 
+@runtime_checkable
 class StatusSource(Protocol):
     """An executor that can tell how a submitted execution is doing (the amc executor)."""
 

@@ -21,7 +21,7 @@ from sqlalchemy import Connection, Engine
 from scheduler_daemon import __version__
 from scheduler_daemon.clock import Clock
 from scheduler_daemon.config import ExecutorName, Settings
-from scheduler_daemon.daemon.dispatcher import Dispatcher, DispatchJob
+from scheduler_daemon.daemon.dispatcher import Dispatcher, DispatchJob, StatusSource
 from scheduler_daemon.daemon.instance_gate import InstanceGate
 from scheduler_daemon.db import queries
 from scheduler_daemon.db.queries import ClaimedRun, DueSchedule, NewRun, ScheduleDecision, SpecRow
@@ -150,8 +150,7 @@ class Scheduler:
     def _sync_statuses(self) -> None:
         """Executions still running remotely are asked for their status, at most every
         ``status_poll_interval`` each (backing off), until final or past the deadline."""
-        source = self.executor if hasattr(self.executor, "get_status") else None
-        if source is None:
+        if not isinstance(self.executor, StatusSource):
             return
         with self.engine.begin() as conn:
             polls = queries.claim_status_polls(
@@ -160,7 +159,7 @@ class Scheduler:
                 deadline=self.settings.status_deadline_hours * 3600,
                 batch_size=STATUS_BATCH,
             )
-        self.dispatcher.check_statuses(polls, source)  # type: ignore[arg-type]
+        self.dispatcher.check_statuses(polls, self.executor)
 
     def _prune_if_due(self) -> None:
         """Delete history older than the retention, a small batch per transaction, at most
@@ -185,35 +184,38 @@ class Scheduler:
         has ended resume from now; rows that cannot be scheduled are quarantined."""
         batch = self.settings.batch_size
         with self.engine.begin() as conn:
-            for row in queries.select_needing_next_run(conn, batch):
-                next_run_at = self._next_or_quarantine(conn, row, now, result)
-                if next_run_at is not None:
-                    queries.set_next_run(conn, row.id, next_run_at)
-                    self._log.warning(
-                        "schedule.next_run_repaired",
-                        schedule_id=str(row.id),
-                        next_run_at=next_run_at.isoformat(),
-                    )
-            for row in queries.select_expired_pauses(conn, now, batch):
-                next_run_at = self._next_or_quarantine(conn, row, now, result)
-                if next_run_at is not None:
-                    queries.resume(conn, row.id, next_run_at)
-                    self._log.info(
-                        "schedule.resumed",
-                        schedule_id=str(row.id),
-                        next_run_at=next_run_at.isoformat(),
-                    )
+            repaired = self._next_runs(
+                conn, queries.select_needing_next_run(conn, batch), now, result
+            )
+            queries.set_next_runs(conn, repaired)
+            resumed = self._next_runs(
+                conn, queries.select_expired_pauses(conn, now, batch), now, result
+            )
+            queries.set_next_runs(conn, resumed, resume=True)
+        # A missing next slot is a broken invariant (warning); an ended pause is routine.
+        for level, event, next_runs in (
+            ("warning", "schedule.next_run_repaired", repaired),
+            ("info", "schedule.resumed", resumed),
+        ):
+            for schedule_id, next_run_at in next_runs.items():
+                getattr(self._log, level)(
+                    event, schedule_id=str(schedule_id), next_run_at=next_run_at.isoformat()
+                )
 
-    def _next_or_quarantine(
-        self, conn: Connection, row: SpecRow, now: datetime, result: TickResult
-    ) -> datetime | None:
-        try:
-            return spec_of(
-                row.cron_expression, row.interval_seconds, row.interval_anchor, row.timezone
-            ).next_after(now)
-        except SchedulerError as exc:
-            self._quarantine(conn, row.id, str(exc), result)
-            return None
+    def _next_runs(
+        self, conn: Connection, rows: Sequence[SpecRow], now: datetime, result: TickResult
+    ) -> dict[uuid.UUID, datetime]:
+        """Each row's next slot after now; a row that has none is quarantined instead."""
+        next_runs = {}
+        for row in rows:
+            try:
+                spec = spec_of(
+                    row.cron_expression, row.interval_seconds, row.interval_anchor, row.timezone
+                )
+                next_runs[row.id] = spec.next_after(now)
+            except SchedulerError as exc:
+                self._quarantine(conn, row.id, str(exc), result)
+        return next_runs
 
     def _quarantine(
         self, conn: Connection, schedule_id: uuid.UUID, reason: str, result: TickResult

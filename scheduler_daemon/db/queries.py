@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -816,30 +816,30 @@ def select_expired_pauses(conn: Connection, now: datetime, batch_size: int) -> l
     return [SpecRow(**r._mapping) for r in conn.execute(SELECT_EXPIRED_PAUSES, params)]
 
 
-SET_NEXT_RUN = text(
+SET_NEXT_RUNS = text(
     """
-    UPDATE workflow_schedules
-       SET next_run_at = :next_run_at, updated_at = now()
-     WHERE id = :schedule_id
-    """
-)
-
-RESUME = text(
-    """
-    UPDATE workflow_schedules
-       SET paused_at = NULL, paused_until = NULL, pause_reason = NULL,
-           consecutive_failures = 0, next_run_at = :next_run_at, updated_at = now()
-     WHERE id = :schedule_id
+    UPDATE workflow_schedules AS s
+       SET next_run_at = v.next_run_at, updated_at = now(),
+           -- resuming also ends the pause and forgets the failures that caused it
+           paused_at = CASE WHEN :resume THEN NULL ELSE s.paused_at END,
+           paused_until = CASE WHEN :resume THEN NULL ELSE s.paused_until END,
+           pause_reason = CASE WHEN :resume THEN NULL ELSE s.pause_reason END,
+           consecutive_failures = CASE WHEN :resume THEN 0 ELSE s.consecutive_failures END
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:next AS timestamptz[])) AS v(id, next_run_at)
+     WHERE s.id = v.id
     """
 )
 
 
-def set_next_run(conn: Connection, schedule_id: uuid.UUID, next_run_at: datetime) -> None:
-    conn.execute(SET_NEXT_RUN, {"schedule_id": schedule_id, "next_run_at": next_run_at})
-
-
-def resume(conn: Connection, schedule_id: uuid.UUID, next_run_at: datetime) -> None:
-    conn.execute(RESUME, {"schedule_id": schedule_id, "next_run_at": next_run_at})
+def set_next_runs(
+    conn: Connection, next_runs: Mapping[uuid.UUID, datetime], *, resume: bool = False
+) -> None:
+    """Give schedules their next slot in one statement; ``resume`` also lifts their pause."""
+    if next_runs:
+        conn.execute(
+            SET_NEXT_RUNS,
+            {"ids": list(next_runs), "next": list(next_runs.values()), "resume": resume},
+        )
 
 
 QUARANTINE = text(
