@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, insert, select
 
@@ -15,6 +17,9 @@ from scheduler_daemon.db.tables import (
     workflow_schedules,
     workflows,
 )
+
+if TYPE_CHECKING:
+    from scheduler_daemon.amc.fake_server import FakeAmcServer
 
 _counter = itertools.count(1)
 
@@ -87,3 +92,27 @@ class Rows:
         with self.engine.connect() as conn:
             row = conn.execute(select(table).where(table.c.id == row_id)).mappings().one()
         return dict(row)
+
+
+@dataclass(frozen=True)
+class SeededInstance:
+    id: uuid.UUID  # our amc_instances row
+    instance_id: str  # AMC's own id
+    account_id: str  # the entity id
+
+
+def seeded_amc_instance(
+    rows: Rows, amc: FakeAmcServer, workflows: Mapping[str, tuple[str, ...]]
+) -> SeededInstance:
+    """An instance with its account in our database, and the same instance, account and
+    workflows (id → declared input parameters) in the fake AMC."""
+    instance = rows.instance()
+    instance_row = rows.get(amc_instances, instance)
+    account_row = rows.get(amc_accounts, instance_row["account_id"])
+    amc.seed(
+        instance_row["instance_id"],
+        account_row["account_id"],
+        account_row["marketplace_id"],
+        workflows,
+    )
+    return SeededInstance(instance, instance_row["instance_id"], account_row["account_id"])

@@ -16,10 +16,9 @@ from scheduler_daemon.amc.fake_server import (
     DEFAULT_REFRESH_TOKEN,
     FakeAmcServer,
 )
-from scheduler_daemon.db.tables import amc_accounts, amc_instances
 from tests.acceptance.daemons import Daemon, wait_until
 from tests.acceptance.test_daemons import count
-from tests.helpers import Rows
+from tests.helpers import Rows, seeded_amc_instance
 
 pytestmark = pytest.mark.slow
 
@@ -37,18 +36,8 @@ def amc() -> Iterator[FakeAmcServer]:
 def test_four_daemons_500_slots_with_throttling_and_errors_one_execution_each(
     engine: Engine, rows: Rows, database_url: str, amc: FakeAmcServer, tmp_path: Path
 ) -> None:
-    instances = []
-    for _ in range(INSTANCES):
-        instance = rows.instance()
-        instance_row = rows.get(amc_instances, instance)
-        account_row = rows.get(amc_accounts, instance_row["account_id"])
-        amc.seed(
-            instance_row["instance_id"],
-            account_row["account_id"],
-            account_row["marketplace_id"],
-            {"wf": ("n",)},
-        )
-        instances.append((instance, instance_row["instance_id"]))
+    seeded = [seeded_amc_instance(rows, amc, {"wf": ("n",)}) for _ in range(INSTANCES)]
+    instances = [(s.id, s.instance_id) for s in seeded]
     # AMC misbehaving on about one create in ten, in a shuffled but repeatable order:
     # throttling with and without Retry-After, 5xx of each kind, and accepted creates whose
     # response is lost. "ok" is a fault that does nothing, to space the others out.

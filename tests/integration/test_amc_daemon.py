@@ -18,13 +18,11 @@ from scheduler_daemon.amc.testing import fake_executor
 from scheduler_daemon.clock import FakeClock
 from scheduler_daemon.daemon.scheduler import Scheduler
 from scheduler_daemon.db.tables import (
-    amc_accounts,
-    amc_instances,
     schedule_runs,
     workflow_executions,
 )
 from scheduler_daemon.executors.amc import AmcExecutor
-from tests.helpers import Rows
+from tests.helpers import Rows, seeded_amc_instance
 
 T0 = datetime(2026, 3, 9, 13, 0, tzinfo=UTC)  # 09:00 in New York
 
@@ -58,15 +56,8 @@ def test_a_scheduled_run_starts_an_amc_execution(
     executor: AmcExecutor,
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
-    instance = rows.instance()
-    instance_row = rows.get(amc_instances, instance)
-    account_row = rows.get(amc_accounts, instance_row["account_id"])
-    amc.seed(
-        instance_row["instance_id"],
-        account_row["account_id"],
-        account_row["marketplace_id"],
-        {"daily-spend": ("country",)},
-    )
+    seeded = seeded_amc_instance(rows, amc, {"daily-spend": ("country",)})
+    instance = seeded.id
     workflow = rows.workflow(
         instance,
         amc_workflow_id="daily-spend",
@@ -100,8 +91,8 @@ def test_a_scheduled_run_starts_an_amc_execution(
     )
     assert lineage["request"] == run["request"]
     [post] = amc.requests(endpoint="create")
-    assert post.path == f"/amc/reporting/{instance_row['instance_id']}/workflowExecutions"
-    assert post.headers["amazon-advertising-api-advertiserid"] == account_row["account_id"]
+    assert post.path == f"/amc/reporting/{seeded.instance_id}/workflowExecutions"
+    assert post.headers["amazon-advertising-api-advertiserid"] == seeded.account_id
     assert post.body == {
         "workflowId": "daily-spend",
         "timeWindowType": "EXPLICIT",
@@ -154,15 +145,7 @@ def test_status_sync_finishes_the_run_and_frees_the_overlap(
     execution_status: str,
     error: str | None,
 ) -> None:
-    instance = rows.instance()
-    instance_row = rows.get(amc_instances, instance)
-    account_row = rows.get(amc_accounts, instance_row["account_id"])
-    amc.seed(
-        instance_row["instance_id"],
-        account_row["account_id"],
-        account_row["marketplace_id"],
-        {"wf": ()},
-    )
+    instance = seeded_amc_instance(rows, amc, {"wf": ()}).id
     amc.script("wf", script)
     schedule_id = rows.schedule(
         rows.workflow(instance, amc_workflow_id="wf"),
@@ -214,18 +197,9 @@ def test_a_failing_instance_opens_its_circuit_while_healthy_instances_fire_on_ti
     amc: FakeAmcServer,
     make_scheduler: Callable[..., Scheduler],
 ) -> None:
-    sick, healthy = rows.instance(), rows.instance()
-    ids = {}
-    for instance in (sick, healthy):
-        instance_row = rows.get(amc_instances, instance)
-        account_row = rows.get(amc_accounts, instance_row["account_id"])
-        amc.seed(
-            instance_row["instance_id"],
-            account_row["account_id"],
-            account_row["marketplace_id"],
-            {"wf": ("n",)},
-        )
-        ids[instance] = instance_row["instance_id"]
+    seeded = [seeded_amc_instance(rows, amc, {"wf": ("n",)}) for _ in range(2)]
+    sick, healthy = (s.id for s in seeded)
+    ids = {s.id: s.instance_id for s in seeded}
     amc.faults.server_error(500, endpoint="create", instance_id=ids[sick], times=None)
     schedules = {
         instance: [
