@@ -55,6 +55,8 @@ BURST_SCHEDULES = 10_000
 BIG_TABLE = 1_000_000
 RSS_DUE = 2_000
 POLL_EVERY = 0.1
+# Set by --profile: each daemon runs under py-spy, which writes its samples there.
+PROFILE_DIR: Path | None = None
 # Extra burst settings tried in a full run (daemons:batch-size:concurrency).
 ALTERNATIVES = ("4:500:4", "2:500:4")
 
@@ -271,17 +273,21 @@ def commits(conn: Conn, database: str) -> int:
     return int(value or 0)
 
 
-def top_statements(conn: Conn, database: str, per: int, limit: int = 10) -> list[str]:
-    """The most frequent statements run on ``database`` (pg_stat_statements), per slot."""
+def top_statements(
+    conn: Conn, database: str, per: int, limit: int = 10, *, by_time: bool = False
+) -> list[str]:
+    """The most frequent (or, ``by_time``, the costliest) statements run on ``database``
+    (pg_stat_statements), per slot."""
+    order = "s.total_exec_time" if by_time else "s.calls"
     rows = conn.execute(
         """
         SELECT s.calls, s.mean_exec_time, s.total_exec_time,
                regexp_replace(s.query, '\\s+', ' ', 'g')
           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
          WHERE d.datname = %s
-         ORDER BY s.calls DESC
+         ORDER BY {order} DESC
          LIMIT %s
-        """,
+        """.replace("{order}", order),
         (database, limit),
     ).fetchall()
     return [
@@ -340,6 +346,15 @@ class Daemon:
         self.process = subprocess.Popen(
             command, env=env, stdout=self._log, stderr=subprocess.STDOUT
         )
+        self._profiler: subprocess.Popen[bytes] | None = None
+        if PROFILE_DIR is not None:
+            py_spy = Path(sys.executable).parent / "py-spy"
+            output = PROFILE_DIR / f"{worker_id}.txt"
+            self._profiler = subprocess.Popen(
+                [py_spy, "record", "--format", "raw", "--nonblocking", "--rate", "250",
+                 "--pid", str(self.process.pid), "-o", output],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
 
     @property
     def alive(self) -> bool:
@@ -367,6 +382,8 @@ class Daemon:
                 return self.process.wait(10)
         finally:
             self._log.close()
+            if self._profiler is not None:  # it writes its file once the daemon has gone
+                self._profiler.wait(30)
 
     def tail(self, lines: int = 15) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
@@ -614,7 +631,7 @@ def bench_burst(
                 digits=2,
             )
             if pg.statements:
-                for line in top_statements(conn, name, BURST_SCHEDULES):
+                for line in top_statements(conn, name, BURST_SCHEDULES, 14, by_time=True):
                     print(f"    {line}")
         report_logs(report, section, procs)
         for daemon in procs:
@@ -1023,7 +1040,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep the work dir (daemon logs) afterwards"
     )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        metavar="DIR",
+        help="run each daemon under py-spy (on-CPU samples) and write DIR/<worker>.txt",
+    )
     args = parser.parse_args(argv)
+    global PROFILE_DIR  # noqa: PLW0603
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        PROFILE_DIR = args.profile.resolve()
 
     standard = args.burst or [BurstConfig(1), BurstConfig(4)]
     alternatives = args.alt

@@ -21,7 +21,27 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
+from scheduler_daemon.db.tables import EXECUTION_STATUSES, RUN_STATUSES
+
 UNFINISHED = "('claimed', 'dispatching', 'dispatched')"
+
+
+def _status_is(column: str, allowed: Sequence[str], every: Sequence[str]) -> str:
+    """``column`` is one of ``allowed``, as a test the planner cannot answer from an index.
+
+    For writes keyed by id. The partial indexes on status (unfinished runs, executions being
+    polled) hold a handful of rows between bursts, and their statistics say so; during a burst
+    they hold thousands. A status test the planner could match to them made each 50-run write
+    scan every unfinished run: 100 ms instead of 1 ms. "Not any other status" implies no index
+    predicate, so these writes always go through the primary key. The CHECK constraint on the
+    column makes the two tests equal."""
+    others = ", ".join(f"'{status}'" for status in every if status not in allowed)
+    return f"{column} NOT IN ({others})"
+
+
+def _run_status_is(*allowed: str) -> str:
+    return _status_is("r.status", allowed, RUN_STATUSES)
+
 
 _DUE_PREDICATE = """
     s.enabled AND s.deleted_at IS NULL AND s.paused_at IS NULL AND s.locked_by IS NULL
@@ -278,12 +298,12 @@ def insert_manual_run(
 # --- dispatch and outcome ------------------------------------------------------------------
 
 MARK_DISPATCHING = text(
-    """
+    f"""
     UPDATE schedule_runs AS r
        SET status = 'dispatching', started_at = now(), attempts = r.attempts + 1
       FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[])) AS v(id, token)
      WHERE r.id = v.id AND r.fencing_token = v.token AND r.worker_id = :worker_id
-       AND r.status IN ('claimed', 'dispatching')
+       AND {_run_status_is("claimed", "dispatching")}
     RETURNING r.id
     """
 )
@@ -371,7 +391,7 @@ RECORD_OUTCOMES = text(
                execution_id = COALESCE(o.lineage_id, r.execution_id)
           FROM outcome o
          WHERE r.id = o.run_id AND r.fencing_token = o.token AND r.worker_id = :worker_id
-           AND r.status = 'dispatching'
+           AND {_run_status_is("dispatching")}
         RETURNING r.id, r.schedule_id, r.workflow_id, r.trigger, o.token, o.status,
                   o.error_message, o.release, o.request, o.lineage_id, o.amc_execution_id,
                   o.execution_status
@@ -510,7 +530,8 @@ RECORD_STATUSES = text(
                                   THEN now() END,
                updated_at = now()
           FROM seen
-         WHERE e.id = seen.id AND e.status IN ('pending', 'running')
+         WHERE e.id = seen.id
+           AND {_status_is("e.status", ("pending", "running"), EXECUTION_STATUSES)}
         RETURNING e.id, e.schedule_run_id, e.status, e.error_message
     ), run AS (
         UPDATE schedule_runs AS r
@@ -519,7 +540,7 @@ RECORD_STATUSES = text(
                finished_at = now(),
                error_message = execution.error_message
           FROM execution
-         WHERE r.id = execution.schedule_run_id AND r.status = 'dispatched'
+         WHERE r.id = execution.schedule_run_id AND {_run_status_is("dispatched")}
            AND execution.status IN ('succeeded', 'failed', 'cancelled', 'unknown')
         RETURNING r.id, r.schedule_id, r.trigger, r.status, r.error_message
     ), schedule AS (
@@ -576,10 +597,10 @@ RENEW_LOCKS = text(
 )
 
 RENEW_MANUAL_RUNS = text(
-    """
-    UPDATE schedule_runs SET claimed_at = now()
-     WHERE worker_id = :worker_id AND id = ANY(CAST(:ids AS uuid[]))
-       AND status IN ('claimed', 'dispatching')
+    f"""
+    UPDATE schedule_runs AS r SET claimed_at = now()
+     WHERE r.worker_id = :worker_id AND r.id = ANY(CAST(:ids AS uuid[]))
+       AND {_run_status_is("claimed", "dispatching")}
     """
 )
 

@@ -1,0 +1,151 @@
+"""The claim protocol's plans stay O(work) whatever the planner's statistics say: selecting
+due work reads the partial index, and writes keyed by id go through the primary key."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, TextClause, text
+
+from scheduler_daemon.db import queries
+from tests.helpers import Rows
+
+
+def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    nodes = [plan]
+    for child in plan.get("Plans", []):
+        nodes.extend(_plan_nodes(child))
+    return nodes
+
+
+def test_due_selection_uses_the_partial_index_on_100k_schedules(engine: Engine, rows: Rows) -> None:
+    workflow_id = rows.workflow()
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                """
+                INSERT INTO workflow_schedules (workflow_id, name, cron_expression, enabled, next_run_at)
+                SELECT :workflow_id, 'bulk ' || n, '0 * * * *', n % 10 <> 0,
+                       timestamptz '2026-01-01 00:00+00' + n * interval '1 minute'
+                  FROM generate_series(1, 100000) AS n
+                """
+            ),
+            {"workflow_id": workflow_id},
+        )
+        conn.execute(text("ANALYZE workflow_schedules"))
+        explain = conn.execute(
+            text("EXPLAIN (FORMAT JSON) " + queries.SELECT_DUE.text),
+            {"now": datetime(2026, 1, 2, tzinfo=UTC), "batch_size": 500},
+        ).scalar_one()
+    plan = (json.loads(explain) if isinstance(explain, str) else explain)[0]["Plan"]
+    nodes = _plan_nodes(plan)
+    scans = {
+        (node["Node Type"], node.get("Relation Name"), node.get("Index Name")) for node in nodes
+    }
+    assert ("Seq Scan", "workflow_schedules", None) not in scans
+    assert any(index == "ix_workflow_schedules_due" for _, _, index in scans), scans
+
+
+def _explain(engine: Engine, statement: TextClause, params: dict[str, Any]) -> set[str | None]:
+    """The indexes the statement's plan reads (planned in a transaction rolled back)."""
+    with engine.connect() as conn:
+        explain = conn.execute(text("EXPLAIN (FORMAT JSON) " + statement.text), params).scalar_one()
+        conn.rollback()
+    plan = (json.loads(explain) if isinstance(explain, str) else explain)[0]["Plan"]
+    return {node.get("Index Name") for node in _plan_nodes(plan)}
+
+
+def _burst_after_quiet_statistics(engine: Engine, rows: Rows, runs: int) -> list[uuid.UUID]:
+    """Runs that the statistics saw finished and that are now all claimed: the state of the
+    tables in the middle of a burst, before autovacuum has analyzed them again."""
+    schedule_id = rows.schedule()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        ids = (
+            conn.execute(
+                text(
+                    """
+                INSERT INTO schedule_runs (schedule_id, workflow_id, scheduled_for, trigger,
+                                           status, finished_at, fencing_token, worker_id)
+                SELECT s.id, s.workflow_id, :start + n * interval '1 minute', 'scheduled',
+                       'succeeded', now(), 1, 'w1'
+                  FROM workflow_schedules s, generate_series(1, :runs) AS n
+                 WHERE s.id = :schedule_id
+                RETURNING id
+                """
+                ),
+                {"schedule_id": schedule_id, "start": start, "runs": runs},
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(text("ANALYZE schedule_runs"))
+        conn.execute(text("UPDATE schedule_runs SET status = 'claimed', finished_at = NULL"))
+    return list(ids)
+
+
+@pytest.mark.parametrize("statement", ["MARK_DISPATCHING", "RECORD_OUTCOMES", "RENEW_MANUAL_RUNS"])
+def test_writes_by_run_id_use_the_primary_key_when_statistics_say_few_runs_are_unfinished(
+    engine: Engine, rows: Rows, statement: str
+) -> None:
+    ids = _burst_after_quiet_statistics(engine, rows, 5000)[:50]
+    per_run: dict[str, Any] = {
+        "ids": ids,
+        "tokens": [1] * 50,
+        "statuses": ["succeeded"] * 50,
+        "execution_ids": [None] * 50,
+        "errors": [None] * 50,
+        "releases": [True] * 50,
+        "requests": [None] * 50,
+        "lineage_ids": [None] * 50,
+        "execution_statuses": [None] * 50,
+    }
+    params = {"worker_id": "w1", "max_failures": 5, **per_run}
+    indexes = _explain(engine, getattr(queries, statement), params)
+    assert "ix_schedule_runs_unfinished" not in indexes
+    assert "pk_schedule_runs" in indexes
+
+
+def test_status_writes_use_primary_keys_when_statistics_say_nothing_is_polled(
+    engine: Engine, rows: Rows
+) -> None:
+    run_ids = _burst_after_quiet_statistics(engine, rows, 5000)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE schedule_runs SET status = 'succeeded'"))
+        conn.execute(
+            text(
+                """
+                INSERT INTO workflow_executions (workflow_id, amc_execution_id, status, trigger,
+                                                 schedule_run_id, submitted_at)
+                SELECT r.workflow_id, 'x-' || r.id, 'succeeded', 'scheduled', r.id, now()
+                  FROM schedule_runs r
+                """
+            )
+        )
+        conn.execute(text("ANALYZE"))
+        conn.execute(text("UPDATE schedule_runs SET status = 'dispatched'"))
+        execution_ids = (
+            conn.execute(
+                text(
+                    "UPDATE workflow_executions SET status = 'running', next_poll_at = :at RETURNING id"
+                ),
+                {"at": datetime(2026, 1, 1, tzinfo=UTC) - timedelta(minutes=1)},
+            )
+            .scalars()
+            .all()
+        )
+    assert len(execution_ids) == len(run_ids)
+    params = {
+        "ids": execution_ids[:50],
+        "statuses": ["succeeded"] * 50,
+        "raw": ["SUCCEEDED"] * 50,
+        "reasons": [None] * 50,
+        "max_failures": 5,
+    }
+    indexes = _explain(engine, queries.RECORD_STATUSES, params)
+    assert not indexes & {"ix_schedule_runs_unfinished", "ix_workflow_executions_polling"}
+    assert {"pk_schedule_runs", "pk_workflow_executions"} <= indexes
