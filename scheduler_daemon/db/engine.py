@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine, text
+from typing import Any
+
+from psycopg.types.array import ListBinaryDumper
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -12,7 +15,7 @@ from scheduler_daemon.errors import DatabaseUnavailableError
 
 def make_engine(url: str | URL, *, pool_size: int = 5, connect_timeout: int = 10) -> Engine:
     sa_url = to_sqlalchemy_url(url) if isinstance(url, str) else url
-    return create_engine(
+    engine = create_engine(
         sa_url,
         pool_size=pool_size,
         max_overflow=pool_size,
@@ -21,6 +24,14 @@ def make_engine(url: str | URL, *, pool_size: int = 5, connect_timeout: int = 10
         pool_pre_ping=False,
         connect_args={"connect_timeout": connect_timeout, "application_name": "scheduler-daemon"},
     )
+    event.listen(engine, "connect", _send_lists_in_binary)
+    return engine
+
+
+def _send_lists_in_binary(dbapi_connection: Any, _: Any) -> None:
+    """The claim protocol sends each batch as arrays (``unnest``). psycopg's default text
+    dumper formats every element in Python, 3 µs a timestamp; binary takes 0.2 µs."""
+    dbapi_connection.adapters.register_dumper(list, ListBinaryDumper)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -43,6 +43,12 @@ def _run_status_is(*allowed: str) -> str:
     return _status_is("r.status", allowed, RUN_STATUSES)
 
 
+# "Locked by this worker" for writes keyed by schedule id, for the same reason as
+# _status_is: a plain "=" implies the predicate of the index of locked schedules
+# (``locked_by IS NOT NULL``), whose statistics say few are locked. The worker id is never null.
+_LOCKED_BY_ME = "s.locked_by IS NOT DISTINCT FROM :worker_id"
+
+
 _DUE_PREDICATE = """
     s.enabled AND s.deleted_at IS NULL AND s.paused_at IS NULL AND s.locked_by IS NULL
 """
@@ -225,11 +231,11 @@ def insert_runs(
 
 
 RELEASE_LOCKS = text(
-    """
+    f"""
     UPDATE workflow_schedules AS s
        SET locked_by = NULL, locked_at = NULL, updated_at = now()
       FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[])) AS v(id, token)
-     WHERE s.id = v.id AND s.locked_by = :worker_id AND s.fencing_token = v.token
+     WHERE s.id = v.id AND {_LOCKED_BY_ME} AND s.fencing_token = v.token
     """
 )
 
@@ -412,7 +418,7 @@ RECORD_OUTCOMES = text(
                updated_at = now()
           FROM run
          WHERE run.trigger = 'scheduled' AND s.id = run.schedule_id
-           AND s.locked_by = :worker_id AND s.fencing_token = run.token
+           AND {_LOCKED_BY_ME} AND s.fencing_token = run.token
         RETURNING s.id, s.paused_at IS NOT NULL AS paused, s.pause_reason
     )
     SELECT run.id AS run_id, run.trigger, schedule.id IS NOT NULL AS schedule_updated,
@@ -590,9 +596,9 @@ HEARTBEAT = text(
 )
 
 RENEW_LOCKS = text(
-    """
-    UPDATE workflow_schedules SET locked_at = now()
-     WHERE locked_by = :worker_id AND id = ANY(CAST(:ids AS uuid[]))
+    f"""
+    UPDATE workflow_schedules AS s SET locked_at = now()
+     WHERE {_LOCKED_BY_ME} AND s.id = ANY(CAST(:ids AS uuid[]))
     """
 )
 

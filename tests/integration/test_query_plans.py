@@ -149,3 +149,46 @@ def test_status_writes_use_primary_keys_when_statistics_say_nothing_is_polled(
     indexes = _explain(engine, queries.RECORD_STATUSES, params)
     assert not indexes & {"ix_schedule_runs_unfinished", "ix_workflow_executions_polling"}
     assert {"pk_schedule_runs", "pk_workflow_executions"} <= indexes
+
+
+@pytest.mark.parametrize("statement", ["RELEASE_LOCKS", "RENEW_LOCKS", "RECORD_OUTCOMES"])
+def test_writes_by_schedule_id_use_the_primary_key_when_statistics_say_few_are_locked(
+    engine: Engine, rows: Rows, statement: str
+) -> None:
+    run_ids = _burst_after_quiet_statistics(engine, rows, 50)
+    workflow_id = rows.workflow()
+    with engine.begin() as conn:
+        schedule_ids = (
+            conn.execute(
+                text(
+                    """
+                    INSERT INTO workflow_schedules (workflow_id, name, cron_expression, enabled,
+                                                    next_run_at)
+                    SELECT :workflow_id, 'bulk ' || n, '0 * * * *', true, now()
+                      FROM generate_series(1, 5000) AS n
+                    RETURNING id
+                    """
+                ),
+                {"workflow_id": workflow_id},
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(text("ANALYZE workflow_schedules"))
+        conn.execute(text("UPDATE workflow_schedules SET locked_by = 'w1', locked_at = now()"))
+    params = {
+        "worker_id": "w1",
+        "max_failures": 5,
+        "ids": schedule_ids[:50] if statement != "RECORD_OUTCOMES" else run_ids,
+        "tokens": [1] * 50,
+        "statuses": ["succeeded"] * 50,
+        "execution_ids": [None] * 50,
+        "errors": [None] * 50,
+        "releases": [True] * 50,
+        "requests": [None] * 50,
+        "lineage_ids": [None] * 50,
+        "execution_statuses": [None] * 50,
+    }
+    indexes = _explain(engine, getattr(queries, statement), params)
+    assert "ix_workflow_schedules_locked" not in indexes
+    assert "pk_workflow_schedules" in indexes
