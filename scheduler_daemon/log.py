@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import logging
+import os
+import select
 import sys
+import threading
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any, TextIO
 
+import orjson
 import structlog
 
 from scheduler_daemon.config import LogFormat
@@ -66,6 +71,49 @@ def _tap_then_filter(taps: Sequence[LogTap], level: int) -> structlog.typing.Pro
     return processor
 
 
+class LineWriter:
+    """A structlog logger that hands each rendered line to the kernel in one ``write(2)``.
+
+    structlog's WriteLogger locks, writes and flushes for every line. With dispatch threads
+    logging three lines per run, that lock cost more CPU than rendering the lines did. One
+    write of a whole line needs no lock: the kernel keeps it together, on a pipe up to
+    PIPE_BUF bytes. A longer line (a traceback) takes the lock, so those never interleave
+    with each other. A stream with no file descriptor (tests) is written under the lock.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        try:
+            self._fd: int | None = stream.fileno()
+        except (io.UnsupportedOperation, AttributeError, ValueError):
+            self._fd = None
+        else:
+            stream.flush()  # whatever was printed before goes out first
+
+    def msg(self, message: str | bytes) -> None:
+        line = message.encode() if isinstance(message, str) else message
+        line += b"\n"
+        if self._fd is None:
+            with self._lock:
+                self._stream.write(line.decode())
+                self._stream.flush()
+            return
+        if len(line) <= select.PIPE_BUF and os.write(self._fd, line) == len(line):
+            return
+        with self._lock:
+            view = memoryview(line)
+            while view:
+                view = view[os.write(self._fd, view) :]
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+def _orjson_dumps(value: Any, **options: Any) -> bytes:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z, **options)
+
+
 def configure_logging(
     log_format: LogFormat,
     level: str = "info",
@@ -78,10 +126,11 @@ def configure_logging(
     if fmt is LogFormat.AUTO:
         fmt = LogFormat.CONSOLE if stream.isatty() else LogFormat.JSON
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_orjson_dumps)
         if fmt is LogFormat.JSON
         else structlog.dev.ConsoleRenderer(colors=stream.isatty())
     )
+    writer = LineWriter(stream)
     # Without taps the bound logger filters by level itself, which is cheaper.
     filter_level = logging.DEBUG if taps else _LEVELS[level]
     tapping = [_tap_then_filter(taps, _LEVELS[level])] if taps else []
@@ -98,6 +147,6 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(filter_level),
-        logger_factory=structlog.WriteLoggerFactory(stream),
+        logger_factory=lambda *_: writer,
         cache_logger_on_first_use=True,
     )

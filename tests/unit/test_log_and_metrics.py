@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
 
 import structlog
 
@@ -61,3 +64,44 @@ def test_metrics_count_amc_events() -> None:
     assert sample(metrics, "scheduler_amc_circuit_state", instance_id="amc2") == 1
     metrics.observe_log_event({"event": "amc.circuit_closed", "instance_id": "amc1"})
     assert sample(metrics, "scheduler_amc_circuit_state", instance_id="amc1") == 0
+
+
+def test_lines_from_many_threads_arrive_whole_even_past_pipe_buf(tmp_path: Path) -> None:
+    """The JSON writer gives each line to the kernel in one write, without a lock: lines of
+    concurrent threads must still never interleave, long ones (tracebacks) included."""
+    path = tmp_path / "log.jsonl"
+    with path.open("w") as stream:
+        configure_logging(LogFormat.JSON, "info", stream=stream)
+        try:
+
+            def log_many(thread: int) -> None:
+                log = structlog.get_logger("t").bind(thread=thread)
+                for n in range(300):
+                    padding = "x" * (6000 if n % 50 == 0 else 10)
+                    log.info("line", n=n, padding=padding)
+
+            threads = [threading.Thread(target=log_many, args=(t,)) for t in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            structlog.reset_defaults()
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert len(lines) == 8 * 300
+    assert {(line["thread"], line["n"]) for line in lines} == {
+        (t, n) for t in range(8) for n in range(300)
+    }
+    assert all(len(line["padding"]) in (6000, 10) for line in lines)
+
+
+def test_a_stream_without_a_file_descriptor_still_gets_every_line() -> None:
+    stream = io.StringIO()
+    configure_logging(LogFormat.JSON, "info", stream=stream)
+    try:
+        structlog.get_logger("t").info("hello", when=datetime(2026, 3, 1, tzinfo=UTC))
+    finally:
+        structlog.reset_defaults()
+    [line] = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert line["event"] == "hello"
+    assert line["when"] == "2026-03-01T00:00:00Z"
