@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import logging
 import os
 import select
 import sys
 import threading
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, MutableMapping, Sequence
 from typing import Any, TextIO
 
 import orjson
@@ -71,6 +72,26 @@ def _tap_then_filter(taps: Sequence[LogTap], level: int) -> structlog.typing.Pro
     return processor
 
 
+_held = threading.local()
+
+
+@contextlib.contextmanager
+def lines_together() -> Iterator[None]:
+    """Hold this thread's log lines until the block ends, then write them in as few writes as
+    keep every line whole: for loops that log one line per run of a batch."""
+    if getattr(_held, "lines", None) is not None:  # nested: the outer block writes them
+        yield
+        return
+    held: dict[LineWriter, list[bytes]] = {}
+    _held.lines = held
+    try:
+        yield
+    finally:
+        _held.lines = None
+        for writer, lines in held.items():
+            writer.write_lines(lines)
+
+
 class LineWriter:
     """A structlog logger that hands each rendered line to the kernel in one ``write(2)``.
 
@@ -93,16 +114,36 @@ class LineWriter:
 
     def msg(self, message: str | bytes) -> None:
         line = message.encode() if isinstance(message, str) else message
-        line += b"\n"
+        held: dict[LineWriter, list[bytes]] | None = getattr(_held, "lines", None)
+        if held is not None:
+            held.setdefault(self, []).append(line + b"\n")
+        else:
+            self.write_lines([line + b"\n"])
+
+    def write_lines(self, lines: Sequence[bytes]) -> None:
+        """Write whole lines, several per write(2) as long as they fit in PIPE_BUF."""
         if self._fd is None:
             with self._lock:
-                self._stream.write(line.decode())
+                self._stream.write(b"".join(lines).decode())
                 self._stream.flush()
             return
-        if len(line) <= select.PIPE_BUF and os.write(self._fd, line) == len(line):
+        group: list[bytes] = []
+        size = 0
+        for line in lines:
+            if size + len(line) > select.PIPE_BUF and group:
+                self._write(b"".join(group))
+                group, size = [], 0
+            group.append(line)
+            size += len(line)
+        if group:
+            self._write(b"".join(group))
+
+    def _write(self, data: bytes) -> None:
+        assert self._fd is not None
+        if len(data) <= select.PIPE_BUF and os.write(self._fd, data) == len(data):
             return
         with self._lock:
-            view = memoryview(line)
+            view = memoryview(data)
             while view:
                 view = view[os.write(self._fd, view) :]
 

@@ -40,6 +40,7 @@ from scheduler_daemon.executors.base import (
     OutcomeUnknownError,
     RunRequest,
 )
+from scheduler_daemon.log import lines_together
 from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.resolve import ResolutionError, resolve
 
@@ -221,13 +222,14 @@ class Dispatcher:
             self._log.exception("run.dispatch_error", runs=[str(i.run.id) for i in items])
             return False
         all_recorded = len(ours) == len(items) and len(outcomes) == len(called)
-        for outcome in outcomes:
-            result = written[outcome.run.id]
-            if not result.recorded:
-                self._lost(outcome.run, "outcome")
-                all_recorded = False
-                continue
-            self._finished(outcome, result)
+        with lines_together():
+            for outcome in outcomes:
+                result = written[outcome.run.id]
+                if not result.recorded:
+                    self._lost(outcome.run, "outcome")
+                    all_recorded = False
+                    continue
+                self._finished(outcome, result)
         return all_recorded
 
     def check_statuses(self, polls: Sequence[queries.StatusPoll], source: StatusSource) -> None:

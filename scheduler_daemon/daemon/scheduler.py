@@ -27,6 +27,7 @@ from scheduler_daemon.db import queries
 from scheduler_daemon.db.queries import ClaimedRun, DueSchedule, NewRun, ScheduleDecision, SpecRow
 from scheduler_daemon.errors import SchedulerError
 from scheduler_daemon.executors.base import Executor
+from scheduler_daemon.log import lines_together
 from scheduler_daemon.management import prune_history
 from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.policies import plan, spec_of
@@ -296,9 +297,10 @@ class Scheduler:
             contexts = queries.select_run_context(conn, [r.id for r in claimed])
         for schedule_id in orphaned:
             self._log.warning("run.slot_taken", schedule_id=str(schedule_id))
-        for run in runs:
-            event = "run.claimed" if run.status == "claimed" else "run.skipped"
-            self._log.info(event, **_run_fields(run))
+        with lines_together():
+            for run in runs:
+                event = "run.claimed" if run.status == "claimed" else "run.skipped"
+                self._log.info(event, **_run_fields(run))
         for new_run in new_runs:
             if new_run.status == "skipped" and new_run.schedule_id in tokens:
                 self.metrics.runs.labels(f"skipped_{new_run.skip_reason}", "scheduled").inc()

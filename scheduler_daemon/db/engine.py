@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from psycopg.types.array import ListBinaryDumper
+from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -24,14 +26,16 @@ def make_engine(url: str | URL, *, pool_size: int = 5, connect_timeout: int = 10
         pool_pre_ping=False,
         connect_args={"connect_timeout": connect_timeout, "application_name": "scheduler-daemon"},
     )
-    event.listen(engine, "connect", _send_lists_in_binary)
+    event.listen(engine, "connect", _adapt_for_batches)
     return engine
 
 
-def _send_lists_in_binary(dbapi_connection: Any, _: Any) -> None:
-    """The claim protocol sends each batch as arrays (``unnest``). psycopg's default text
-    dumper formats every element in Python, 3 µs a timestamp; binary takes 0.2 µs."""
+def _adapt_for_batches(dbapi_connection: Any, _: Any) -> None:
+    """The claim protocol sends each batch as arrays (``unnest``): psycopg's default text
+    dumper formats every element in Python, 3 µs a timestamp, where binary takes 0.2 µs.
+    Each claimed run reads two JSON parameter documents: orjson parses them 5 times faster."""
     dbapi_connection.adapters.register_dumper(list, ListBinaryDumper)
+    set_json_loads(orjson.loads, dbapi_connection)
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import structlog
 
 from scheduler_daemon.config import LogFormat
-from scheduler_daemon.log import configure_logging
+from scheduler_daemon.log import configure_logging, lines_together
 from scheduler_daemon.metrics import Metrics
 
 
@@ -105,3 +105,26 @@ def test_a_stream_without_a_file_descriptor_still_gets_every_line() -> None:
     [line] = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert line["event"] == "hello"
     assert line["when"] == "2026-03-01T00:00:00Z"
+
+
+def test_lines_logged_together_are_written_at_the_end_of_the_block_and_arrive_whole(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "log.jsonl"
+    with path.open("w") as stream:
+        configure_logging(LogFormat.JSON, "info", stream=stream)
+        try:
+            log = structlog.get_logger("t")
+            with lines_together():
+                for n in range(100):
+                    log.info("run.finished", n=n, padding="y" * (5000 if n == 40 else 100))
+                with lines_together():  # an inner block leaves them to the outer one
+                    log.info("inner")
+                held_size = path.stat().st_size
+            log.info("after")
+        finally:
+            structlog.reset_defaults()
+    assert held_size == 0
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line.get("n") for line in lines[:100]] == list(range(100))
+    assert [line["event"] for line in lines[100:]] == ["inner", "after"]
