@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, event, select, text, update
 from structlog.testing import capture_logs
 
 from scheduler_daemon.clock import FakeClock
@@ -620,3 +620,58 @@ def test_a_daemon_claims_no_more_than_it_can_soon_send(
             ).scalar_one()
             == 30
         )
+
+
+class ClockedExecutor:
+    """Succeeds; each call takes ``seconds`` on the fake clock."""
+
+    name = "clocked"
+
+    def __init__(self, clock: FakeClock, seconds: float) -> None:
+        self.clock = clock
+        self.seconds = seconds
+
+    def submit(self, request: RunRequest) -> ExecutionOutcome:
+        self.clock.advance(self.seconds)
+        return ExecutionOutcome("succeeded", execution_id=None)
+
+    def reconcile(self, request: RunRequest) -> ExecutionOutcome | None:
+        return None
+
+
+@pytest.mark.parametrize(("seconds_per_call", "chunks"), [(0.0, 2), (1.0, 4)])
+def test_quick_calls_go_in_full_chunks_and_slow_ones_are_spread_over_the_pool(
+    engine: Engine,
+    rows: Rows,
+    clock: FakeClock,
+    make_scheduler: Callable[..., Scheduler],
+    seconds_per_call: float,
+    chunks: int,
+) -> None:
+    """100 runs, 4 threads: 2 chunks of 50 when calls are quick (each chunk costs two
+    statements, however many runs it holds), 4 of 25 when they are slow."""
+    scheduler = make_scheduler(ClockedExecutor(clock, seconds_per_call), batch_size=100)
+    rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    clock.set(T0)
+    assert tick(scheduler).claimed == 1  # the dispatcher learns how long a call takes
+    later = T0 + timedelta(hours=1)
+    for _ in range(100):
+        rows.schedule(cron_expression="0 10 * * *", enabled=True, next_run_at=later)
+    clock.set(later)
+    marks: list[str] = []
+
+    def count_marks(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "SET status = 'dispatching'" in statement:
+            marks.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count_marks)
+    try:
+        assert tick(scheduler).claimed == 100
+    finally:
+        event.remove(engine, "before_cursor_execute", count_marks)
+    assert len(marks) == chunks
+    with engine.connect() as conn:
+        succeeded = conn.execute(
+            text("SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'")
+        ).scalar_one()
+    assert succeeded == 101
