@@ -17,8 +17,9 @@
 
 Nothing here asserts on timing: each figure is printed beside its target with PASS or MISS.
 A daemon that crashes, duplicates a slot or misses one is reported under "problems" (those
-are bugs). --statements loads pg_stat_statements and prints the statements run per slot (a)
-and per idle tick (b). The machine's other load is printed beside the burst figures: on a
+are bugs). --statements loads pg_stat_statements and prints the costliest statements per slot
+(a) and the most frequent per idle tick (b). --profile DIR attaches py-spy to each daemon
+(on-CPU samples, raw folded stacks in DIR). The machine's other load is printed beside the burst figures: on a
 shared 2-core machine it moves them by tens of percent.
 """
 

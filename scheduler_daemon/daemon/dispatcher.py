@@ -82,16 +82,6 @@ MAX_CHUNK = 50
 QUICK_CHUNK_SECONDS = 0.05
 
 
-def _run_fields(run: ClaimedRun) -> dict[str, str]:
-    return {
-        "run_id": str(run.id),
-        "schedule_id": str(run.schedule_id),
-        "scheduled_for": run.scheduled_for.isoformat(),
-        "correlation_id": str(run.correlation_id),
-        "trigger": run.trigger,
-    }
-
-
 class Dispatcher:
     def __init__(
         self,
@@ -297,11 +287,11 @@ class Dispatcher:
         return self._gate.slot(instance_id) if self._gate else contextlib.nullcontext()
 
     def _lost(self, run: ClaimedRun, step: str) -> None:
-        self._log.warning("claim.lost", step=step, **_run_fields(run))
+        self._log.warning("claim.lost", step=step, **run.log_fields)
         self._metrics.claims_lost.inc()
 
     def _finished(self, outcome: queries.Outcome, result: queries.OutcomeWritten) -> None:
-        fields = _run_fields(outcome.run)
+        fields = outcome.run.log_fields
         self._log.info(
             "run.finished",
             status=outcome.status,
@@ -319,7 +309,7 @@ class Dispatcher:
         nobody can tell whether the call started an execution: the run stays ``dispatching``
         and, once this chunk lets go of it, the reaper's reconciliation settles it."""
         run = item.run
-        fields = _run_fields(run)
+        fields = run.log_fields
         try:
             request = resolve(run, item.context)
         except ResolutionError as exc:

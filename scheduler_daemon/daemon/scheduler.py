@@ -268,7 +268,7 @@ class Scheduler:
             contexts = queries.select_run_context(conn, [r.id for r in runs])
         result.manual = len(runs)
         for run in runs:
-            self._log.info("run.claimed", **_run_fields(run))
+            self._log.info("run.claimed", **run.log_fields)
         self._dispatch(runs, contexts)
 
     def _dispatch_room(self) -> int:
@@ -300,7 +300,7 @@ class Scheduler:
         with lines_together():
             for run in runs:
                 event = "run.claimed" if run.status == "claimed" else "run.skipped"
-                self._log.info(event, **_run_fields(run))
+                self._log.info(event, **run.log_fields)
         for new_run in new_runs:
             if new_run.status == "skipped" and new_run.schedule_id in tokens:
                 self.metrics.runs.labels(f"skipped_{new_run.skip_reason}", "scheduled").inc()
@@ -351,13 +351,3 @@ class Scheduler:
         if wakeup.wake_at is not None:
             sleep = min(sleep, max(0.0, (wakeup.wake_at - now).total_seconds()))
         return sleep
-
-
-def _run_fields(run: ClaimedRun) -> dict[str, str]:
-    return {
-        "schedule_id": str(run.schedule_id),
-        "run_id": str(run.id),
-        "scheduled_for": run.scheduled_for.isoformat(),
-        "correlation_id": str(run.correlation_id),
-        "trigger": run.trigger,
-    }

@@ -12,6 +12,7 @@ claim was reaped touches zero rows.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -104,6 +105,17 @@ class ClaimedRun:
     fencing_token: int
     correlation_id: uuid.UUID
     parameters_override: dict[str, Any] | None = None
+
+    @functools.cached_property
+    def log_fields(self) -> dict[str, str]:
+        """What every log line about this run carries (built once: a run logs three)."""
+        return {
+            "run_id": str(self.id),
+            "schedule_id": str(self.schedule_id),
+            "scheduled_for": self.scheduled_for.isoformat(),
+            "correlation_id": str(self.correlation_id),
+            "trigger": self.trigger,
+        }
 
 
 _RUN_COLUMNS = """
