@@ -19,8 +19,8 @@ Nothing here asserts on timing: each figure is printed beside its target with PA
 A daemon that crashes, duplicates a slot or misses one is reported under "problems" (those
 are bugs). --statements loads pg_stat_statements and prints the costliest statements per slot
 (a) and the most frequent per idle tick (b). --profile DIR attaches py-spy to each daemon
-(on-CPU samples, raw folded stacks in DIR). The machine's other load is printed beside the burst figures: on a
-shared 2-core machine it moves them by tens of percent.
+(on-CPU samples, raw folded stacks in DIR). The machine's other load is printed beside the
+burst figures: on a shared 2-core machine it moves them by tens of percent.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ BURST_SCHEDULES = 10_000
 BIG_TABLE = 1_000_000
 RSS_DUE = 2_000
 POLL_EVERY = 0.1
-# Set by --profile: each daemon runs under py-spy, which writes its samples there.
+# Set by --profile: py-spy attaches to each daemon and writes its samples there.
 PROFILE_DIR: Path | None = None
 # Extra burst settings tried in a full run (daemons:batch-size:concurrency).
 ALTERNATIVES = ("4:500:4", "2:500:4")
@@ -349,7 +349,7 @@ class Daemon:
         )
         self._profiler: subprocess.Popen[bytes] | None = None
         if PROFILE_DIR is not None:
-            py_spy = Path(sys.executable).parent / "py-spy"
+            py_spy = shutil.which("py-spy", path=Path(sys.executable).parent) or "py-spy"
             output = PROFILE_DIR / f"{worker_id}.txt"
             self._profiler = subprocess.Popen(
                 [py_spy, "record", "--format", "raw", "--nonblocking", "--rate", "250",
@@ -1050,6 +1050,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     global PROFILE_DIR  # noqa: PLW0603
     if args.profile is not None:
+        if not shutil.which("py-spy", path=Path(sys.executable).parent) and not shutil.which(
+            "py-spy"
+        ):
+            parser.error("--profile needs py-spy, which is not installed: pip install py-spy")
         args.profile.mkdir(parents=True, exist_ok=True)
         PROFILE_DIR = args.profile.resolve()
 

@@ -88,24 +88,30 @@ def _burst_after_quiet_statistics(engine: Engine, rows: Rows, runs: int) -> list
     return list(ids)
 
 
+def _batch_params(ids: list[uuid.UUID]) -> dict[str, Any]:
+    """Parameters for any of the batch writes: each takes the arrays it names."""
+    n = len(ids)
+    return {
+        "worker_id": "w1",
+        "max_failures": 5,
+        "ids": ids,
+        "tokens": [1] * n,
+        "statuses": ["succeeded"] * n,
+        "execution_ids": [None] * n,
+        "errors": [None] * n,
+        "releases": [True] * n,
+        "requests": [None] * n,
+        "lineage_ids": [None] * n,
+        "execution_statuses": [None] * n,
+    }
+
+
 @pytest.mark.parametrize("statement", ["MARK_DISPATCHING", "RECORD_OUTCOMES", "RENEW_MANUAL_RUNS"])
 def test_writes_by_run_id_use_the_primary_key_when_statistics_say_few_runs_are_unfinished(
     engine: Engine, rows: Rows, statement: str
 ) -> None:
     ids = _burst_after_quiet_statistics(engine, rows, 5000)[:50]
-    per_run: dict[str, Any] = {
-        "ids": ids,
-        "tokens": [1] * 50,
-        "statuses": ["succeeded"] * 50,
-        "execution_ids": [None] * 50,
-        "errors": [None] * 50,
-        "releases": [True] * 50,
-        "requests": [None] * 50,
-        "lineage_ids": [None] * 50,
-        "execution_statuses": [None] * 50,
-    }
-    params = {"worker_id": "w1", "max_failures": 5, **per_run}
-    indexes = _explain(engine, getattr(queries, statement), params)
+    indexes = _explain(engine, getattr(queries, statement), _batch_params(ids))
     assert "ix_schedule_runs_unfinished" not in indexes
     assert "pk_schedule_runs" in indexes
 
@@ -176,19 +182,7 @@ def test_writes_by_schedule_id_use_the_primary_key_when_statistics_say_few_are_l
         )
         conn.execute(text("ANALYZE workflow_schedules"))
         conn.execute(text("UPDATE workflow_schedules SET locked_by = 'w1', locked_at = now()"))
-    params = {
-        "worker_id": "w1",
-        "max_failures": 5,
-        "ids": schedule_ids[:50] if statement != "RECORD_OUTCOMES" else run_ids,
-        "tokens": [1] * 50,
-        "statuses": ["succeeded"] * 50,
-        "execution_ids": [None] * 50,
-        "errors": [None] * 50,
-        "releases": [True] * 50,
-        "requests": [None] * 50,
-        "lineage_ids": [None] * 50,
-        "execution_statuses": [None] * 50,
-    }
-    indexes = _explain(engine, getattr(queries, statement), params)
+    ids = run_ids if statement == "RECORD_OUTCOMES" else schedule_ids[:50]
+    indexes = _explain(engine, getattr(queries, statement), _batch_params(ids))
     assert "ix_workflow_schedules_locked" not in indexes
     assert "pk_workflow_schedules" in indexes
