@@ -10,40 +10,40 @@ from scheduler_daemon.cli.common import CliState, open_database
 from scheduler_daemon.errors import DatabaseUnavailableError
 from scheduler_daemon.health import Problem, Report, Severity, Thresholds, check
 
+_DEFAULTS = Thresholds()
+
 
 @click.command("health")
 @click.option(
     "--worker-threshold",
     type=click.FloatRange(min=1),
-    default=300,
+    default=_DEFAULTS.worker_heartbeat,
     show_default=True,
     help="Seconds since a live worker's heartbeat.",
 )
 @click.option(
     "--overdue-threshold",
     type=click.FloatRange(min=0),
-    default=300,
+    default=_DEFAULTS.overdue,
     show_default=True,
     help="Seconds a due schedule may stay unclaimed.",
 )
 @click.option(
     "--lease",
     type=click.FloatRange(min=1),
-    default=120,
-    show_default=True,
-    help="Seconds after which a lock is stale.",
+    help="Seconds after which a lock is stale [default: the daemons' lease, SCHEDULER_LEASE].",
 )
 @click.option(
     "--failure-rate",
     type=click.FloatRange(0, 1),
-    default=0.5,
+    default=_DEFAULTS.failure_rate,
     show_default=True,
     help="Highest healthy share of failed runs.",
 )
 @click.option(
     "--failure-window",
     type=click.FloatRange(min=60),
-    default=3600,
+    default=_DEFAULTS.failure_window,
     show_default=True,
     help="Seconds of history the failure rate looks at.",
 )
@@ -58,7 +58,7 @@ def health_command(
     /,
     worker_threshold: float,
     overdue_threshold: float,
-    lease: float,
+    lease: float | None,
     failure_rate: float,
     failure_window: float,
     allow_paused: bool,
@@ -66,16 +66,17 @@ def health_command(
     as_json: bool,
 ) -> None:
     """Check that the daemons are alive and actually scheduling (for cron and monitoring)."""
+    settings = state.settings()
     thresholds = Thresholds(
         worker_heartbeat=worker_threshold,
         overdue=overdue_threshold,
-        lease=lease,
+        lease=settings.lease if lease is None else lease,
         failure_rate=failure_rate,
         failure_window=failure_window,
         allow_paused=allow_paused,
     )
     try:
-        with open_database(state.settings(), announce=False) as engine:
+        with open_database(settings, announce=False) as engine:
             report = check(engine, thresholds)
     except DatabaseUnavailableError as exc:
         report = Report([Problem("database", Severity.CRITICAL, str(exc))])

@@ -11,8 +11,8 @@ from tests.acceptance.test_cli import run_cli
 from tests.helpers import Rows
 
 
-def health(database_url: str, *args: str) -> tuple[int, str]:
-    result = run_cli("health", *args, env={"SCHEDULER_DATABASE_URL": database_url})
+def health(database_url: str, *args: str, **env: str) -> tuple[int, str]:
+    result = run_cli("health", *args, env={"SCHEDULER_DATABASE_URL": database_url, **env})
     assert "Traceback" not in result.stderr
     return result.returncode, result.stdout
 
@@ -88,6 +88,9 @@ def test_stale_lock_is_a_warning(engine: Engine, rows: Rows, database_url: str) 
         ["WARNING: 1 lock(s) older than the 2m lease (oldest: 10m)"],
     )
     assert health(database_url, "--nagios")[0] == 1
+    # The daemons' lease, from the environment file they share with the health check.
+    assert health(database_url, SCHEDULER_LEASE="900")[0] == 0
+    assert health(database_url, "--lease", "300", SCHEDULER_LEASE="900")[0] == 1
 
 
 @pytest.mark.parametrize(
