@@ -40,7 +40,7 @@ class Metrics:
         )
         self.due_backlog = Gauge(
             "scheduler_due_backlog",
-            "Due schedules not yet claimed, seen at the last tick (capped).",
+            "Due schedules not yet claimed, counted at each heartbeat (capped at 10,000).",
             registry=r,
         )
         self.locks_reaped = Counter(

@@ -146,6 +146,9 @@ class Scheduler:
                 held_manual_runs=self.dispatcher.held_manual_runs(),
             )
             self.metrics.paused.set(queries.count_paused(conn))
+            # Here, not after a claim: a daemon whose pool is stuck stops claiming, and the
+            # backlog must still be seen growing.
+            self.metrics.due_backlog.set(queries.count_due_backlog(conn, self.clock.now()))
         self._last_heartbeat = self.clock.monotonic()
 
     def _sync_statuses(self) -> None:
@@ -345,9 +348,8 @@ class Scheduler:
 
     def _sleep_for(self, now: datetime) -> float:
         with self.engine.connect() as conn:
-            wakeup = queries.next_wakeup(conn, now)
-        self.metrics.due_backlog.set(wakeup.backlog)
+            wake_at = queries.next_wakeup(conn)
         sleep = min(self.settings.poll_interval, self.settings.heartbeat_interval)
-        if wakeup.wake_at is not None:
-            sleep = min(sleep, max(0.0, (wakeup.wake_at - now).total_seconds()))
+        if wake_at is not None:
+            sleep = min(sleep, max(0.0, (wake_at - now).total_seconds()))
         return sleep

@@ -931,26 +931,30 @@ NEXT_WAKEUP = text(
         (SELECT min(s.next_run_at) FROM workflow_schedules s WHERE {_DUE_PREDICATE}),
         (SELECT min(scheduled_for) FROM schedule_runs WHERE status = 'pending'),
         (SELECT min(paused_until) FROM workflow_schedules WHERE paused_until IS NOT NULL)
-    ) AS wake_at,
-    (SELECT count(*) FROM (
-        SELECT 1 FROM workflow_schedules s
-         WHERE {_DUE_PREDICATE} AND s.next_run_at <= :now
-         LIMIT :backlog_cap) AS due) AS backlog
+    )
     """
 )
 
 
-@dataclass(frozen=True)
-class Wakeup:
-    wake_at: datetime | None
-    backlog: int
+def next_wakeup(conn: Connection) -> datetime | None:
+    """The earliest slot time at which a schedule, manual run or pause becomes due."""
+    wake_at: datetime | None = conn.execute(NEXT_WAKEUP).scalar_one()
+    return wake_at
 
 
-def next_wakeup(conn: Connection, now: datetime, backlog_cap: int = 10_000) -> Wakeup:
-    """The earliest slot time at which a schedule, manual run or pause becomes due, and how
-    many schedules are due and unclaimed right now (counted up to ``backlog_cap``)."""
-    row = conn.execute(NEXT_WAKEUP, {"now": now, "backlog_cap": backlog_cap}).one()
-    return Wakeup(row.wake_at, row.backlog)
+COUNT_DUE_BACKLOG = text(
+    f"""
+    SELECT count(*) FROM (
+        SELECT 1 FROM workflow_schedules s
+         WHERE {_DUE_PREDICATE} AND s.next_run_at <= :now
+         LIMIT :cap) AS due
+    """
+)
+
+
+def count_due_backlog(conn: Connection, now: datetime, cap: int = 10_000) -> int:
+    """Schedules due and unclaimed right now, counted up to ``cap``."""
+    return int(conn.execute(COUNT_DUE_BACKLOG, {"now": now, "cap": cap}).scalar_one())
 
 
 COUNT_PAUSED = text(

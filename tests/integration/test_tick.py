@@ -675,3 +675,24 @@ def test_quick_calls_go_in_full_chunks_and_slow_ones_are_spread_over_the_pool(
             text("SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'")
         ).scalar_one()
     assert succeeded == 101
+
+
+def test_the_backlog_gauge_sees_due_work_pile_up_behind_a_stuck_pool(
+    rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    """The "alive but not claiming" alert reads this gauge: it must keep counting while a
+    stuck executor keeps the daemon from claiming more."""
+    for _ in range(30):
+        rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    clock.set(T0)
+    stuck = GatedExecutor()
+    scheduler = make_scheduler(stuck, batch_size=5)
+    try:
+        assert [scheduler.tick().claimed for _ in range(3)] == [5, 5, 0]
+        clock.advance(scheduler.settings.heartbeat_interval)
+        scheduler.tick()
+        backlog = scheduler.metrics.registry.get_sample_value("scheduler_due_backlog")
+        assert backlog == 20
+    finally:
+        stuck.gate.set()
+        assert scheduler.dispatcher.wait_idle(20)
