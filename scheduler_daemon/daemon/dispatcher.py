@@ -71,9 +71,6 @@ class StatusSource(Protocol):
     ) -> Any: ...
 
 
-# The lineage row's status for what the executor said; "dispatched" = accepted, not finished.
-_EXECUTION_STATUS = {"dispatched": "pending", "succeeded": "succeeded", "failed": "failed"}
-
 # Large enough that a 500-slot burst costs a few dozen statements, small enough that a crash
 # leaves few runs to reconcile.
 MAX_CHUNK = 50
@@ -337,7 +334,6 @@ class Dispatcher:
             outcome.error,
             item.release,
             request=request.body or None,
-            execution_status=_EXECUTION_STATUS[outcome.status] if outcome.execution_id else None,
         )
 
     def _submit(

@@ -11,7 +11,7 @@ from types import FrameType
 import structlog
 from sqlalchemy.exc import DBAPIError
 
-from scheduler_daemon.daemon.scheduler import Scheduler, TickResult
+from scheduler_daemon.daemon.scheduler import Scheduler
 from scheduler_daemon.db.engine import describe_error, is_transient
 from scheduler_daemon.systemd import SystemdNotifier
 
@@ -71,7 +71,6 @@ def run_loop(
     *,
     grace: float,
     notifier: SystemdNotifier | None = None,
-    on_tick: Callable[[TickResult], None] | None = None,
 ) -> None:
     """Tick until ``stop`` is set; then stop the scheduler within ``grace`` seconds.
 
@@ -92,8 +91,6 @@ def run_loop(
                 if not ready:
                     notifier.ready(f"scheduling as {scheduler.worker_id}")
                     ready = True
-                if on_tick is not None:
-                    on_tick(result)
             except DBAPIError as exc:
                 if not is_transient(exc):
                     raise

@@ -22,9 +22,10 @@ from typing import Any
 
 from sqlalchemy import Connection, text
 
-from scheduler_daemon.db.tables import EXECUTION_STATUSES, RUN_STATUSES
+from scheduler_daemon.db.tables import EXECUTION_STATUSES, IN_PROGRESS_RUN_STATUSES, RUN_STATUSES
 
-UNFINISHED = "('claimed', 'dispatching', 'dispatched')"
+# A run another run of its schedule overlaps with (a pending manual run has not started).
+IN_PROGRESS = "(" + ", ".join(f"'{status}'" for status in IN_PROGRESS_RUN_STATUSES) + ")"
 
 
 def _status_is(column: str, allowed: Sequence[str], every: Sequence[str]) -> str:
@@ -137,7 +138,7 @@ SELECT_DUE = text(
            s.max_catchup_runs, s.overlap_policy,
            EXISTS (
                SELECT 1 FROM schedule_runs r
-                WHERE r.schedule_id = s.id AND r.status IN {UNFINISHED}
+                WHERE r.schedule_id = s.id AND r.status IN {IN_PROGRESS}
            ) AS has_unfinished_run
       FROM workflow_schedules s
      WHERE {_DUE_PREDICATE} AND s.next_run_at <= :now
@@ -356,7 +357,6 @@ class Outcome:
     error_message: str | None
     release: bool
     request: dict[str, Any] | None = None
-    execution_status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -392,13 +392,18 @@ _FAILURE_ACCOUNTING = """
 RECORD_OUTCOMES = text(
     f"""
     WITH outcome AS (
-        SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[]),
-                             CAST(:statuses AS text[]), CAST(:execution_ids AS text[]),
-                             CAST(:errors AS text[]), CAST(:releases AS boolean[]),
-                             CAST(:requests AS jsonb[]), CAST(:lineage_ids AS uuid[]),
-                             CAST(:execution_statuses AS text[]))
-                 AS v(run_id, token, status, amc_execution_id, error_message, release,
-                      request, lineage_id, execution_status)
+        -- A run that started an execution gets its lineage row; "dispatched" means AMC
+        -- accepted it and the execution is pending.
+        SELECT v.*,
+               CASE WHEN v.amc_execution_id IS NOT NULL THEN gen_random_uuid() END
+                   AS lineage_id,
+               CASE WHEN v.status = 'dispatched' THEN 'pending' ELSE v.status END
+                   AS execution_status
+          FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[]),
+                      CAST(:statuses AS text[]), CAST(:execution_ids AS text[]),
+                      CAST(:errors AS text[]), CAST(:releases AS boolean[]),
+                      CAST(:requests AS jsonb[]))
+               AS v(run_id, token, status, amc_execution_id, error_message, release, request)
     ), run AS (
         UPDATE schedule_runs AS r
            SET status = o.status,
@@ -460,8 +465,6 @@ def record_outcomes(
             "errors": [o.error_message for o in outcomes],
             "releases": [o.release for o in outcomes],
             "requests": [None if o.request is None else json.dumps(o.request) for o in outcomes],
-            "lineage_ids": [uuid.uuid4() if o.amc_execution_id else None for o in outcomes],
-            "execution_statuses": [o.execution_status for o in outcomes],
         },
     )
     written = {
@@ -673,17 +676,24 @@ def mark_stopped(conn: Connection, worker_id: str) -> None:
 
 # --- reaper --------------------------------------------------------------------------------
 
+
+def _abandoned(row: str, owner: str, since: str) -> str:
+    """A claim on ``row`` that its owner gave up: under our own worker id but not among the
+    claims this process holds (:held), older than the lease, or held by a worker that is
+    unknown, stopped or silent for longer than :dead_after (``w`` is the owner's row)."""
+    return f"""(({row}.{owner} = :worker_id AND NOT {row}.id = ANY(CAST(:held AS uuid[])))
+            OR {row}.{since} < now() - make_interval(secs => :lease)
+            OR w.worker_id IS NULL OR w.stopped_at IS NOT NULL
+            OR w.heartbeat_at < now() - make_interval(secs => :dead_after))"""
+
+
 SELECT_STALE_LOCKS = text(
-    """
+    f"""
     SELECT s.id, s.locked_by, s.fencing_token
       FROM workflow_schedules s
       LEFT JOIN scheduler_workers w ON w.worker_id = s.locked_by
      WHERE s.locked_by IS NOT NULL
-       AND ((s.locked_by = :worker_id AND NOT s.id = ANY(CAST(:held AS uuid[])))
-            OR s.locked_at < now() - make_interval(secs => :lease)
-            OR w.worker_id IS NULL
-            OR w.stopped_at IS NOT NULL
-            OR w.heartbeat_at < now() - make_interval(secs => :dead_after))
+       AND {_abandoned("s", "locked_by", "locked_at")}
      LIMIT :batch_size
        FOR UPDATE OF s SKIP LOCKED
     """
@@ -776,10 +786,7 @@ REAP_MANUAL_RUNS = text(
            SELECT r2.id FROM schedule_runs r2
              LEFT JOIN scheduler_workers w ON w.worker_id = r2.worker_id
             WHERE r2.trigger = 'manual' AND r2.status IN ('claimed', 'dispatching')
-              AND ((r2.worker_id = :worker_id AND NOT r2.id = ANY(CAST(:held AS uuid[])))
-                   OR r2.claimed_at < now() - make_interval(secs => :lease)
-                   OR w.worker_id IS NULL OR w.stopped_at IS NOT NULL
-                   OR w.heartbeat_at < now() - make_interval(secs => :dead_after))
+              AND {_abandoned("r2", "worker_id", "claimed_at")}
             LIMIT :batch_size
               FOR UPDATE OF r2 SKIP LOCKED)
     RETURNING {_RUN_COLUMNS}

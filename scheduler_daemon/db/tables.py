@@ -48,7 +48,8 @@ RUN_STATUSES = (
     "skipped",
     "cancelled",
 )
-UNFINISHED_RUN_STATUSES = ("pending", "claimed", "dispatching", "dispatched")
+IN_PROGRESS_RUN_STATUSES = ("claimed", "dispatching", "dispatched")
+UNFINISHED_RUN_STATUSES = ("pending", *IN_PROGRESS_RUN_STATUSES)
 SKIP_REASONS = ("misfire", "overlap", "quarantined")
 EXECUTION_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled", "unknown")
 

@@ -101,8 +101,6 @@ def _batch_params(ids: list[uuid.UUID]) -> dict[str, Any]:
         "errors": [None] * n,
         "releases": [True] * n,
         "requests": [None] * n,
-        "lineage_ids": [None] * n,
-        "execution_statuses": [None] * n,
     }
 
 
