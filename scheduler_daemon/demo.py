@@ -7,7 +7,6 @@ the fake AMC server on 127.0.0.1, and the real daemon with the amc executor poin
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
@@ -24,7 +23,7 @@ from scheduler_daemon.config import ExecutorName, Settings
 from scheduler_daemon.db.engine import make_engine
 from scheduler_daemon.db.migrate import upgrade_to_head
 from scheduler_daemon.db.queries import insert_manual_run
-from scheduler_daemon.policies import spec_of
+from scheduler_daemon.management import insert_schedule, spec_of_row
 
 DEMO_DATABASE = "scheduler_demo"
 INSTANCE = "amc1demo0a1"
@@ -94,27 +93,20 @@ def seed(engine: Engine, amc: FakeAmcServer, now: datetime) -> None:
                 {"name": name, "instance": instance, "amc_id": amc_id},
             ).scalar_one()
         for name, amc_id, cron, interval, zone, parameters in SCHEDULES:
-            first_slot = spec_of(cron, interval, None, zone).next_after(now)
-            schedule_id = conn.execute(
-                text(
-                    """
-                    INSERT INTO workflow_schedules (workflow_id, name, cron_expression,
-                        interval_seconds, timezone, enabled, next_run_at, parameters)
-                    VALUES (:workflow, :name, :cron, :interval, :zone, true, :first_slot,
-                            CAST(:parameters AS jsonb))
-                    RETURNING id
-                    """
-                ),
-                {
-                    "workflow": workflows[amc_id],
-                    "name": name,
-                    "cron": cron,
-                    "interval": interval,
-                    "zone": zone,
-                    "first_slot": first_slot,
-                    "parameters": json.dumps(parameters),
-                },
-            ).scalar_one()
+            # Not management.create_schedule: it refuses intervals under a minute, and the
+            # demo wants one every 10 s.
+            values: dict[str, Any] = {
+                "workflow_id": workflows[amc_id],
+                "name": name,
+                "cron_expression": cron,
+                "interval_seconds": interval,
+                "interval_anchor": None,
+                "timezone": zone,
+                "enabled": True,
+                "parameters": parameters,
+            }
+            values["next_run_at"] = spec_of_row(values).next_after(now)
+            schedule_id = insert_schedule(conn, values)
             if cron == "30 2 * * *":
                 # The nightly one would wait for 02:30: run it once by hand, now.
                 insert_manual_run(conn, schedule_id, now, None)

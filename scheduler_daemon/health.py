@@ -14,7 +14,8 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
 from scheduler_daemon.db.engine import describe_error
-from scheduler_daemon.db.migrate import current_revision, head_revision
+from scheduler_daemon.db.migrate import require_head
+from scheduler_daemon.errors import SchemaOutOfDateError
 
 
 class Severity(enum.IntEnum):
@@ -79,14 +80,15 @@ def check(engine: Engine, thresholds: Thresholds) -> Report:
     report = Report()
     try:
         with engine.connect() as conn:
-            current, head = current_revision(conn), head_revision()
-            report.facts["schema_revision"] = current
-            if current != head:
+            try:
+                report.facts["schema_revision"] = require_head(conn)
+            except SchemaOutOfDateError as exc:
+                report.facts["schema_revision"] = exc.current
                 report.problems.append(
                     Problem(
                         "schema",
                         Severity.CRITICAL,
-                        f"database schema at {current or 'none'}, code needs {head}: "
+                        f"database schema at {exc.current or 'none'}, code needs {exc.head}: "
                         "run 'scheduler-daemon migrate'",
                     )
                 )

@@ -5,23 +5,30 @@ Every function raises InputError (one line, naming the value) before it writes a
 
 from __future__ import annotations
 
+import itertools
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, text, update
+from sqlalchemy import Connection, Engine, func, insert, text, update
 
 from scheduler_daemon.db import queries
 from scheduler_daemon.db.tables import MISFIRE_POLICIES, OVERLAP_POLICIES, workflow_schedules
 from scheduler_daemon.errors import SchedulerError
 from scheduler_daemon.policies import spec_of
-from scheduler_daemon.timing import ScheduleSpec, TimingError, parse_spec
-from scheduler_daemon.timing.interval import parse_every
+from scheduler_daemon.timing import IntervalSpec, ScheduleSpec, TimingError, parse_spec
+from scheduler_daemon.timing.interval import EVERY_PREFIX
 
-EVERY_PREFIX = "@every"
+# How the CLI spells each policy column, for its error messages; a file spells it as the column.
+_POLICY_OPTIONS = {
+    "misfire_policy": "--misfire-policy",
+    "overlap_policy": "--overlap-policy",
+    "misfire_grace_seconds": "--misfire-grace",
+    "max_catchup_runs": "--max-catchup",
+}
 
 
 class InputError(SchedulerError):
@@ -40,14 +47,19 @@ class SpecColumns:
 def spec_columns(expression: str, timezone: str, anchor: datetime | None = None) -> SpecColumns:
     """Validate ``expression`` in ``timezone``; raise InputError naming what is wrong."""
     try:
-        parse_spec(expression, timezone, anchor)
+        spec = parse_spec(expression, timezone, anchor)
     except TimingError as exc:
         raise InputError(str(exc)) from None
-    if expression.strip().lower().startswith(EVERY_PREFIX):
-        return SpecColumns(None, parse_every(expression), anchor)
+    if isinstance(spec, IntervalSpec):
+        return SpecColumns(None, spec.seconds, anchor)
     if anchor is not None:
         raise InputError(f"--anchor {anchor.isoformat()}: an anchor applies to '@every' specs only")
     return SpecColumns(" ".join(expression.split()), None, None)
+
+
+def spec_text(row: Mapping[str, Any]) -> str:
+    """A stored spec as an operator writes it: the cron expression, or '@every <n>s'."""
+    return row["cron_expression"] or f"{EVERY_PREFIX} {row['interval_seconds']}s"
 
 
 def parse_uuid(raw: str, what: str) -> uuid.UUID:
@@ -85,6 +97,94 @@ def check_at_least(value: object, minimum: int, what: str) -> None:
         raise InputError(f"{what} {value!r}: must be a whole number of at least {minimum}")
 
 
+def check_policies(values: Mapping[str, object], names: Mapping[str, str] | None = None) -> None:
+    """Check the policy columns in ``values`` (absent or None: not given); ``names`` says how
+    the user spelled each column (default: the column name itself, as a file does)."""
+    spelled = names or {}
+    for column, allowed in (
+        ("misfire_policy", MISFIRE_POLICIES),
+        ("overlap_policy", OVERLAP_POLICIES),
+    ):
+        check_choice(values.get(column), allowed, spelled.get(column, column))
+    for column, minimum in (("misfire_grace_seconds", 0), ("max_catchup_runs", 1)):
+        check_at_least(values.get(column), minimum, spelled.get(column, column))
+
+
+def _option_policies(
+    misfire_policy: str | None,
+    overlap_policy: str | None,
+    misfire_grace_seconds: int | None,
+    max_catchup_runs: int | None,
+) -> dict[str, Any]:
+    """The policy options, checked, by column (None: not given)."""
+    policies = {
+        "misfire_policy": misfire_policy,
+        "overlap_policy": overlap_policy,
+        "misfire_grace_seconds": misfire_grace_seconds,
+        "max_catchup_runs": max_catchup_runs,
+    }
+    check_policies(policies, _POLICY_OPTIONS)
+    return policies
+
+
+@dataclass(frozen=True)
+class Workflows:
+    """The workflows some references name, read in one query, to resolve them against."""
+
+    ids: frozenset[uuid.UUID]
+    by_name: Mapping[str, tuple[uuid.UUID, ...]]
+
+
+def _as_uuid(reference: str | uuid.UUID) -> uuid.UUID | None:
+    if isinstance(reference, uuid.UUID):
+        return reference
+    try:
+        return uuid.UUID(reference)
+    except ValueError:
+        return None
+
+
+def load_workflows(conn: Connection, references: Iterable[str | uuid.UUID]) -> Workflows:
+    """A reference that reads as a UUID is a workflow id, any other a workflow name."""
+    ids: list[uuid.UUID] = []
+    names: list[str] = []
+    for reference in references:
+        as_id = _as_uuid(reference)
+        if as_id is None:
+            names.append(str(reference))
+        else:
+            ids.append(as_id)
+    rows = conn.execute(
+        text(
+            "SELECT id, name FROM workflows "
+            "WHERE id = ANY(CAST(:ids AS uuid[])) OR name = ANY(CAST(:names AS text[]))"
+        ),
+        {"ids": ids, "names": names},
+    ).all()
+    by_name: dict[str, tuple[uuid.UUID, ...]] = {}
+    for row in rows:
+        by_name[row.name] = (*by_name.get(row.name, ()), row.id)
+    return Workflows(frozenset(row.id for row in rows), by_name)
+
+
+def resolve_workflow(
+    workflows: Workflows, reference: str | uuid.UUID, what: str = "workflow"
+) -> uuid.UUID:
+    """The id of the workflow ``reference`` (an id, or a name that exactly one workflow has);
+    ``what`` names the reference in the error, as the user wrote it."""
+    workflow_id = _as_uuid(reference)
+    shown = reference if isinstance(reference, uuid.UUID) else repr(reference)
+    if workflow_id is None:
+        ids = workflows.by_name.get(str(reference), ())
+        if len(ids) != 1:
+            found = "no workflow" if not ids else f"{len(ids)} workflows"
+            raise InputError(f"{what} {shown}: {found} has that name")
+        return ids[0]
+    if workflow_id not in workflows.ids:
+        raise InputError(f"{what} {shown}: no such workflow")
+    return workflow_id
+
+
 def insert_schedule(conn: Connection, values: Mapping[str, Any]) -> uuid.UUID:
     row_id: uuid.UUID = conn.execute(
         insert(workflow_schedules).values(**values).returning(workflow_schedules.c.id)
@@ -102,6 +202,20 @@ def update_schedule_row(
     )
 
 
+def disable_schedules(conn: Connection, schedule_ids: Sequence[uuid.UUID]) -> None:
+    conn.execute(
+        text(
+            "UPDATE workflow_schedules SET enabled = false, updated_at = now() "
+            "WHERE id = ANY(CAST(:ids AS uuid[]))"
+        ),
+        {"ids": list(schedule_ids)},
+    )
+
+
+def _missing(schedule_id: uuid.UUID) -> InputError:
+    return InputError(f"schedule {schedule_id} does not exist (or was deleted)")
+
+
 def _schedule(conn: Connection, schedule_id: uuid.UUID, *, lock: bool = False) -> Mapping[str, Any]:
     suffix = " FOR UPDATE" if lock else ""
     row = (
@@ -113,7 +227,7 @@ def _schedule(conn: Connection, schedule_id: uuid.UUID, *, lock: bool = False) -
         .first()
     )
     if row is None:
-        raise InputError(f"schedule {schedule_id} does not exist (or was deleted)")
+        raise _missing(schedule_id)
     return dict(row)
 
 
@@ -143,15 +257,10 @@ def create_schedule(
     if not name.strip():
         raise InputError("--name '': a schedule needs a name")
     columns = spec_columns(expression, timezone, anchor)
-    check_choice(misfire_policy, MISFIRE_POLICIES, "--misfire-policy")
-    check_choice(overlap_policy, OVERLAP_POLICIES, "--overlap-policy")
-    check_at_least(misfire_grace_seconds, 0, "--misfire-grace")
-    check_at_least(max_catchup_runs, 1, "--max-catchup")
-    exists = conn.execute(
-        text("SELECT 1 FROM workflows WHERE id = :id"), {"id": workflow_id}
-    ).first()
-    if exists is None:
-        raise InputError(f"--workflow {workflow_id}: no such workflow")
+    policies = _option_policies(
+        misfire_policy, overlap_policy, misfire_grace_seconds, max_catchup_runs
+    )
+    resolve_workflow(load_workflows(conn, [workflow_id]), workflow_id, "--workflow")
     values: dict[str, Any] = {
         "workflow_id": workflow_id,
         "name": name.strip(),
@@ -166,13 +275,7 @@ def create_schedule(
         if enabled
         else None,
     }
-    optional = {
-        "misfire_policy": misfire_policy,
-        "overlap_policy": overlap_policy,
-        "misfire_grace_seconds": misfire_grace_seconds,
-        "max_catchup_runs": max_catchup_runs,
-    }
-    values |= {k: v for k, v in optional.items() if v is not None}
+    values |= {k: v for k, v in policies.items() if v is not None}
     return insert_schedule(conn, values)
 
 
@@ -193,26 +296,20 @@ def update_schedule(
 ) -> None:
     """Change what is given; a new spec or zone recomputes the next slot from now."""
     row = _schedule(conn, schedule_id, lock=True)
-    check_choice(misfire_policy, MISFIRE_POLICIES, "--misfire-policy")
-    check_choice(overlap_policy, OVERLAP_POLICIES, "--overlap-policy")
-    check_at_least(misfire_grace_seconds, 0, "--misfire-grace")
-    check_at_least(max_catchup_runs, 1, "--max-catchup")
+    policies = _option_policies(
+        misfire_policy, overlap_policy, misfire_grace_seconds, max_catchup_runs
+    )
     if name is not None and not name.strip():
         raise InputError("--name '': a schedule needs a name")
     values: dict[str, Any] = {}
     if expression is not None or timezone is not None or anchor is not None:
         zone = timezone or row["timezone"]
-        current = row["cron_expression"] or f"{EVERY_PREFIX} {row['interval_seconds']}s"
-        columns = spec_columns(expression or current, zone, anchor or row["interval_anchor"])
+        columns = spec_columns(expression or spec_text(row), zone, anchor or row["interval_anchor"])
         values |= columns.__dict__ | {"timezone": zone}
         if row["enabled"]:
             values["next_run_at"] = spec_of_row(values).next_after(now)
-    optional = {
+    optional = policies | {
         "name": name.strip() if name else None,
-        "misfire_policy": misfire_policy,
-        "overlap_policy": overlap_policy,
-        "misfire_grace_seconds": misfire_grace_seconds,
-        "max_catchup_runs": max_catchup_runs,
         "parameters": dict(parameters) if parameters is not None else None,
     }
     values |= {k: v for k, v in optional.items() if v is not None}
@@ -226,12 +323,7 @@ def set_enabled(conn: Connection, schedule_id: uuid.UUID, now: datetime, enabled
     quarantine once the spec is valid again; disabling keeps the history."""
     row = _schedule(conn, schedule_id, lock=True)
     if not enabled:
-        conn.execute(
-            text(
-                "UPDATE workflow_schedules SET enabled = false, updated_at = now() WHERE id = :id"
-            ),
-            {"id": schedule_id},
-        )
+        disable_schedules(conn, [schedule_id])
         return
     try:
         next_run_at = spec_of_row(row).next_after(now)
@@ -311,11 +403,10 @@ def trigger(
     params: Mapping[str, Any],
 ) -> uuid.UUID:
     """Queue a manual run, for now or a chosen time; it never moves next_run_at."""
-    _schedule(conn, schedule_id)
     overrides = json.dumps(dict(params)) if params else None
     run_id = queries.insert_manual_run(conn, schedule_id, at or now, overrides)
-    if run_id is None:  # pragma: no cover - _schedule() checked it exists
-        raise InputError(f"schedule {schedule_id} does not exist")
+    if run_id is None:  # the insert selects the schedule only while it is not deleted
+        raise _missing(schedule_id)
     return run_id
 
 
@@ -336,6 +427,22 @@ def prune_history(conn: Connection, older_than_days: float, batch_size: int = 10
         {"days": older_than_days, "batch": batch_size},
     )
     return deleted.rowcount
+
+
+def prune_all(
+    engine: Engine, older_than_days: float, batch_size: int = 1000, max_batches: int | None = None
+) -> int:
+    """Delete finished runs older than the age, a batch per transaction, until a batch comes
+    back short (or after ``max_batches``); returns how many went."""
+    deleted = 0
+    batches = itertools.count() if max_batches is None else range(max_batches)
+    for _ in batches:
+        with engine.begin() as conn:
+            batch = prune_history(conn, older_than_days, batch_size)
+        deleted += batch
+        if batch < batch_size:
+            break
+    return deleted
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -416,7 +523,7 @@ def show_schedule(conn: Connection, schedule_id: uuid.UUID, now: datetime) -> di
         "workflow": status.workflow_name,
         "workflow_id": row["workflow_id"],
         "state": status.state,
-        "spec": row["cron_expression"] or f"@every {row['interval_seconds']}s",
+        "spec": spec_text(row),
         "timezone": row["timezone"],
         "interval_anchor": row["interval_anchor"],
         "enabled": row["enabled"],

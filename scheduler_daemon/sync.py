@@ -20,7 +20,6 @@ found by its ``key``. The whole file is validated before anything is written.
 
 from __future__ import annotations
 
-import json
 import re
 import tomllib
 import uuid
@@ -29,15 +28,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, text
+from sqlalchemy import Connection, case, insert, text
 
-from scheduler_daemon.db.tables import MISFIRE_POLICIES, OVERLAP_POLICIES, workflow_schedules
+from scheduler_daemon.db.tables import workflow_schedules
 from scheduler_daemon.management import (
     InputError,
     SpecColumns,
-    check_at_least,
-    check_choice,
-    insert_schedule,
+    Workflows,
+    check_policies,
+    disable_schedules,
+    load_workflows,
+    resolve_workflow,
     spec_columns,
     spec_of_row,
     update_schedule_row,
@@ -101,48 +102,17 @@ class Plan:
     def empty(self) -> bool:
         return not (self.create or self.update or self.disable)
 
-    def lines(self) -> list[str]:
-        out = [f"+ create {e.key}: {_describe(e.definition)}" for e in self.create]
-        for entry, _, changes in self.update:
-            diff = "; ".join(
-                f"{k} {_show(old)} -> {_show(new)}" for k, (old, new) in changes.items()
-            )
-            out.append(f"~ update {entry.key}: {diff}")
-        out += [f"- disable {key} (no longer in the file)" for key, _ in self.disable]
-        out.append(f"= {self.unchanged} unchanged")
-        return out
-
     def as_dict(self) -> dict[str, Any]:
+        """The plan as it is (ids and times unconverted); the CLI renders it."""
         return {
-            "create": [{"key": e.key, **_plain(e.definition)} for e in self.create],
+            "create": [{"key": e.key, **e.definition} for e in self.create],
             "update": [
-                {
-                    "key": e.key,
-                    "id": str(i),
-                    "changes": {k: [_plain(o), _plain(n)] for k, (o, n) in c.items()},
-                }
+                {"key": e.key, "id": i, "changes": {k: [o, n] for k, (o, n) in c.items()}}
                 for e, i, c in self.update
             ],
-            "disable": [{"key": k, "id": str(i)} for k, i in self.disable],
+            "disable": [{"key": k, "id": i} for k, i in self.disable],
             "unchanged": self.unchanged,
         }
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, uuid.UUID | datetime):
-        return str(value)
-    return value
-
-
-def _show(value: Any) -> str:
-    return json.dumps(_plain(value), sort_keys=True)
-
-
-def _describe(definition: Mapping[str, Any]) -> str:
-    spec = definition["cron_expression"] or f"@every {definition['interval_seconds']}s"
-    return f"{spec!r} in {definition['timezone']} ({definition['name']!r})"
 
 
 def _entry_lines(source: str) -> list[int]:
@@ -165,6 +135,14 @@ def parse(source: str, conn: Connection, path: str = "file") -> list[Entry]:
             f"{path}: unknown top-level key(s) {sorted(unknown)}; expected [[schedules]]"
         )
     raw_entries = document.get("schedules", [])
+    workflows = load_workflows(
+        conn,
+        [
+            raw["workflow"]
+            for raw in raw_entries
+            if isinstance(raw, Mapping) and isinstance(raw.get("workflow"), str)
+        ],
+    )
     lines = _entry_lines(source)
     entries: list[Entry] = []
     seen: dict[str, int] = {}
@@ -172,7 +150,7 @@ def parse(source: str, conn: Connection, path: str = "file") -> list[Entry]:
         line = lines[index] if index < len(lines) else 0
         where = f"{path} line {line} (schedule {index + 1})"
         try:
-            entry = _entry(raw, line, conn)
+            entry = _entry(raw, line, workflows)
         except InputError as exc:
             raise InputError(f"{where}: {exc}") from None
         if entry.key in seen:
@@ -184,7 +162,7 @@ def parse(source: str, conn: Connection, path: str = "file") -> list[Entry]:
     return entries
 
 
-def _entry(raw: Mapping[str, Any], line: int, conn: Connection) -> Entry:
+def _entry(raw: Mapping[str, Any], line: int, workflows: Workflows) -> Entry:
     unknown = set(raw) - _ALLOWED_KEYS
     if unknown:
         raise InputError(f"unknown key(s) {sorted(unknown)}")
@@ -196,10 +174,7 @@ def _entry(raw: Mapping[str, Any], line: int, conn: Connection) -> Entry:
     if anchor is not None and (not isinstance(anchor, datetime) or anchor.tzinfo is None):
         raise InputError(f"anchor {anchor!r}: must be a TOML date-time with an offset")
     columns: SpecColumns = spec_columns(raw["cron"], str(timezone), anchor)
-    check_choice(raw.get("misfire_policy"), MISFIRE_POLICIES, "misfire_policy")
-    check_choice(raw.get("overlap_policy"), OVERLAP_POLICIES, "overlap_policy")
-    check_at_least(raw.get("misfire_grace_seconds"), 0, "misfire_grace_seconds")
-    check_at_least(raw.get("max_catchup_runs"), 1, "max_catchup_runs")
+    check_policies(raw)
     if "parameters" in raw and not isinstance(raw["parameters"], dict):
         raise InputError(f"parameters {raw['parameters']!r}: must be a table")
     if "enabled" in raw and not isinstance(raw["enabled"], bool):
@@ -207,33 +182,12 @@ def _entry(raw: Mapping[str, Any], line: int, conn: Connection) -> Entry:
     definition = _DEFAULTS | {k: raw[k] for k in _DEFAULTS if k in raw}
     definition |= {
         "name": raw["name"].strip(),
-        "workflow_id": _workflow_id(conn, raw["workflow"]),
+        "workflow_id": resolve_workflow(workflows, raw["workflow"]),
         "cron_expression": columns.cron_expression,
         "interval_seconds": columns.interval_seconds,
         "interval_anchor": columns.interval_anchor,
     }
     return Entry(raw["key"].strip(), line, bool(raw.get("enabled", False)), definition)
-
-
-def _workflow_id(conn: Connection, reference: str) -> uuid.UUID:
-    try:
-        workflow_id = uuid.UUID(reference)
-    except ValueError:
-        ids = (
-            conn.execute(text("SELECT id FROM workflows WHERE name = :name"), {"name": reference})
-            .scalars()
-            .all()
-        )
-        if len(ids) != 1:
-            found = "no workflow" if not ids else f"{len(ids)} workflows"
-            raise InputError(f"workflow {reference!r}: {found} has that name") from None
-        return uuid.UUID(str(ids[0]))
-    if (
-        conn.execute(text("SELECT 1 FROM workflows WHERE id = :id"), {"id": workflow_id}).first()
-        is None
-    ):
-        raise InputError(f"workflow {reference!r}: no such workflow")
-    return workflow_id
 
 
 def plan(conn: Connection, entries: list[Entry], *, prune: bool) -> Plan:
@@ -270,10 +224,9 @@ def plan(conn: Connection, entries: list[Entry], *, prune: bool) -> Plan:
 
 
 def apply(conn: Connection, result: Plan, now: datetime) -> None:
-    for entry in result.create:
-        values = entry.definition | {"config_key": entry.key, "enabled": entry.enabled}
-        values["next_run_at"] = spec_of_row(values).next_after(now) if entry.enabled else None
-        insert_schedule(conn, values)
+    if result.create:
+        # Every row has the same keys (the definition fills in defaults): one statement.
+        conn.execute(insert(workflow_schedules), [_new_row(e, now) for e in result.create])
     for entry, schedule_id, changes in result.update:
         values = {column: new for column, (_, new) in changes.items()}
         if _SPEC_COLUMNS & set(values):
@@ -281,5 +234,11 @@ def apply(conn: Connection, result: Plan, now: datetime) -> None:
             next_run_at = spec_of_row(entry.definition).next_after(now)
             values["next_run_at"] = case((workflow_schedules.c.enabled, next_run_at), else_=None)
         update_schedule_row(conn, schedule_id, values)
-    for _, schedule_id in result.disable:
-        update_schedule_row(conn, schedule_id, {"enabled": False})
+    if result.disable:
+        disable_schedules(conn, [schedule_id for _, schedule_id in result.disable])
+
+
+def _new_row(entry: Entry, now: datetime) -> dict[str, Any]:
+    values = entry.definition | {"config_key": entry.key, "enabled": entry.enabled}
+    values["next_run_at"] = spec_of_row(values).next_after(now) if entry.enabled else None
+    return values

@@ -8,10 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import click
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
-from scheduler_daemon.config import Settings, load_settings, mask_url
+from scheduler_daemon.config import Settings, load_settings
 from scheduler_daemon.db.engine import check_connection, make_engine
+from scheduler_daemon.db.queries import database_now
 from scheduler_daemon.embedded import embedded_database
 
 
@@ -26,7 +27,9 @@ class CliState:
 
 
 @contextlib.contextmanager
-def open_database(settings: Settings, *, announce: bool = True) -> Iterator[Engine]:
+def open_database(
+    settings: Settings, *, announce: bool = True, pool_size: int = 5
+) -> Iterator[Engine]:
     """An engine on the configured database, or on the embedded one when none is set."""
     with contextlib.ExitStack() as stack:
         url = settings.database_url
@@ -34,10 +37,17 @@ def open_database(settings: Settings, *, announce: bool = True) -> Iterator[Engi
             url = stack.enter_context(embedded_database(settings.data_dir))
             if announce:
                 click.echo(f"embedded PostgreSQL: data in {settings.data_dir}", err=True)
-        engine = make_engine(url)
+        engine = make_engine(url, pool_size=pool_size)
         stack.callback(engine.dispose)
         check_connection(engine)
         yield engine
+
+
+@contextlib.contextmanager
+def transaction(state: CliState) -> Iterator[tuple[Connection, datetime]]:
+    """One transaction per command; the database's clock is "now"."""
+    with open_database(state.settings(), announce=False) as engine, engine.begin() as conn:
+        yield conn, database_now(conn)
 
 
 def parse_instant(raw: str | None, option: str) -> datetime | None:
@@ -53,7 +63,3 @@ def parse_instant(raw: str | None, option: str) -> datetime | None:
             f"{raw!r} has no UTC offset; write e.g. {raw}+00:00 or {raw}Z", param_hint=option
         )
     return value
-
-
-def masked(engine: Engine) -> str:
-    return mask_url(engine.url)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from scheduler_daemon.cli.common import CliState, masked, open_database
-from scheduler_daemon.db.migrate import current_revision, head_revision, upgrade_to_head
+from scheduler_daemon.cli.common import CliState, open_database
+from scheduler_daemon.cli.output import echo_json, json_option
+from scheduler_daemon.config import mask_url
+from scheduler_daemon.db.migrate import (
+    current_revision,
+    head_revision,
+    require_head,
+    upgrade_to_head,
+)
+from scheduler_daemon.errors import SchemaOutOfDateError
 
 EXIT_BEHIND = 1
 
@@ -19,13 +25,13 @@ def migrate_command(state: CliState, check: bool) -> None:
     """Migrate the database schema to the latest revision (safe to repeat)."""
     settings = state.settings()
     with open_database(settings) as engine:
-        head = head_revision()
         if check:
-            with engine.connect() as conn:
-                current = current_revision(conn)
-            if current != head:
-                click.echo(f"database is at {current or 'none'}, head is {head}: behind")
-                raise click.exceptions.Exit(EXIT_BEHIND)
+            try:
+                with engine.connect() as conn:
+                    head = require_head(conn)
+            except SchemaOutOfDateError as exc:
+                click.echo(f"database is at {exc.current or 'none'}, head is {exc.head}: behind")
+                raise click.exceptions.Exit(EXIT_BEHIND) from None
             click.echo(f"database is at head ({head})")
             return
         before, after = upgrade_to_head(engine)
@@ -41,7 +47,7 @@ def db_group() -> None:
 
 
 @db_group.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.pass_obj
 def db_status_command(state: CliState, as_json: bool) -> None:
     """Show the database URL (password masked) and its schema revision."""
@@ -51,14 +57,14 @@ def db_status_command(state: CliState, as_json: bool) -> None:
             current = current_revision(conn)
         head = head_revision()
         status = {
-            "url": masked(engine),
+            "url": mask_url(engine.url),
             "embedded": settings.database_url is None,
             "current_revision": current,
             "head_revision": head,
             "up_to_date": current == head,
         }
     if as_json:
-        click.echo(json.dumps(status))
+        echo_json(status)
         return
     click.echo(f"url:      {status['url']}" + ("  (embedded)" if status["embedded"] else ""))
     click.echo(f"current:  {current or 'none'}")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from scheduler_daemon.cli.common import CliState, open_database
+from scheduler_daemon.cli.output import echo_json, json_option
 from scheduler_daemon.errors import DatabaseUnavailableError
 from scheduler_daemon.health import Problem, Report, Severity, Thresholds, check
 
@@ -51,7 +50,7 @@ _DEFAULTS = Thresholds()
     "--allow-paused", is_flag=True, help="Quarantined or auto-paused schedules are not a problem."
 )
 @click.option("--nagios", is_flag=True, help="Exit 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.pass_obj
 def health_command(
     state: CliState,
@@ -81,7 +80,7 @@ def health_command(
     except DatabaseUnavailableError as exc:
         report = Report([Problem("database", Severity.CRITICAL, str(exc))])
     if as_json:
-        click.echo(json.dumps(report.as_dict()))
+        echo_json(report.as_dict())
     elif report.healthy:
         click.echo(f"OK: {report.facts.get('live_workers', 0)} live worker(s), nothing overdue")
     else:

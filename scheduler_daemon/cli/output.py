@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def json_option(func: F) -> F:
+    """The ``--json`` flag every command that prints something has, as ``as_json``."""
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
 
 
 def plain(value: Any) -> Any:

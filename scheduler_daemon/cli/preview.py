@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 import click
 
 from scheduler_daemon.cli.common import parse_instant
+from scheduler_daemon.cli.output import echo_json, json_option
 from scheduler_daemon.clock import SystemClock
 from scheduler_daemon.timing import preview, preview_as_dict, render_preview_text, warnings
 
@@ -25,7 +25,7 @@ def _parse_after(raw: str | None) -> datetime:
     "--count", type=click.IntRange(1, MAX_COUNT), default=10, show_default=True, help="How many."
 )
 @click.option("--after", metavar="ISO8601", help="Start after this instant (default: now).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 def preview_command(
     expression: str, timezone: str, count: int, after: str | None, as_json: bool
 ) -> None:
@@ -37,6 +37,6 @@ def preview_command(
     entries = preview(expression, timezone, start, count)
     advice = warnings(expression, timezone, after=start)
     if as_json:
-        click.echo(json.dumps(preview_as_dict(entries, expression, timezone, advice)))
+        echo_json(preview_as_dict(entries, expression, timezone, advice))
     else:
         click.echo(render_preview_text(entries, expression, timezone, advice))

@@ -15,9 +15,7 @@ from scheduler_daemon.config import Settings
 from scheduler_daemon.daemon.listener import WakeupListener
 from scheduler_daemon.daemon.loop import install_signal_handlers, run_loop
 from scheduler_daemon.daemon.scheduler import Scheduler
-from scheduler_daemon.db.engine import make_engine
-from scheduler_daemon.db.migrate import current_revision, head_revision, upgrade_to_head
-from scheduler_daemon.errors import SchemaOutOfDateError
+from scheduler_daemon.db.migrate import require_head, upgrade_to_head
 from scheduler_daemon.executors import build_executor
 from scheduler_daemon.log import configure_logging
 from scheduler_daemon.metrics import Metrics
@@ -29,9 +27,7 @@ def _ensure_schema(engine: Engine, settings: Settings) -> None:
         upgrade_to_head(engine)  # the embedded database is ours to keep current
         return
     with engine.connect() as conn:
-        current = current_revision(conn)
-    if current != head_revision():
-        raise SchemaOutOfDateError(current, head_revision())
+        require_head(conn)
 
 
 @click.command("run")
@@ -71,22 +67,18 @@ def run_command(state: CliState, /, once: bool, **options: str | None) -> None:
     settings = state.settings(**options)
     metrics = Metrics()
     configure_logging(settings.log_format, settings.log_level, taps=[metrics.observe_log_event])
-    with open_database(settings) as engine:
+    # The dispatch threads each need a connection besides the tick's own.
+    with open_database(settings, pool_size=settings.concurrency + 2) as engine:
         _ensure_schema(engine, settings)
-        # The dispatch threads each need a connection besides the tick's own.
-        pool_engine = make_engine(engine.url, pool_size=settings.concurrency + 2)
-        try:
-            if settings.metrics_port is not None:
-                metrics.serve(settings.metrics_port)
-            scheduler = Scheduler(
-                pool_engine, settings, build_executor(settings), SystemClock(), metrics=metrics
-            )
-            if once:
-                _run_once(scheduler, settings)
-            else:
-                _run_forever(scheduler, settings, engine)
-        finally:
-            pool_engine.dispose()
+        if settings.metrics_port is not None:
+            metrics.serve(settings.metrics_port)
+        scheduler = Scheduler(
+            engine, settings, build_executor(settings), SystemClock(), metrics=metrics
+        )
+        if once:
+            _run_once(scheduler, settings)
+        else:
+            _run_forever(scheduler, settings, engine)
 
 
 def _run_once(scheduler: Scheduler, settings: Settings) -> None:

@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import click
-from sqlalchemy import Connection
 
 from scheduler_daemon import management
-from scheduler_daemon.cli.common import CliState, open_database, parse_instant
-from scheduler_daemon.cli.output import echo_json, echo_record, echo_rows
+from scheduler_daemon.cli.common import CliState, open_database, parse_instant, transaction
+from scheduler_daemon.cli.output import F, echo_json, echo_record, echo_rows, json_option
 from scheduler_daemon.db.tables import RUN_STATUSES, RUN_TRIGGERS
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-@contextmanager
-def _transaction(state: CliState) -> Iterator[tuple[Connection, datetime]]:
-    """One transaction per command; the database's clock is "now"."""
-    with open_database(state.settings(), announce=False) as engine, engine.begin() as conn:
-        yield conn, conn.exec_driver_sql("SELECT now()").scalar_one()
 
 
 def _id(raw: str, what: str = "schedule id") -> uuid.UUID:
     return management.parse_uuid(raw, what)
-
-
-def json_option(func: F) -> F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(func)
 
 
 def _policy_options(func: F) -> F:
@@ -80,7 +64,7 @@ def list_command(
     as_json: bool,
 ) -> None:
     """List schedules, soonest first."""
-    with _transaction(state) as (conn, _):
+    with transaction(state) as (conn, _):
         rows = management.list_schedules(
             conn, enabled=enabled, paused=paused, overdue=overdue, workflow=workflow
         )
@@ -92,7 +76,7 @@ def list_command(
 @click.pass_obj
 def validate_command(state: CliState, /, as_json: bool) -> None:
     """Check every stored schedule can be scheduled; exit 1 listing those that cannot."""
-    with _transaction(state) as (conn, _):
+    with transaction(state) as (conn, _):
         invalid = management.invalid_schedules(conn)
     if as_json:
         echo_json({"valid": not invalid, "invalid": invalid})
@@ -111,7 +95,7 @@ def validate_command(state: CliState, /, as_json: bool) -> None:
 @click.pass_obj
 def show_command(state: CliState, /, schedule_id: str, as_json: bool) -> None:
     """A schedule: spec, zone, policies, next 5 fire times, last runs, success rate."""
-    with _transaction(state) as (conn, now):
+    with transaction(state) as (conn, now):
         record = management.show_schedule(conn, _id(schedule_id), now)
     echo_record(record, as_json)
 
@@ -142,7 +126,7 @@ def create_command(
 ) -> None:
     """Create a schedule (disabled unless --enable)."""
     parameters = management.parse_params(params)
-    with _transaction(state) as (conn, now):
+    with transaction(state) as (conn, now):
         new_id = management.create_schedule(
             conn,
             now,
@@ -191,7 +175,7 @@ def update_command(
     """Change a schedule; a new spec or zone recomputes its next slot from now."""
     target = _id(schedule_id)
     parameters = management.parse_params(params) if params else None
-    with _transaction(state) as (conn, now):
+    with transaction(state) as (conn, now):
         management.update_schedule(
             conn,
             target,
@@ -222,7 +206,7 @@ def delete_command(
     target = _id(schedule_id)
     if hard and not yes:
         click.confirm(f"Delete schedule {target} and all its run history for good?", abort=True)
-    with _transaction(state) as (conn, _):
+    with transaction(state) as (conn, _):
         management.delete(conn, target, hard=hard)
     _done(
         as_json,
@@ -237,7 +221,7 @@ def _toggle(enabled: bool) -> Callable[..., None]:
     @click.pass_obj
     def command(state: CliState, /, schedule_id: str, as_json: bool) -> None:
         target = _id(schedule_id)
-        with _transaction(state) as (conn, now):
+        with transaction(state) as (conn, now):
             management.set_enabled(conn, target, now, enabled)
         word = "enabled" if enabled else "disabled"
         _done(as_json, {"id": target, "enabled": enabled}, f"{word} schedule {target}")
@@ -263,7 +247,7 @@ def pause_command(
     """Pause a schedule, for good or until a time."""
     target = _id(schedule_id)
     until_at = parse_instant(until, "--until")
-    with _transaction(state) as (conn, now):
+    with transaction(state) as (conn, now):
         management.pause(conn, target, now, until_at, reason)
     _done(
         as_json,
@@ -279,7 +263,7 @@ def pause_command(
 def resume_command(state: CliState, /, schedule_id: str, as_json: bool) -> None:
     """Resume a paused schedule from its next slot after now."""
     target = _id(schedule_id)
-    with _transaction(state) as (conn, now):
+    with transaction(state) as (conn, now):
         next_run_at = management.resume(conn, target, now)
     _done(
         as_json,
@@ -307,7 +291,7 @@ def trigger_command(
     target = _id(schedule_id)
     overrides = management.parse_params(params)
     at_time = parse_instant(at, "--at")
-    with _transaction(state) as (conn, now):
+    with transaction(state) as (conn, now):
         run_id = management.trigger(conn, target, now, at_time, overrides)
     _done(as_json, {"run_id": run_id, "schedule_id": target}, f"queued manual run {run_id}")
 
@@ -345,7 +329,7 @@ def runs_list_command(
     """Runs, newest slot first."""
     target = _id(schedule_id, "--schedule") if schedule_id else None
     since_at = parse_instant(since, "--since")
-    with _transaction(state) as (conn, _):
+    with transaction(state) as (conn, _):
         rows = management.list_runs(
             conn, schedule_id=target, status=status, trigger=trigger, since=since_at, limit=limit
         )
@@ -358,7 +342,7 @@ def runs_list_command(
 @click.pass_obj
 def runs_show_command(state: CliState, /, run_id: str, as_json: bool) -> None:
     """A run: its slot, the resolved request, execution id, status and error."""
-    with _transaction(state) as (conn, _):
+    with transaction(state) as (conn, _):
         record = management.show_run(conn, _id(run_id, "run id"))
     echo_record(record, as_json)
 
@@ -375,14 +359,8 @@ def runs_show_command(state: CliState, /, run_id: str, as_json: bool) -> None:
 @click.pass_obj
 def runs_prune_command(state: CliState, /, days: float, as_json: bool) -> None:
     """Delete finished runs older than the given number of days, in small batches."""
-    deleted = 0
     with open_database(state.settings(), announce=False) as engine:
-        while True:
-            with engine.begin() as conn:
-                batch = management.prune_history(conn, days)
-            deleted += batch
-            if batch == 0:
-                break
+        deleted = management.prune_all(engine, days)
     _done(as_json, {"deleted": deleted}, f"deleted {deleted} run(s) older than {days:g} days")
 
 
@@ -391,7 +369,7 @@ def runs_prune_command(state: CliState, /, days: float, as_json: bool) -> None:
 @click.pass_obj
 def workers_command(state: CliState, /, as_json: bool) -> None:
     """Daemons: live, dead or stopped, last heartbeat, clock skew, locks held."""
-    with _transaction(state) as (conn, _):
+    with transaction(state) as (conn, _):
         rows = management.list_workers(conn)
     columns = ["worker_id", "state", "heartbeat_age", "clock_skew_seconds", "locks_held", "version"]
     echo_rows(rows, columns, as_json)

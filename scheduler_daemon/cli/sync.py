@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import click
 
 from scheduler_daemon import sync
-from scheduler_daemon.cli.common import CliState, open_database
-from scheduler_daemon.cli.output import echo_json
-from scheduler_daemon.management import InputError
+from scheduler_daemon.cli.common import CliState, transaction
+from scheduler_daemon.cli.output import echo_json, json_option, plain
+from scheduler_daemon.management import InputError, spec_text
 
 
 @click.command("sync")
@@ -18,7 +21,7 @@ from scheduler_daemon.management import InputError
 @click.option(
     "--prune", is_flag=True, help="Disable file-managed schedules the file no longer lists."
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@json_option
 @click.pass_obj
 def sync_command(state: CliState, /, file: Path, dry_run: bool, prune: bool, as_json: bool) -> None:
     """Create and update schedules from FILE (see docs/config.md); validated as a whole first."""
@@ -26,8 +29,7 @@ def sync_command(state: CliState, /, file: Path, dry_run: bool, prune: bool, as_
         source = file.read_text()
     except OSError as exc:
         raise InputError(f"{file}: cannot read it ({exc.strerror})") from None
-    with open_database(state.settings(), announce=False) as engine, engine.begin() as conn:
-        now = conn.exec_driver_sql("SELECT now()").scalar_one()
+    with transaction(state) as (conn, now):
         entries = sync.parse(source, conn, str(file))
         planned = sync.plan(conn, entries, prune=prune)
         if not dry_run:
@@ -35,7 +37,25 @@ def sync_command(state: CliState, /, file: Path, dry_run: bool, prune: bool, as_
     if as_json:
         echo_json(planned.as_dict() | {"applied": not dry_run})
         return
-    for line in planned.lines():
+    for line in _lines(planned):
         click.echo(line)
     if dry_run and not planned.empty:
         click.echo("(dry run: nothing changed)")
+
+
+def _lines(planned: sync.Plan) -> list[str]:
+    out = [f"+ create {e.key}: {_describe(e.definition)}" for e in planned.create]
+    for entry, _, changes in planned.update:
+        diff = "; ".join(f"{k} {_show(old)} -> {_show(new)}" for k, (old, new) in changes.items())
+        out.append(f"~ update {entry.key}: {diff}")
+    out += [f"- disable {key} (no longer in the file)" for key, _ in planned.disable]
+    out.append(f"= {planned.unchanged} unchanged")
+    return out
+
+
+def _show(value: Any) -> str:
+    return json.dumps(plain(value), sort_keys=True)
+
+
+def _describe(definition: Mapping[str, Any]) -> str:
+    return f"{spec_text(definition)!r} in {definition['timezone']} ({definition['name']!r})"

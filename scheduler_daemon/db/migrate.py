@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, text
 
+from scheduler_daemon.errors import SchemaOutOfDateError
+
 # Serialises concurrent `migrate` runs (two CLIs started at once) on one database.
 _MIGRATION_LOCK_KEY = 0x5C4ED01E
 
@@ -37,6 +39,14 @@ def head_revision() -> str:
 
 def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
+
+
+def require_head(connection: Connection) -> str:
+    """The database's revision when it is the head; else SchemaOutOfDateError."""
+    current, head = current_revision(connection), head_revision()
+    if current != head:
+        raise SchemaOutOfDateError(current, head)
+    return head
 
 
 def upgrade_to_head(engine: Engine) -> tuple[str | None, str]:

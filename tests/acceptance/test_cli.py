@@ -176,7 +176,7 @@ def test_run_rejects_bad_options(args: list[str], fragments: list[str]) -> None:
 
 
 def test_preview_marks_times_a_dst_change_moves() -> None:
-    result = run_cli(
+    args = (
         "preview",
         "30 2 * * *",
         "--tz",
@@ -185,8 +185,8 @@ def test_preview_marks_times_a_dst_change_moves() -> None:
         "2026-03-06T00:00:00Z",
         "--count",
         "4",
-        "--json",
     )
+    result = run_cli(*args, "--json")
     assert result.returncode == 0, result.stderr
     fires = json.loads(result.stdout)["fires"]
     assert [f["utc"] for f in fires] == [
@@ -196,16 +196,7 @@ def test_preview_marks_times_a_dst_change_moves() -> None:
         "2026-03-09T06:30:00+00:00",
     ]
     assert [f["note"] is not None for f in fires] == [False, False, True, False]
-    text = run_cli(
-        "preview",
-        "30 2 * * *",
-        "--tz",
-        "America/New_York",
-        "--after",
-        "2026-03-06T00:00:00Z",
-        "--count",
-        "4",
-    )
+    text = run_cli(*args)
     assert "moved from 02:30" in text.stdout
 
 

@@ -379,6 +379,10 @@ def test_workers(cli: Cli, engine: Engine) -> None:
         (["schedules", "enable", "00000000-0000-0000-0000-000000000000"], "does not exist"),
         (["schedules", "pause", "{id}", "--until", "tomorrow"], "--until"),
         (["schedules", "trigger", "{id}", "--at", "2026-13-01T00:00Z"], "--at"),
+        (
+            ["schedules", "trigger", "00000000-0000-0000-0000-000000000000"],
+            "does not exist (or was deleted)",
+        ),
         (["schedules", "trigger", "{id}", "--param", "=1"], "--param '=1'"),
         (["schedules", "list", "--workflow"], "--workflow"),
         (["runs", "show", "not-a-run"], "run id 'not-a-run' is not a UUID"),

@@ -95,6 +95,26 @@ def test_dry_run_prints_the_exact_diff_and_changes_nothing(
     assert [u["key"] for u in as_json["update"]] == ["nightly", "often"]
 
 
+def test_json_names_a_workflow_by_id_and_prints_times_as_iso_8601(
+    database_url: str, rows: Rows, tmp_path: Path
+) -> None:
+    workflow = rows.workflow(name="sales")
+    path = tmp_path / "schedules.toml"
+    path.write_text(
+        "[[schedules]]\n"
+        'key = "anchored"\n'
+        'name = "Anchored"\n'
+        f'workflow = "{workflow}"\n'
+        'cron = "@every 1h"\n'
+        "anchor = 2026-01-01T00:30:00Z\n"
+    )
+    (created,) = json.loads(sync(database_url, path, "--dry-run", "--json").stdout)["create"]
+    assert (created["workflow_id"], created["interval_anchor"]) == (
+        str(workflow),
+        "2026-01-01T00:30:00+00:00",
+    )
+
+
 def test_runtime_state_stays_in_the_database_and_prune_disables(
     engine: Engine, database_url: str, config: Path
 ) -> None:
