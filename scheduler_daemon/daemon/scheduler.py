@@ -28,7 +28,7 @@ from scheduler_daemon.db.queries import ClaimedRun, DueSchedule, NewRun, Schedul
 from scheduler_daemon.errors import SchedulerError
 from scheduler_daemon.executors.base import Executor
 from scheduler_daemon.log import lines_together
-from scheduler_daemon.management import prune_history
+from scheduler_daemon.management import prune_all
 from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.policies import plan, spec_of
 
@@ -173,13 +173,7 @@ class Scheduler:
         if days <= 0 or (last is not None and self.clock.monotonic() - last < PRUNE_EVERY):
             return
         self._last_prune = self.clock.monotonic()
-        deleted = 0
-        for _ in range(PRUNE_MAX_BATCHES):
-            with self.engine.begin() as conn:
-                batch = prune_history(conn, days, PRUNE_BATCH)
-            deleted += batch
-            if batch < PRUNE_BATCH:
-                break
+        deleted = prune_all(self.engine, days, PRUNE_BATCH, PRUNE_MAX_BATCHES)
         if deleted:
             self._log.info("history.pruned", deleted=deleted, older_than_days=days)
 
