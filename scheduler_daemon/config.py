@@ -19,6 +19,7 @@ import platformdirs
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
+from scheduler_daemon.amc import defaults as amc_defaults
 from scheduler_daemon.amc.credentials import AmcCredentials, credentials_from_env
 from scheduler_daemon.errors import ConfigError
 
@@ -72,12 +73,12 @@ class Settings:
     noop_delay: float = 0.0
     metrics_port: int | None = None
     history_retention_days: float = DEFAULT_HISTORY_RETENTION_DAYS
-    amc_api_url: str = "https://advertising-api.amazon.com"
-    amc_token_url: str = "https://api.amazon.com/auth/o2/token"  # noqa: S105 - a URL
-    amc_max_in_flight: int = 10
-    amc_circuit_failures: int = 5
-    amc_circuit_cool_down: float = 60.0
-    amc_request_timeout: float = 30.0
+    amc_api_url: str = amc_defaults.API_URL
+    amc_token_url: str = amc_defaults.TOKEN_URL
+    amc_max_in_flight: int = amc_defaults.MAX_IN_FLIGHT
+    amc_circuit_failures: int = amc_defaults.CIRCUIT_FAILURES
+    amc_circuit_cool_down: float = amc_defaults.CIRCUIT_COOL_DOWN
+    amc_request_timeout: float = amc_defaults.REQUEST_TIMEOUT
     status_poll_interval: float = 60.0
     status_deadline_hours: float = 24.0
     # Read only when the executor is amc, from SCHEDULER_AMC_CLIENT_ID / _CLIENT_SECRET /

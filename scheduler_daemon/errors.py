@@ -38,3 +38,10 @@ class SchemaOutOfDateError(SchedulerError):
             f"the database schema is at revision {current or 'none'}, the code needs {head}: "
             "run 'scheduler-daemon migrate'"
         )
+
+
+class OutcomeUnknownError(SchedulerError):
+    """An executor's ``submit`` may have started an execution, and the remote side cannot say
+    whether it did. The run must stay ``dispatching`` so that recovery calls ``reconcile``
+    later: recording it as failed could lose an execution, sending it again could start a
+    second."""

@@ -11,6 +11,7 @@ Modules, one job each:
 - ``breaker``, ``slots``: per-instance circuit breaker and cap on requests in flight.
 - ``client``: the HTTP client (retries, refresh-and-retry, adoption after a lost response).
 - ``errors``: what can go wrong, each with a one-line message free of secrets.
+- ``defaults``: the default settings, shared by ``config`` and the executor.
 - ``fake_server`` (+ ``fake_state``, ``fake_faults``): a real HTTP fake of AMC on loopback.
 - ``testing``: an executor wired to the fake with fast retries, for tests and demos.
 

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from scheduler_daemon.amc.windows import KEY as WINDOW_KEY
-from scheduler_daemon.amc.windows import render_window, slot_placeholders
+from scheduler_daemon.amc.windows import render_window, shown, slot_placeholders
 from scheduler_daemon.errors import SchedulerError
 
 WORKFLOW_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,256}$")
@@ -50,11 +50,6 @@ class ParameterError(SchedulerError):
     """A run parameter is invalid; the message names the key and the offending value."""
 
 
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def merge_parameters(*layers: Mapping[str, Any] | None) -> dict[str, Any]:
     """Later layers win key by key; a null value removes the key."""
     merged: dict[str, Any] = {}
@@ -73,7 +68,7 @@ def _substitute(name: str, text: str, values: Mapping[str, str]) -> str:
         else:
             known = ", ".join(f"{{{known}}}" for known in (*values, *_WINDOW_PLACEHOLDERS))
             problem = f"unknown placeholder {{{placeholder}}} (known: {known})"
-        raise ParameterError(f"{name}={_shown(text)}: {problem}")
+        raise ParameterError(f"{name}={shown(text)}: {problem}")
 
     return _PLACEHOLDER.sub(replace, text)
 
@@ -87,14 +82,14 @@ def _parameter_value(name: str, value: object, placeholders: Mapping[str, str]) 
         return _substitute(name, value, placeholders)
     hint = f"; did you mean {WINDOW_KEY!r}?" if isinstance(value, Mapping) else ""
     raise ParameterError(
-        f"{name}={_shown(value)}: a workflow parameter must be a string, number or boolean "
+        f"{name}={shown(value)}: a workflow parameter must be a string, number or boolean "
         f"(AMC parameterValues are strings){hint}"
     )
 
 
 def _flag(name: str, value: object) -> bool:
     if not isinstance(value, bool):
-        raise ParameterError(f"{name}={_shown(value)}: must be true or false")
+        raise ParameterError(f"{name}={shown(value)}: must be true or false")
     return value
 
 
@@ -105,7 +100,7 @@ def _timeout(value: object) -> int:
         or not MIN_TIMEOUT_SECONDS <= value <= MAX_TIMEOUT_SECONDS
     ):
         raise ParameterError(
-            f"{TIMEOUT_KEY}={_shown(value)}: must be a whole number of seconds from "
+            f"{TIMEOUT_KEY}={shown(value)}: must be a whole number of seconds from "
             f"{MIN_TIMEOUT_SECONDS} to {MAX_TIMEOUT_SECONDS}"
         )
     return value
@@ -117,7 +112,7 @@ def build_request_body(
     """The create-execution body for a saved workflow; raises ParameterError or WindowError."""
     if not isinstance(amc_workflow_id, str) or not WORKFLOW_ID_PATTERN.match(amc_workflow_id):
         raise ParameterError(
-            f"amc_workflow_id={_shown(amc_workflow_id)}: AMC workflow ids are letters, digits, "
+            f"amc_workflow_id={shown(amc_workflow_id)}: AMC workflow ids are letters, digits, "
             "periods, dashes and underscores"
         )
     body: dict[str, Any] = {"workflowId": amc_workflow_id}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Literal
 
 import structlog
@@ -44,8 +44,9 @@ class CallRecord:
 class CircuitBreaker:
     name: str
     monotonic: Callable[[], float]
-    failure_threshold: int = 5
-    cool_down: float = 60.0
+    _: KW_ONLY
+    failure_threshold: int
+    cool_down: float
     _failures: int = 0
     _opened_at: float | None = None
     _probing: bool = False
@@ -122,8 +123,9 @@ class CircuitBreakers:
     """One breaker per instance id, made on first use."""
 
     monotonic: Callable[[], float]
-    failure_threshold: int = 5
-    cool_down: float = 60.0
+    _: KW_ONLY
+    failure_threshold: int
+    cool_down: float
     _breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -132,7 +134,10 @@ class CircuitBreakers:
             breaker = self._breakers.get(instance_id)
             if breaker is None:
                 breaker = CircuitBreaker(
-                    instance_id, self.monotonic, self.failure_threshold, self.cool_down
+                    instance_id,
+                    self.monotonic,
+                    failure_threshold=self.failure_threshold,
+                    cool_down=self.cool_down,
                 )
                 self._breakers[instance_id] = breaker
             return breaker

@@ -1,4 +1,4 @@
-"""The AMC reporting API over HTTP: create, get, list and cancel workflow executions.
+"""The AMC reporting API over HTTP: create, get, find and cancel workflow executions.
 
 Retries (tenacity): 429 (after Retry-After, else exponential backoff with jitter), 5xx and
 network errors. A create request is never sent again blindly once it may have reached AMC
@@ -52,11 +52,10 @@ from scheduler_daemon.amc.responses import (
 from scheduler_daemon.amc.secret import Secret, scrub
 from scheduler_daemon.amc.slots import InstanceSlots
 from scheduler_daemon.amc.tokens import TokenProvider
-from scheduler_daemon.clock import Clock, SystemClock
+from scheduler_daemon.clock import Clock
 
 log = structlog.get_logger("scheduler_daemon.amc")
 
-DEFAULT_API_URL = "https://advertising-api.amazon.com"
 CREATION_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 USER_AGENT = "scheduler-daemon"
 _PATH_SEGMENT = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -151,22 +150,24 @@ class AmcClient:
         tokens: TokenProvider,
         *,
         http: httpx.Client,
-        base_url: str = DEFAULT_API_URL,
-        retry: RetryPolicy | None = None,
-        max_in_flight: int = 10,
-        slot_wait: float = 60.0,
-        failure_threshold: int = 5,
-        cool_down: float = 60.0,
+        base_url: str,
+        retry: RetryPolicy,
+        max_in_flight: int,
+        slot_wait: float,
+        failure_threshold: int,
+        cool_down: float,
+        clock: Clock,
         adopt_margin: float = 60.0,
-        clock: Clock | None = None,
     ) -> None:
         self._tokens = tokens
         self._http = http
         self._base_url = base_url.rstrip("/")
-        self._retry = retry or RetryPolicy()
-        self._clock = clock or SystemClock()
-        self._slots = InstanceSlots(max_in_flight, slot_wait)
-        self._breakers = CircuitBreakers(self._clock.monotonic, failure_threshold, cool_down)
+        self._retry = retry
+        self._clock = clock
+        self._slots = InstanceSlots(limit=max_in_flight, wait=slot_wait)
+        self._breakers = CircuitBreakers(
+            clock.monotonic, failure_threshold=failure_threshold, cool_down=cool_down
+        )
         self._adopt_margin = timedelta(seconds=adopt_margin)
 
     def __repr__(self) -> str:
@@ -210,19 +211,6 @@ class AmcClient:
         path = self._execution_path(target, execution_id)
         with self._guarded(target):
             return parse_execution(self._call(target, where, "GET", path), where)
-
-    def list_executions(
-        self,
-        target: AmcTarget,
-        *,
-        workflow_id: str | None = None,
-        min_creation_time: datetime | None = None,
-        include_cancelled: bool = True,
-    ) -> list[Execution]:
-        """Executions oldest first, across pages (up to ``max_list_pages``)."""
-        where = f"AMC list executions of {workflow_id!r} on {target.instance_id}"
-        with self._guarded(target):
-            return self._list(target, where, workflow_id, min_creation_time, include_cancelled)
 
     def find_execution(
         self, target: AmcTarget, body: Mapping[str, Any], since: datetime
@@ -466,26 +454,18 @@ class AmcClient:
             ) from None
 
     def _list(
-        self,
-        target: AmcTarget,
-        where: str,
-        workflow_id: str | None,
-        min_creation_time: datetime | None,
-        include_cancelled: bool,
+        self, target: AmcTarget, where: str, workflow_id: str, min_creation_time: datetime
     ) -> list[Execution]:
-        if workflow_id is None and min_creation_time is None:
-            raise ValueError("listing executions needs a workflow id or a minimum creation time")
+        """The workflow's executions created since ``min_creation_time`` (cancelled ones
+        included), oldest first, across pages (up to ``max_list_pages``)."""
         params = {
             "sortAscending": "true",
-            "includeCancelled": "true" if include_cancelled else "false",
+            "includeCancelled": "true",
             "limit": str(_LIST_PAGE_LIMIT),
+            "workflowId": workflow_id,
+            "minCreationTime": min_creation_time.astimezone(UTC).strftime(CREATION_TIME_FORMAT),
+            "timeZone": "UTC",
         }
-        if workflow_id is not None:
-            params["workflowId"] = workflow_id
-        if min_creation_time is not None:
-            moment = min_creation_time.astimezone(UTC)
-            params["minCreationTime"] = moment.strftime(CREATION_TIME_FORMAT)
-            params["timeZone"] = "UTC"
         path = f"{self._instance_path(target)}/workflowExecutions"
         executions: list[Execution] = []
         for _ in range(self._retry.max_list_pages):
@@ -505,7 +485,7 @@ class AmcClient:
         if not isinstance(workflow_id, str):
             return None
         since = since.replace(microsecond=0)
-        for execution in self._list(target, where, workflow_id, since, include_cancelled=True):
+        for execution in self._list(target, where, workflow_id, since):
             if execution.created_at is not None and execution.created_at < since:
                 continue
             if same_request(execution, body):

@@ -3,8 +3,7 @@ and has been scrubbed of secrets before it was built."""
 
 from __future__ import annotations
 
-from scheduler_daemon.errors import SchedulerError
-from scheduler_daemon.executors.base import OutcomeUnknownError
+from scheduler_daemon.errors import OutcomeUnknownError, SchedulerError
 
 
 class AmcError(SchedulerError):
@@ -54,7 +53,9 @@ class CircuitOpenError(AmcError):
 
 
 class InstanceBusyError(AmcError):
-    """Too many requests to one instance are in flight; no slot freed in time."""
+    """Too many requests to one instance are in flight; no slot freed in time. Raised both by
+    the client's cap in this process and by the daemons' shared gate
+    (``scheduler_daemon.daemon.instance_gate``)."""
 
 
 class TokenError(AmcError):

@@ -15,7 +15,7 @@ log = structlog.get_logger("scheduler_daemon.amc")
 
 
 class InstanceSlots:
-    def __init__(self, limit: int = 10, wait: float = 60.0) -> None:
+    def __init__(self, *, limit: int, wait: float) -> None:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         self.limit = limit

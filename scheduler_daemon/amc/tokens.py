@@ -29,11 +29,10 @@ from scheduler_daemon.amc.credentials import (
 from scheduler_daemon.amc.errors import TokenError
 from scheduler_daemon.amc.responses import error_details
 from scheduler_daemon.amc.secret import Secret, scrub
-from scheduler_daemon.clock import Clock, SystemClock
+from scheduler_daemon.clock import Clock
 
 log = structlog.get_logger("scheduler_daemon.amc")
 
-DEFAULT_TOKEN_URL = "https://api.amazon.com/auth/o2/token"  # noqa: S105 - a URL
 DEFAULT_EXPIRES_IN = 3600
 _KEPT_TOKENS = 8
 
@@ -65,18 +64,18 @@ class TokenProvider:
         credentials: AmcCredentials,
         *,
         http: httpx.Client,
-        token_url: str = DEFAULT_TOKEN_URL,
-        clock: Clock | None = None,
-        refresh_margin: float = 60.0,
-        failure_backoff: float = 300.0,
+        token_url: str,
+        clock: Clock,
+        refresh_margin: float,
+        failure_backoff: float,
+        attempts: int,
+        retry_wait: float,
         transient_backoff: float = 5.0,
-        attempts: int = 3,
-        retry_wait: float = 0.5,
     ) -> None:
         self._credentials = credentials
         self._http = http
         self._token_url = token_url
-        self._clock = clock or SystemClock()
+        self._clock = clock
         self._refresh_margin = refresh_margin
         self._failure_backoff = failure_backoff
         self._transient_backoff = transient_backoff

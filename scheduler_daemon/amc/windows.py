@@ -80,13 +80,14 @@ class TimeWindow:
         }
 
 
-def _shown(value: object) -> str:
+def shown(value: object) -> str:
+    """``value`` as an error message quotes it: its repr, cut to 80 characters."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _fail(path: str, value: object, problem: str) -> WindowError:
-    return WindowError(f"{path}={_shown(value)}: {problem}")
+    return WindowError(f"{path}={shown(value)}: {problem}")
 
 
 def _seconds(moment: datetime) -> int:
@@ -125,9 +126,9 @@ def _whole(spec: Mapping[str, Any], name: str, default: int | None, low: int, hi
 def _check_keys(spec: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
     for name in spec:
         if name != "kind" and name not in allowed:
-            shown = ", ".join(allowed) or "none"
+            known = ", ".join(allowed) or "none"
             raise _fail(
-                f"{KEY}.{name}", spec[name], f"unknown key for kind {spec['kind']!r} ({shown})"
+                f"{KEY}.{name}", spec[name], f"unknown key for kind {spec['kind']!r} ({known})"
             )
 
 
@@ -229,7 +230,7 @@ def render_window(spec: object, slot: datetime, zone_name: str) -> TimeWindow:
     try:
         zone = load_zone(zone_name)
     except TimingError as exc:
-        raise WindowError(f"timezone={_shown(zone_name)}: {exc}") from None
+        raise WindowError(f"timezone={shown(zone_name)}: {exc}") from None
     start, end = _KINDS[kind](spec, zone, _seconds(slot))
     shown_zone = zone
     if _is_ambiguous(zone, start) or _is_ambiguous(zone, end):
@@ -248,6 +249,6 @@ def slot_placeholders(slot: datetime, zone_name: str) -> dict[str, str]:
     try:
         zone = load_zone(zone_name)
     except TimingError as exc:
-        raise WindowError(f"timezone={_shown(zone_name)}: {exc}") from None
+        raise WindowError(f"timezone={shown(zone_name)}: {exc}") from None
     wall = _wall_text(zone.wall_at(_seconds(slot)))
     return {"slot": wall, "slot_date": wall[:10]}

@@ -15,12 +15,12 @@ from collections.abc import Iterator
 
 from sqlalchemy import Connection, Engine, text
 
+from scheduler_daemon.amc.errors import InstanceBusyError
+
+__all__ = ["InstanceBusyError", "InstanceGate"]
+
 TRY_SLOT = text("SELECT pg_try_advisory_lock(:namespace, :slot)")
 RELEASE_SLOT = text("SELECT pg_advisory_unlock(:namespace, :slot)")
-
-
-class InstanceBusyError(Exception):
-    """Every slot of the instance stayed taken for the whole wait."""
 
 
 def _namespace(instance_id: str) -> int:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from scheduler_daemon.config import ExecutorName, Settings
+from scheduler_daemon.executors import amc
 from scheduler_daemon.executors.base import ExecutionOutcome, Executor, RunRequest
 from scheduler_daemon.executors.noop import NoopExecutor
-
-if TYPE_CHECKING:
-    from scheduler_daemon.executors.amc import AmcExecutor
 
 __all__ = [
     "ExecutionOutcome",
@@ -29,15 +25,12 @@ def build_executor(settings: Settings) -> Executor:
     raise ValueError(f"unknown executor {settings.executor!r}")
 
 
-def build_amc_executor(settings: Settings) -> AmcExecutor:
-    from scheduler_daemon.executors.amc import AmcSettings  # noqa: PLC0415
-    from scheduler_daemon.executors.amc import build_amc_executor as build  # noqa: PLC0415
-
+def build_amc_executor(settings: Settings) -> amc.AmcExecutor:
     if settings.amc_credentials is None:
         raise ValueError("the amc executor needs AMC credentials")
-    return build(
+    return amc.build_amc_executor(
         settings.amc_credentials,
-        AmcSettings(
+        amc.AmcSettings(
             api_url=settings.amc_api_url,
             token_url=settings.amc_token_url,
             max_in_flight=settings.amc_max_in_flight,

@@ -17,11 +17,12 @@ from typing import Any
 import httpx
 import structlog
 
-from scheduler_daemon.amc.client import DEFAULT_API_URL, AmcClient, AmcTarget, RetryPolicy
+from scheduler_daemon.amc import defaults
+from scheduler_daemon.amc.client import AmcClient, AmcTarget, RetryPolicy
 from scheduler_daemon.amc.credentials import AmcCredentials
 from scheduler_daemon.amc.errors import AmcError, AmcOutcomeUnknownError
 from scheduler_daemon.amc.responses import NormalizedStatus
-from scheduler_daemon.amc.tokens import DEFAULT_TOKEN_URL, TokenProvider
+from scheduler_daemon.amc.tokens import TokenProvider
 from scheduler_daemon.clock import Clock, SystemClock
 from scheduler_daemon.executors.base import ExecutionOutcome, RunRequest
 
@@ -47,19 +48,19 @@ class ExecutionStatus:
 class AmcSettings:
     """Everything ``build_amc_executor`` needs besides the credentials."""
 
-    api_url: str = DEFAULT_API_URL
-    token_url: str = DEFAULT_TOKEN_URL
-    max_in_flight: int = 10
-    slot_wait: float = 60.0
-    failure_threshold: int = 5
-    cool_down: float = 60.0
-    request_timeout: float = 30.0
-    connect_timeout: float = 10.0
+    api_url: str = defaults.API_URL
+    token_url: str = defaults.TOKEN_URL
+    max_in_flight: int = defaults.MAX_IN_FLIGHT
+    slot_wait: float = defaults.SLOT_WAIT
+    failure_threshold: int = defaults.CIRCUIT_FAILURES
+    cool_down: float = defaults.CIRCUIT_COOL_DOWN
+    request_timeout: float = defaults.REQUEST_TIMEOUT
+    connect_timeout: float = defaults.CONNECT_TIMEOUT
     retry: RetryPolicy = field(default_factory=RetryPolicy)
-    token_refresh_margin: float = 60.0
-    token_failure_backoff: float = 300.0
-    token_attempts: int = 3
-    token_retry_wait: float = 0.5
+    token_refresh_margin: float = defaults.TOKEN_REFRESH_MARGIN
+    token_failure_backoff: float = defaults.TOKEN_FAILURE_BACKOFF
+    token_attempts: int = defaults.TOKEN_ATTEMPTS
+    token_retry_wait: float = defaults.TOKEN_RETRY_WAIT
 
 
 def _target(request: RunRequest) -> AmcTarget:
@@ -75,15 +76,8 @@ def _body(request: RunRequest) -> dict[str, Any]:
 class AmcExecutor:
     name = "amc"
 
-    def __init__(
-        self,
-        client: AmcClient,
-        *,
-        clock: Clock | None = None,
-        on_close: Callable[[], None] | None = None,
-    ) -> None:
+    def __init__(self, client: AmcClient, *, on_close: Callable[[], None] | None = None) -> None:
         self.client = client
-        self._clock = clock or SystemClock()
         self._on_close = on_close
 
     def __repr__(self) -> str:
@@ -135,13 +129,9 @@ class AmcExecutor:
 
 
 def build_amc_executor(
-    credentials: AmcCredentials,
-    settings: AmcSettings | None = None,
-    *,
-    clock: Clock | None = None,
+    credentials: AmcCredentials, settings: AmcSettings, *, clock: Clock | None = None
 ) -> AmcExecutor:
     """An executor with its own HTTP connection pool, token provider and client."""
-    settings = settings or AmcSettings()
     clock = clock or SystemClock()
     http = httpx.Client(
         timeout=httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout),
@@ -168,4 +158,4 @@ def build_amc_executor(
         cool_down=settings.cool_down,
         clock=clock,
     )
-    return AmcExecutor(client, clock=clock, on_close=http.close)
+    return AmcExecutor(client, on_close=http.close)

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from scheduler_daemon.errors import SchedulerError
+from scheduler_daemon.errors import OutcomeUnknownError
+
+__all__ = ["ExecutionOutcome", "Executor", "OutcomeUnknownError", "RunRequest"]
 
 
 @dataclass(frozen=True)
@@ -42,12 +44,6 @@ class ExecutionOutcome:
     # True when the execution was found rather than started by this call (a lost response
     # or a recovered run): worth a line in the run's history.
     adopted: bool = False
-
-
-class OutcomeUnknownError(SchedulerError):
-    """``submit`` may have started an execution, and the remote side cannot say whether it
-    did. The run must stay ``dispatching`` so that recovery calls ``reconcile`` later:
-    recording it as failed could lose an execution, sending it again could start a second."""
 
 
 class Executor(Protocol):

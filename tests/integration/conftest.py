@@ -8,10 +8,13 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
+from scheduler_daemon.amc.fake_server import FakeAmcServer
+from scheduler_daemon.amc.testing import fake_executor
 from scheduler_daemon.clock import FakeClock
 from scheduler_daemon.config import Settings
 from scheduler_daemon.daemon.scheduler import Scheduler
 from scheduler_daemon.executors import ExecutionOutcome, Executor, NoopExecutor, RunRequest
+from scheduler_daemon.executors.amc import AmcExecutor
 
 
 class FailingExecutor:
@@ -68,3 +71,11 @@ def make_scheduler(engine: Engine, clock: FakeClock) -> Iterator[Callable[..., S
     yield make
     for scheduler in made:
         scheduler.dispatcher.shutdown()
+
+
+@pytest.fixture
+def executor(amc: FakeAmcServer) -> Iterator[AmcExecutor]:
+    """The amc executor on the requesting module's own ``amc`` fake, with fast retries."""
+    executor = fake_executor(amc)
+    yield executor
+    executor.close()

@@ -41,13 +41,6 @@ def amc() -> Iterator[FakeAmcServer]:
 
 
 @pytest.fixture
-def executor(amc: FakeAmcServer) -> Iterator[AmcExecutor]:
-    executor = fake_executor(amc)
-    yield executor
-    executor.close()
-
-
-@pytest.fixture
 def request_() -> RunRequest:
     return run_request(SLOT, body=dict(BODY), workflow_id="daily-spend")
 

@@ -33,13 +33,6 @@ def amc() -> Iterator[FakeAmcServer]:
         yield fake
 
 
-@pytest.fixture
-def executor(amc: FakeAmcServer) -> Iterator[AmcExecutor]:
-    executor = fake_executor(amc)
-    yield executor
-    executor.close()
-
-
 def runs_of(engine: Engine, schedule_id: uuid.UUID) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         rows = conn.execute(

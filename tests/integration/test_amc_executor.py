@@ -50,13 +50,6 @@ def amc(clock: FakeClock) -> Iterator[FakeAmcServer]:
         yield fake
 
 
-@pytest.fixture
-def executor(amc: FakeAmcServer) -> Iterator[AmcExecutor]:
-    executor = fake_executor(amc)
-    yield executor
-    executor.close()
-
-
 def body(**values: Any) -> dict[str, Any]:
     return {"workflowId": "wf", "parameterValues": {"country": "US"}} | values
 
