@@ -16,7 +16,7 @@ from scheduler_daemon.amc.fake_server import (
     FakeAmcServer,
 )
 from scheduler_daemon.clock import Clock
-from scheduler_daemon.executors.amc import AmcExecutor, AmcSettings, build_amc_executor
+from scheduler_daemon.executors.amc import AmcExecutor, AmcSettings, make_amc_executor
 from scheduler_daemon.executors.base import RunRequest
 
 # Retries in milliseconds instead of seconds; everything else as in production.
@@ -42,7 +42,7 @@ def fake_executor(
     fake: FakeAmcServer, *, clock: Clock | None = None, **overrides: Any
 ) -> AmcExecutor:
     """An executor wired to the fake with its default credentials and fast retries."""
-    return build_amc_executor(fake.credentials, fast_settings(fake, **overrides), clock=clock)
+    return make_amc_executor(fake.credentials, fast_settings(fake, **overrides), clock=clock)
 
 
 def run_request(

@@ -28,7 +28,7 @@ def build_executor(settings: Settings) -> Executor:
 def build_amc_executor(settings: Settings) -> amc.AmcExecutor:
     if settings.amc_credentials is None:
         raise ValueError("the amc executor needs AMC credentials")
-    return amc.build_amc_executor(
+    return amc.make_amc_executor(
         settings.amc_credentials,
         amc.AmcSettings(
             api_url=settings.amc_api_url,

@@ -46,7 +46,7 @@ class ExecutionStatus:
 
 @dataclass(frozen=True)
 class AmcSettings:
-    """Everything ``build_amc_executor`` needs besides the credentials."""
+    """Everything ``make_amc_executor`` needs besides the credentials."""
 
     api_url: str = defaults.API_URL
     token_url: str = defaults.TOKEN_URL
@@ -128,7 +128,7 @@ class AmcExecutor:
             self._on_close()
 
 
-def build_amc_executor(
+def make_amc_executor(
     credentials: AmcCredentials, settings: AmcSettings, *, clock: Clock | None = None
 ) -> AmcExecutor:
     """An executor with its own HTTP connection pool, token provider and client."""

@@ -286,9 +286,9 @@ def test_amc_unreachable_fails_after_the_retries(request_: RunRequest) -> None:
 
 def fake_executor_for_stopped(amc: FakeAmcServer) -> AmcExecutor:
     from scheduler_daemon.amc.testing import FAST_RETRY
-    from scheduler_daemon.executors.amc import AmcSettings, build_amc_executor
+    from scheduler_daemon.executors.amc import AmcSettings, make_amc_executor
 
-    return build_amc_executor(
+    return make_amc_executor(
         amc.credentials,
         AmcSettings(
             api_url="http://127.0.0.1:9",

@@ -14,7 +14,7 @@ from scheduler_daemon.amc.fake_server import DEFAULT_CLIENT_ID, FakeAmcServer
 from scheduler_daemon.amc.secret import Secret
 from scheduler_daemon.amc.testing import fake_executor, fast_settings, run_request
 from scheduler_daemon.clock import FakeClock, SystemClock
-from scheduler_daemon.executors.amc import AmcExecutor, build_amc_executor
+from scheduler_daemon.executors.amc import AmcExecutor, make_amc_executor
 from scheduler_daemon.executors.base import ExecutionOutcome
 
 NOW = SystemClock().now()
@@ -133,7 +133,7 @@ def test_revoked_refresh_token_fails_clearly_and_is_not_hammered(
 
 def test_wrong_client_credentials(amc: FakeAmcServer, clock: FakeClock) -> None:
     credentials = AmcCredentials(DEFAULT_CLIENT_ID, Secret("wrong"), amc.credentials.refresh_token)
-    executor = build_amc_executor(credentials, fast_settings(amc), clock=clock)
+    executor = make_amc_executor(credentials, fast_settings(amc), clock=clock)
     try:
         outcome = executor.submit(run_request(NOW))
     finally:
