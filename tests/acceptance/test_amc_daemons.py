@@ -16,8 +16,7 @@ from scheduler_daemon.amc.fake_server import (
     DEFAULT_REFRESH_TOKEN,
     FakeAmcServer,
 )
-from tests.acceptance.daemons import Daemon, wait_until
-from tests.acceptance.test_daemons import count
+from tests.acceptance.daemons import Daemon, count, wait_until
 from tests.helpers import Rows, seeded_amc_instance
 
 pytestmark = pytest.mark.slow

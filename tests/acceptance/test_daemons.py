@@ -9,32 +9,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from tests.acceptance.daemons import Daemon, wait_until
+from tests.acceptance.daemons import Daemon, count, insert_due_schedules, wait_until
 from tests.helpers import Rows
 
 pytestmark = pytest.mark.slow
-
-
-def insert_due_schedules(
-    engine: Engine, workflow_id: object, count: int, seconds_ahead: float, **extra: str
-) -> None:
-    with engine.begin() as conn:
-        conn.execute(
-            text(
-                """
-                INSERT INTO workflow_schedules (workflow_id, name, cron_expression, enabled, next_run_at)
-                SELECT :workflow_id, 'bulk ' || n, '0 9 * * *', true,
-                       date_trunc('second', now()) + make_interval(secs => :ahead)
-                  FROM generate_series(1, :count) AS n
-                """
-            ),
-            {"workflow_id": workflow_id, "count": count, "ahead": seconds_ahead},
-        )
-
-
-def count(engine: Engine, sql: str) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(text(sql)).scalar_one())
 
 
 def test_four_daemons_2000_schedules_one_slot_each_exactly_once(

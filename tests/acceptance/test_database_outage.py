@@ -17,7 +17,7 @@ from sqlalchemy import Engine, text
 
 from scheduler_daemon.db.engine import make_engine
 from scheduler_daemon.db.migrate import upgrade_to_head
-from tests.acceptance.daemons import Daemon, wait_until
+from tests.acceptance.daemons import Daemon, count, wait_until
 from tests.helpers import Rows
 
 pytestmark = pytest.mark.slow
@@ -67,11 +67,6 @@ def own_server(tmp_path: Path) -> Iterator[OwnServer]:
     server.server.cleanup()
 
 
-def count_live(engine: Engine) -> int:
-    with engine.connect() as conn:
-        return int(conn.execute(text("SELECT count(*) FROM live_workers")).scalar_one())
-
-
 def rows_of(engine: Engine, schedule_id: object) -> list[Any]:
     with engine.connect() as conn:
         return list(
@@ -111,7 +106,9 @@ def test_two_daemons_survive_a_20s_database_outage_and_handle_every_slot_once(
         for i in range(2)
     ]
     try:
-        wait_until(lambda: count_live(engine) == 2, 60, "two live daemons")
+        wait_until(
+            lambda: count(engine, "SELECT count(*) FROM live_workers") == 2, 60, "two live daemons"
+        )
         wait_until(lambda: len(rows_of(engine, late)) >= 2, 60, "runs before the outage")
         engine.dispose()
         own_server.stop()

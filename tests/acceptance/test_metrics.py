@@ -9,8 +9,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 
-from tests.acceptance.daemons import Daemon, wait_until
-from tests.acceptance.test_daemons import count, insert_due_schedules
+from tests.acceptance.daemons import Daemon, count, insert_due_schedules, wait_until
 from tests.helpers import Rows
 
 
