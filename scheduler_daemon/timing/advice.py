@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from scheduler_daemon.timing.cron_calendar import next_wall
+from scheduler_daemon.timing.cron_calendar import (
+    MEAN_YEAR_SECONDS,
+    ceil_minute,
+    hhmm,
+    next_wall,
+)
 from scheduler_daemon.timing.cron_fields import (
     DAY_OF_MONTH,
     DAY_OF_WEEK,
@@ -18,7 +23,7 @@ from scheduler_daemon.timing.limits import DEFAULT_MIN_INTERVAL_SECONDS
 from scheduler_daemon.timing.schedules import parse_spec
 from scheduler_daemon.timing.zones import ZoneTable
 
-_DST_WINDOW_SECONDS = 5 * 31_556_952
+_DST_WINDOW_SECONDS = 5 * MEAN_YEAR_SECONDS
 # pytz compiles rule-based zones up to 2037; a zone whose table reaches it still has DST.
 _ONGOING_DST_YEAR = 2037
 _REFERENCE_TRANSITIONS = 10
@@ -90,10 +95,6 @@ def _transitions(zone: ZoneTable, after: datetime | None) -> list[int]:
     return list(range(max(1, last - _REFERENCE_TRANSITIONS + 1), last + 1))
 
 
-def _hhmm(wall: int) -> str:
-    return datetime.fromtimestamp(wall, UTC).strftime("%H:%M")
-
-
 def _day(wall: int) -> str:
     return datetime.fromtimestamp(wall, UTC).strftime("%Y-%m-%d")
 
@@ -103,20 +104,19 @@ def _dst_advice(spec: CronSpec, transitions: list[int]) -> list[str]:
     found: dict[str, str] = {}
     for index in transitions:
         old, new = zone.offsets[index - 1], zone.offsets[index]
-        low = zone.starts[index] + min(old, new)
-        high = zone.starts[index] + max(old, new)
-        wall = next_wall(spec.fields, -(-low // 60) * 60, 9999)
+        low, high = zone.transition_walls(index)
+        wall = next_wall(spec.fields, ceil_minute(low), 9999)
         if wall is None or wall >= high:
             continue
         if new > old and "gap" not in found:
             found["gap"] = (
-                f"{_hhmm(wall)} does not exist in {zone.name} on days such as {_day(wall)} (clocks "
-                f"skip {_hhmm(low)}-{_hhmm(high)}); it fires at {_hhmm(high)} instead"
+                f"{hhmm(wall)} does not exist in {zone.name} on days such as {_day(wall)} (clocks "
+                f"skip {hhmm(low)}-{hhmm(high)}); it fires at {hhmm(high)} instead"
             )
         elif new < old and "repeat" not in found:
             found["repeat"] = (
-                f"{_hhmm(wall)} happens twice in {zone.name} on days such as {_day(wall)} (clocks "
-                f"repeat {_hhmm(low)}-{_hhmm(high)}); it fires once, at the first {_hhmm(wall)}"
+                f"{hhmm(wall)} happens twice in {zone.name} on days such as {_day(wall)} (clocks "
+                f"repeat {hhmm(low)}-{hhmm(high)}); it fires once, at the first {hhmm(wall)}"
             )
     return list(found.values())
 

@@ -7,13 +7,14 @@ search over the full horizon costs at most a few thousand loop turns.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 
 from scheduler_daemon.timing.cron_fields import CronFields
 
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _LAST_ORDINAL = date.max.toordinal()
 _MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+MEAN_YEAR_SECONDS = 31_556_952  # the mean Gregorian year
 
 
 def is_leap(year: int) -> bool:
@@ -34,6 +35,14 @@ def day_mask(fields: CronFields, year: int, month: int) -> int:
     if fields.day_star or fields.weekday_star:
         return days & weekdays & valid
     return (days | weekdays) & valid
+
+
+def ceil_minute(seconds: int) -> int:
+    return -(-seconds // 60) * 60
+
+
+def hhmm(wall: int) -> str:
+    return datetime.fromtimestamp(wall, UTC).strftime("%H:%M")
 
 
 def wall_from_parts(year: int, month: int, day: int, hour: int, minute: int) -> int:

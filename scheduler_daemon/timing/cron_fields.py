@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from scheduler_daemon.timing.errors import TimingError
-from scheduler_daemon.timing.limits import MAX_EXPRESSION_LENGTH
 
 MINUTE, HOUR, DAY_OF_MONTH, MONTH, DAY_OF_WEEK = range(5)
 FIELD_NAMES = ("minute", "hour", "day-of-month", "month", "day-of-week")
@@ -213,11 +212,6 @@ def _weekday_masks(weekdays: int) -> tuple[int, ...]:
 
 def split_fields(expression: str) -> tuple[str, str, str, str, str]:
     """The five field texts of a cron expression (aliases expanded)."""
-    if len(expression) > MAX_EXPRESSION_LENGTH:
-        raise TimingError(
-            f"expression {expression[:20]!r}... is {len(expression)} characters long; "
-            f"the limit is {MAX_EXPRESSION_LENGTH}"
-        )
     stripped = expression.strip()
     if not stripped:
         raise TimingError("cron expression is empty")
@@ -242,7 +236,10 @@ def split_fields(expression: str) -> tuple[str, str, str, str, str]:
 
 
 def parse_cron(expression: str) -> CronFields:
-    """Parse and check a 5-field cron expression or alias; raises TimingError naming the field."""
+    """Parse and check a 5-field cron expression or alias; raises TimingError naming the field.
+
+    The length limit is parse_spec's to check: it is the package's one way in.
+    """
     texts = split_fields(expression)
     minute, hour, day, month, weekday = (parse_field(i, text) for i, text in enumerate(texts))
     fields = CronFields(

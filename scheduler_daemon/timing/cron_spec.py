@@ -15,19 +15,14 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from scheduler_daemon.timing.cron_calendar import next_wall
+from scheduler_daemon.timing.cron_calendar import MEAN_YEAR_SECONDS, ceil_minute, next_wall
 from scheduler_daemon.timing.cron_fields import CronFields
 from scheduler_daemon.timing.errors import TimingError
 from scheduler_daemon.timing.limits import COUNT_CAP, SEARCH_HORIZON_YEARS
 from scheduler_daemon.timing.spec import ScheduleSpec, require_aware, require_count
 from scheduler_daemon.timing.zones import ZoneTable
 
-_SECONDS_PER_YEAR = 31_556_952  # the mean Gregorian year
 _MAX_SEGMENT_STEPS = 10_000
-
-
-def _ceil_minute(seconds: int) -> int:
-    return -(-seconds // 60) * 60
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,33 +35,29 @@ class CronSpec(ScheduleSpec):
     zone: ZoneTable
 
     @property
-    def kind(self) -> str:
-        return "cron"
-
-    @property
     def wildcard(self) -> bool:
         return self.fields.wildcard
 
     def next_instant(self, after: int) -> int:
         """The first fire time (UTC seconds) strictly after `after` (UTC seconds)."""
         zone = self.zone
-        segment = bisect_right(zone.starts, after) - 1
-        wall = after + zone.offsets[segment]
-        last_year = 1971 + wall // _SECONDS_PER_YEAR + SEARCH_HORIZON_YEARS
+        wall = zone.wall_at(after)
+        last_year = 1971 + wall // MEAN_YEAR_SECONDS + SEARCH_HORIZON_YEARS
         if self.fields.wildcard:
             return self._next_wildcard(after - after % 60 + 60, last_year)
-        start = wall - wall % 60 + 60
-        if segment > 0 and zone.wall_ends[segment - 1] > wall:
-            # `after` is in the second pass of a fall-back: every repeated wall time already
-            # fired in the first pass, so the search resumes where the repeat ends.
-            start = max(start, _ceil_minute(zone.wall_ends[segment - 1]))
-        found = next_wall(self.fields, start, last_year)
+        found = next_wall(self.fields, wall - wall % 60 + 60, last_year)
         if found is None:
             raise self._exhausted(after)
-        index = bisect_right(zone.wall_ends, found)
-        if zone.wall_starts[index] > found:
-            return zone.starts[index]
-        return found - zone.offsets[index]
+        instant = zone.first_instant(found)
+        if instant > after:
+            return instant
+        # `found` was shown before `after`, so `after` is in the second pass of a fall-back: every
+        # repeated wall time fired in the first pass, and the search resumes where the repeat
+        # ends. Detecting this after the search, not before, saves the hot path a table lookup.
+        found = next_wall(self.fields, ceil_minute(zone.first_unshown_wall(after)), last_year)
+        if found is None:
+            raise self._exhausted(after)
+        return zone.first_instant(found)
 
     def _next_wildcard(self, instant: int, last_year: int) -> int:
         zone = self.zone
@@ -80,7 +71,7 @@ class CronSpec(ScheduleSpec):
             candidate = found - offset
             if segment + 1 == len(starts) or candidate < starts[segment + 1]:
                 return candidate
-            instant = _ceil_minute(starts[segment + 1])
+            instant = ceil_minute(starts[segment + 1])
         raise self._exhausted(instant)
 
     def _exhausted(self, after: int) -> TimingError:
@@ -132,18 +123,22 @@ class CronSpec(ScheduleSpec):
     def last_between(self, start: datetime, end: datetime) -> datetime | None:
         end_seconds = math.floor(require_aware(end, "end").timestamp())
         low = math.floor(require_aware(start, "start").timestamp())
-        if low >= end_seconds or self._next_until(low, end_seconds) > end_seconds:
+        if low >= end_seconds:
+            return None
+        fire = self._next_until(low, end_seconds)
+        if fire > end_seconds:
             return None
         # Fire times only grow with their lower bound, so bisect for the last bound whose next
         # fire still lies inside the window: about 30 searches even for a decade-long window.
         high = end_seconds
         while high - low > 1:
             middle = (low + high) // 2
-            if self._next_until(middle, end_seconds) <= end_seconds:
-                low = middle
+            found = self._next_until(middle, end_seconds)
+            if found <= end_seconds:
+                low, fire = middle, found
             else:
                 high = middle
-        return _utc(self.next_instant(low))
+        return _utc(fire)
 
     def _next_until(self, after: int, end: float) -> int:
         """Like next_instant, but a schedule that never fires before `end` is not an error."""

@@ -114,10 +114,6 @@ class IntervalSpec(ScheduleSpec):
     anchor: datetime
     zone: ZoneTable
 
-    @property
-    def kind(self) -> str:
-        return "interval"
-
     def _index_after(self, after: datetime) -> int:
         """The index k of the first slot strictly after `after`."""
         elapsed = (require_aware(after, "after") - self.anchor) // _MICROSECOND

@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from scheduler_daemon.timing.cron_calendar import next_wall
+from scheduler_daemon.timing.cron_calendar import ceil_minute, hhmm, next_wall
 from scheduler_daemon.timing.cron_spec import CronSpec
 from scheduler_daemon.timing.limits import DEFAULT_MIN_INTERVAL_SECONDS
 from scheduler_daemon.timing.schedules import parse_spec
-from scheduler_daemon.timing.spec import ScheduleSpec, require_aware, require_count
+from scheduler_daemon.timing.spec import ScheduleSpec, require_aware
 from scheduler_daemon.timing.zones import WallKind, ZoneTable
 
 _MAX_LISTED = 4
@@ -44,9 +44,11 @@ def preview(
     min_interval_seconds: int = DEFAULT_MIN_INTERVAL_SECONDS,
 ) -> list[PreviewEntry]:
     """The next `count` fire times strictly after `after`, each with a note when DST acts."""
+    # fires_after checks `after` again; checking before parsing reports it ahead of a bad
+    # expression.
     require_aware(after, "after")
     spec = parse_spec(expression, timezone, anchor, min_interval_seconds)
-    fires = spec.fires_after(after, require_count(count))
+    fires = spec.fires_after(after, count)
     entries = []
     previous = math.floor(after.timestamp())
     for fire in fires:
@@ -55,10 +57,6 @@ def preview(
         entries.append(PreviewEntry(local=spec.zone.localize_datetime(fire), utc=fire, note=note))
         previous = instant
     return entries
-
-
-def _hhmm(wall: int) -> str:
-    return datetime.fromtimestamp(wall, UTC).strftime("%H:%M")
 
 
 def _offset(seconds: int) -> str:
@@ -85,25 +83,24 @@ def _note(spec: ScheduleSpec, previous: int, instant: int) -> str | None:
             notes.append(skipped)
         if zone.is_second_pass(instant):
             notes.append(
-                f"second {_hhmm(wall)} (DST fall-back repeat, {_offset(zone.offset_at(instant))})"
+                f"second {hhmm(wall)} (DST fall-back repeat, {_offset(zone.offset_at(instant))})"
             )
         elif zone.resolve(wall).kind is WallKind.REPEATED:
-            notes.append(f"first of two {_hhmm(wall)}s ({_offset(zone.offset_at(instant))})")
+            notes.append(f"first of two {hhmm(wall)}s ({_offset(zone.offset_at(instant))})")
     else:
         moved = _moved_from_gap(spec, instant)
         if moved:
-            notes.append(f"moved from {moved} (nonexistent, DST gap) to {_hhmm(wall)}")
+            notes.append(f"moved from {moved} (nonexistent, DST gap) to {hhmm(wall)}")
         elif zone.resolve(wall).kind is WallKind.REPEATED:
-            notes.append(f"first of two {_hhmm(wall)}s; the repeat is skipped")
+            notes.append(f"first of two {hhmm(wall)}s; the repeat is skipped")
     return "; ".join(notes) or None
 
 
 def _gap_walls(spec: CronSpec, zone: ZoneTable, segment: int) -> list[int]:
     """Wall times the schedule names inside the spring-forward gap that opens `segment`."""
-    low = zone.starts[segment] + zone.offsets[segment - 1]
-    high = zone.starts[segment] + zone.offsets[segment]
+    low, high = zone.transition_walls(segment)
     walls: list[int] = []
-    wall = next_wall(spec.fields, -(-low // 60) * 60, 9999)
+    wall = next_wall(spec.fields, ceil_minute(low), 9999)
     while wall is not None and wall < high and len(walls) <= 24 * 60:
         walls.append(wall)
         wall = next_wall(spec.fields, wall + 60, 9999)
@@ -111,7 +108,7 @@ def _gap_walls(spec: CronSpec, zone: ZoneTable, segment: int) -> list[int]:
 
 
 def _listed(walls: list[int]) -> str:
-    shown = ", ".join(_hhmm(wall) for wall in walls[:_MAX_LISTED])
+    shown = ", ".join(hhmm(wall) for wall in walls[:_MAX_LISTED])
     return shown + (f" and {len(walls) - _MAX_LISTED} more" if len(walls) > _MAX_LISTED else "")
 
 

@@ -67,7 +67,15 @@ def interval_spec(
     timezone: str = "UTC",
     min_interval_seconds: int = DEFAULT_MIN_INTERVAL_SECONDS,
 ) -> IntervalSpec:
-    """The spec of a database row's interval_seconds + interval_anchor columns."""
+    """The spec of a database row's interval_seconds + interval_anchor columns (cached)."""
+    return _interval_spec(seconds, anchor, timezone, min_interval_seconds)
+
+
+# typed: 60.0 and True hash like 60 and 1, and must still be refused after those are cached.
+@lru_cache(maxsize=8192, typed=True)
+def _interval_spec(
+    seconds: int, anchor: datetime | None, timezone: str, min_interval_seconds: int
+) -> IntervalSpec:
     expression = f"@every {format_duration(seconds) if isinstance(seconds, int) else seconds}"
     check_interval(seconds, expression, min_interval_seconds)
     zone = load_zone(timezone)
@@ -99,6 +107,8 @@ def next_fire_times(
     min_interval_seconds: int = DEFAULT_MIN_INTERVAL_SECONDS,
 ) -> list[datetime]:
     """The next `count` fire times strictly after `after`, as aware datetimes in the zone."""
+    # fires_after checks both again; checking before parsing reports a bad argument ahead of
+    # a bad expression.
     require_aware(after, "after")
     require_count(count)
     spec = parse_spec(expression, timezone, anchor, min_interval_seconds)

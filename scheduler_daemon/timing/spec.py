@@ -35,11 +35,6 @@ class ScheduleSpec(ABC):
     timezone: str
     zone: ZoneTable
 
-    @property
-    @abstractmethod
-    def kind(self) -> str:
-        """'cron' or 'interval'."""
-
     @abstractmethod
     def next_after(self, after: datetime) -> datetime:
         """The first fire time strictly after `after` (an aware datetime)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 from bisect import bisect_right
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from functools import lru_cache
 from typing import Any
@@ -38,7 +38,6 @@ class WallResolution:
 
     instant: int
     kind: WallKind
-    segment: int
 
 
 @dataclass(frozen=True, eq=False, slots=True)
@@ -65,26 +64,45 @@ class ZoneTable:
     def wall_at(self, instant: int) -> int:
         return instant + self.offsets[bisect_right(self.starts, instant) - 1]
 
-    def resolve(self, wall: int) -> WallResolution:
+    def first_instant(self, wall: int) -> int:
         """The earliest instant showing this wall time, or the end of the gap it falls in."""
         i = bisect_right(self.wall_ends, wall)
         if self.wall_starts[i] > wall:
-            return WallResolution(self.starts[i], WallKind.GAP, i)
+            return self.starts[i]
+        return wall - self.offsets[i]
+
+    def resolve(self, wall: int) -> WallResolution:
+        """first_instant(wall), and whether the wall time is shown once, never or twice."""
+        instant = self.first_instant(wall)
+        # That instant opens the segment after a gap, or lies in the first segment showing wall.
+        i = self.segment(instant)
+        if self.wall_starts[i] > wall:
+            return WallResolution(instant, WallKind.GAP)
         repeated = i + 1 < len(self.starts) and self.wall_starts[i + 1] <= wall
-        kind = WallKind.REPEATED if repeated else WallKind.NORMAL
-        return WallResolution(wall - self.offsets[i], kind, i)
+        return WallResolution(instant, WallKind.REPEATED if repeated else WallKind.NORMAL)
+
+    def first_unshown_wall(self, instant: int) -> int:
+        """The earliest wall time from this instant on that was not shown before: the wall time
+        at this instant or, in the second pass of a fall-back, the end of the repeat."""
+        i = bisect_right(self.starts, instant) - 1
+        wall = instant + self.offsets[i]
+        if i > 0 and self.wall_ends[i - 1] > wall:
+            return self.wall_ends[i - 1]
+        return wall
 
     def is_second_pass(self, instant: int) -> bool:
         """Whether the wall time at this instant was already shown before (fall-back repeat)."""
-        i = bisect_right(self.starts, instant) - 1
-        return i > 0 and self.wall_ends[i - 1] > instant + self.offsets[i]
+        return self.first_unshown_wall(instant) != self.wall_at(instant)
+
+    def transition_walls(self, index: int) -> tuple[int, int]:
+        """The wall times [low, high) that the change opening segment `index` skips (spring
+        forward) or repeats (fall back)."""
+        old, new = self.offsets[index - 1], self.offsets[index]
+        return self.starts[index] + min(old, new), self.starts[index] + max(old, new)
 
     def transitions_between(self, start: int, end: int) -> range:
         """Indexes of the segments that begin in (start, end]."""
         return range(bisect_right(self.starts, start), bisect_right(self.starts, end))
-
-    def localize(self, instant: int) -> datetime:
-        return datetime.fromtimestamp(instant, UTC).astimezone(self.tz)
 
     def localize_datetime(self, moment: datetime) -> datetime:
         return moment.astimezone(self.tz)

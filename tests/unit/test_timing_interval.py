@@ -7,7 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scheduler_daemon.timing import IntervalSpec, interval_spec, next_fire_times, parse_spec
+from scheduler_daemon.timing import (
+    IntervalSpec,
+    TimingError,
+    interval_spec,
+    next_fire_times,
+    parse_spec,
+)
 
 
 def utc(text: str) -> datetime:
@@ -153,3 +159,15 @@ def test_specs_are_cached_by_anchor() -> None:
     first = parse_spec("@every 1h", "UTC", utc("2026-01-01T00:00:00"))
     assert parse_spec("@every 1h", "UTC", utc("2026-01-01T00:00:00")) is first
     assert parse_spec("@every 1h", "UTC", utc("2026-01-01T00:30:00")) is not first
+
+
+def test_row_specs_are_cached_but_not_across_types() -> None:
+    anchor = utc("2026-01-01T00:00:00")
+    assert interval_spec(3600, anchor) is interval_spec(3600, anchor)
+    assert interval_spec(3600, anchor) is not interval_spec(3600, utc("2026-01-01T00:30:00"))
+    interval_spec(60, None)
+    with pytest.raises(TimingError, match=r"seconds must be an integer, got 60\.0"):
+        interval_spec(60.0, None)  # type: ignore[arg-type]
+    interval_spec(1, None, min_interval_seconds=1)
+    with pytest.raises(TimingError, match="seconds must be an integer, got True"):
+        interval_spec(True, None, min_interval_seconds=1)
