@@ -94,10 +94,6 @@ class Settings:
             return self.worker_dead_after
         return 3 * self.heartbeat_interval
 
-    @property
-    def sqlalchemy_url(self) -> URL | None:
-        return None if self.database_url is None else to_sqlalchemy_url(self.database_url)
-
 
 def to_sqlalchemy_url(raw: str) -> URL:
     """Parse a PostgreSQL URL and pin the psycopg 3 driver."""

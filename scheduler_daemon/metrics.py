@@ -99,5 +99,6 @@ class Metrics:
         elif name in _CIRCUIT_STATES:
             self.circuit_state.labels(str(event.get("instance_id"))).set(_CIRCUIT_STATES[name])
 
-    def serve(self, port: int, address: str = "0.0.0.0") -> None:  # noqa: S104 (scraped from other hosts)
-        start_http_server(port, addr=address, registry=self.registry)
+    def serve(self, port: int) -> None:
+        # On every interface: Prometheus scrapes from other hosts.
+        start_http_server(port, addr="0.0.0.0", registry=self.registry)  # noqa: S104
