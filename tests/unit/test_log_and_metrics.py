@@ -128,3 +128,38 @@ def test_lines_logged_together_are_written_at_the_end_of_the_block_and_arrive_wh
     lines = [json.loads(line) for line in path.read_text().splitlines()]
     assert [line.get("n") for line in lines[:100]] == list(range(100))
     assert [line["event"] for line in lines[100:]] == ["inner", "after"]
+
+
+def test_a_traceback_is_logged_as_data_without_the_frames_local_variables() -> None:
+    stream = io.StringIO()
+    configure_logging(LogFormat.JSON, "info", stream=stream)
+    try:
+        refresh = "Atzr|do-not-log-me"
+        try:
+            raise RuntimeError(f"refresh failed after {len(refresh)} characters")
+        except RuntimeError:
+            structlog.get_logger("t").exception("token.refresh_failed")
+    finally:
+        structlog.reset_defaults()
+    [line] = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert line["level"] == "error"
+    [exception] = line["exception"]
+    assert exception["exc_type"] == "RuntimeError"
+    assert exception["frames"], "the traceback's frames are logged"
+    assert "do-not-log-me" not in stream.getvalue()
+
+
+def test_json_lines_carry_level_and_utc_timestamp() -> None:
+    stream = io.StringIO()
+    configure_logging(LogFormat.JSON, "debug", stream=stream)
+    try:
+        log = structlog.get_logger("t")
+        log.warn("a")
+        log.debug("b")
+    finally:
+        structlog.reset_defaults()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["level"] for line in lines] == ["warning", "debug"]
+    stamp = datetime.fromisoformat(lines[0]["timestamp"])
+    assert lines[0]["timestamp"].endswith("Z")
+    assert abs((datetime.now(UTC) - stamp).total_seconds()) < 60
