@@ -40,22 +40,52 @@ def _looks_like_uuid(value: str) -> bool:
     return True
 
 
-def _check_instance(name: str, instance_id: object) -> str:
+def _context_problem(
+    instance_id: Any,
+    entity_id: Any,
+    marketplace_id: Any,
+    amc_workflow_id: Any,
+    require_entity_prefix: bool,
+) -> str | None:
+    """Why the workflow's AMC identifiers cannot be sent, or None."""
     if not instance_id or not isinstance(instance_id, str):
-        raise ResolutionError(f"{name}: its AMC instance is missing")
+        return "its AMC instance is missing"
+    problem = _instance_id_problem(instance_id)
+    if problem:
+        return problem
+    if not entity_id:
+        return f"the AMC account (entity id) of instance {instance_id!r} is missing"
+    if require_entity_prefix and not ENTITY_ID.match(entity_id):
+        return (
+            f"entity id {entity_id!r} of instance {instance_id!r} does not look like an "
+            "AMC account id ('ENTITY' and capitals/digits, amc_accounts.account_id)"
+        )
+    if not marketplace_id:
+        return (
+            f"the marketplace of AMC account {entity_id!r} is missing "
+            "(amc_accounts.marketplace_id, such as 'ATVPDKIKX0DER')"
+        )
+    if not amc_workflow_id:
+        return "its AMC workflow id (amc_workflow_id) is missing"
+    return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _instance_id_problem(instance_id: str) -> str | None:
+    """What is wrong with an instance id, or None; once per id (every run of a burst asks)."""
     if _looks_like_uuid(instance_id):
-        raise ResolutionError(
-            f"{name}: AMC instance id {instance_id!r} is a UUID; AMC needs its own string id "
+        return (
+            f"AMC instance id {instance_id!r} is a UUID; AMC needs its own string id "
             "(amc_instances.instance_id, such as 'amc1alal2aa')"
         )
     if not INSTANCE_ID_ALLOWED.match(instance_id):
-        raise ResolutionError(
-            f"{name}: AMC instance id {instance_id!r} is not an AMC instance id "
+        return (
+            f"AMC instance id {instance_id!r} is not an AMC instance id "
             "(letters, digits, '.', '-', '_')"
         )
     if not INSTANCE_ID_USUAL.match(instance_id):
         _warn_unusual_instance_id(instance_id)
-    return instance_id
+    return None
 
 
 @functools.lru_cache(maxsize=1024)
@@ -73,27 +103,16 @@ def resolve(
     """
     if context is None or context.get("workflow_id") is None:
         raise ResolutionError(f"run {run.id}: its workflow {run.workflow_id} does not exist")
-    name = f"workflow {context.get('workflow_name')!r} ({context['workflow_id']})"
-    instance_id = _check_instance(name, context.get("amc_instance_id"))
-    entity_id = context.get("amc_entity_id")
-    if not entity_id:
-        raise ResolutionError(
-            f"{name}: the AMC account (entity id) of instance {instance_id!r} is missing"
-        )
-    if require_entity_prefix and not ENTITY_ID.match(entity_id):
-        raise ResolutionError(
-            f"{name}: entity id {entity_id!r} of instance {instance_id!r} does not look like an "
-            "AMC account id ('ENTITY' and capitals/digits, amc_accounts.account_id)"
-        )
-    marketplace_id = context.get("marketplace_id")
-    if not marketplace_id:
-        raise ResolutionError(
-            f"{name}: the marketplace of AMC account {entity_id!r} is missing "
-            "(amc_accounts.marketplace_id, such as 'ATVPDKIKX0DER')"
-        )
-    amc_workflow_id = context.get("amc_workflow_id")
-    if not amc_workflow_id:
-        raise ResolutionError(f"{name}: its AMC workflow id (amc_workflow_id) is missing")
+    instance_id: Any = context.get("amc_instance_id")
+    entity_id: Any = context.get("amc_entity_id")
+    marketplace_id: Any = context.get("marketplace_id")
+    amc_workflow_id: Any = context.get("amc_workflow_id")
+    problem = _context_problem(
+        instance_id, entity_id, marketplace_id, amc_workflow_id, require_entity_prefix
+    )
+    if problem:
+        name = f"workflow {context.get('workflow_name')!r} ({context['workflow_id']})"
+        raise ResolutionError(f"{name}: {problem}")
     timezone = context.get("timezone") or "UTC"
     parameters = merge_parameters(
         context.get("workflow_parameters"),
@@ -103,6 +122,7 @@ def resolve(
     try:
         body = build_request_body(amc_workflow_id, parameters, run.scheduled_for, timezone)
     except (ParameterError, WindowError) as exc:
+        name = f"workflow {context.get('workflow_name')!r} ({context['workflow_id']})"
         raise ResolutionError(f"{name}: parameter {exc}") from None
     return RunRequest(
         run_id=run.id,

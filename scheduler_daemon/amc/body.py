@@ -16,12 +16,12 @@ A string value may quote ``{slot}``, ``{slot_date}`` and, with a window, ``{wind
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 from scheduler_daemon.amc.windows import KEY as WINDOW_KEY
-from scheduler_daemon.amc.windows import render_window, shown, slot_placeholders
+from scheduler_daemon.amc.windows import render_window, shown, slot_placeholders, zone_named
 from scheduler_daemon.errors import SchedulerError
 
 WORKFLOW_ID_PATTERN = re.compile(r"^[A-Za-z0-9._-]{1,256}$")
@@ -73,13 +73,15 @@ def _substitute(name: str, text: str, values: Mapping[str, str]) -> str:
     return _PLACEHOLDER.sub(replace, text)
 
 
-def _parameter_value(name: str, value: object, placeholders: Mapping[str, str]) -> str:
+def _parameter_value(
+    name: str, value: object, placeholders: Callable[[], Mapping[str, str]]
+) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, str):
-        return _substitute(name, value, placeholders)
+        return _substitute(name, value, placeholders()) if "{" in value else value
     hint = f"; did you mean {WINDOW_KEY!r}?" if isinstance(value, Mapping) else ""
     raise ParameterError(
         f"{name}={shown(value)}: a workflow parameter must be a string, number or boolean "
@@ -116,12 +118,22 @@ def build_request_body(
             "periods, dashes and underscores"
         )
     body: dict[str, Any] = {"workflowId": amc_workflow_id}
-    placeholders = slot_placeholders(slot, zone)
+    zone_named(zone)  # a zone that does not exist fails the run, placeholders or not
     window_spec = parameters.get(WINDOW_KEY)
-    if window_spec is not None:
-        window = render_window(window_spec, slot, zone)
+    window = None if window_spec is None else render_window(window_spec, slot, zone)
+    if window is not None:
         body.update(window.as_body())
-        placeholders.update(window.placeholders())
+
+    computed: dict[str, str] = {}
+
+    def placeholders() -> dict[str, str]:
+        """Only for values that quote one: the slot's wall time costs more than the rest."""
+        if not computed:
+            computed.update(slot_placeholders(slot, zone))
+            if window is not None:
+                computed.update(window.placeholders())
+        return computed
+
     if TIMEOUT_KEY in parameters:
         body["workflowExecutionTimeoutSeconds"] = _timeout(parameters[TIMEOUT_KEY])
     for name, field_name in _FLAGS.items():

@@ -227,10 +227,7 @@ def render_window(spec: object, slot: datetime, zone_name: str) -> TimeWindow:
     kind = spec.get("kind")
     if not isinstance(kind, str) or kind not in _KINDS:
         raise _fail(f"{KEY}.kind", kind, f"must be one of {', '.join(_KINDS)}")
-    try:
-        zone = load_zone(zone_name)
-    except TimingError as exc:
-        raise WindowError(f"timezone={shown(zone_name)}: {exc}") from None
+    zone = zone_named(zone_name)
     start, end = _KINDS[kind](spec, zone, _seconds(slot))
     shown_zone = zone
     if _is_ambiguous(zone, start) or _is_ambiguous(zone, end):
@@ -244,11 +241,16 @@ def render_window(spec: object, slot: datetime, zone_name: str) -> TimeWindow:
     )
 
 
-def slot_placeholders(slot: datetime, zone_name: str) -> dict[str, str]:
-    """The slot's own wall time and date in the zone, for ``{slot}`` and ``{slot_date}``."""
+def zone_named(zone_name: str) -> ZoneTable:
+    """The zone's offset table; raises WindowError naming a zone that does not exist."""
     try:
-        zone = load_zone(zone_name)
+        return load_zone(zone_name)
     except TimingError as exc:
         raise WindowError(f"timezone={shown(zone_name)}: {exc}") from None
+
+
+def slot_placeholders(slot: datetime, zone_name: str) -> dict[str, str]:
+    """The slot's own wall time and date in the zone, for ``{slot}`` and ``{slot_date}``."""
+    zone = zone_named(zone_name)
     wall = _wall_text(zone.wall_at(_seconds(slot)))
     return {"slot": wall, "slot_date": wall[:10]}
