@@ -87,6 +87,23 @@ class Metrics:
             registry=r,
         )
 
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def count_run(self, outcome: str, trigger: str) -> None:
+        self._child(self.runs, outcome, trigger).inc()
+
+    def observe_executor_call(self, executor: str, outcome: str, seconds: float) -> None:
+        self._child(self.executor_latency, executor, outcome).observe(seconds)
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, remembered: the daemon counts every run, and labels()
+        validates and locks on each call."""
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
     def observe_log_event(self, event: Mapping[str, Any]) -> None:
         """Count what the AMC client reports in its log events (a log tap)."""
         name = event.get("event")

@@ -277,7 +277,7 @@ class Dispatcher:
                 error=row.error_message,
                 via="status_sync",
             )
-            self._metrics.runs.labels(row.status, "status_sync").inc()
+            self._metrics.count_run(row.status, "status_sync")
 
     def _gated(self, instance_id: str) -> contextlib.AbstractContextManager[None]:
         """A slot of the instance's cap across all daemons, when the executor has one."""
@@ -296,7 +296,7 @@ class Dispatcher:
             error=outcome.error_message,
             **fields,
         )
-        self._metrics.runs.labels(outcome.status, outcome.run.trigger).inc()
+        self._metrics.count_run(outcome.status, outcome.run.trigger)
         if result.paused:
             self._log.warning("schedule.paused", reason=result.pause_reason, **fields)
             self._metrics.auto_paused.inc()
@@ -358,7 +358,7 @@ class Dispatcher:
                 "failed", error=f"executor {self._executor.name} raised {type(exc).__name__}"
             )
         took = self._clock.monotonic() - started
-        self._metrics.executor_latency.labels(self._executor.name, outcome.status).observe(took)
+        self._metrics.observe_executor_call(self._executor.name, outcome.status, took)
         # Races between threads only blur an average.
         call = self._call_seconds
         self._call_seconds = took if call is None else 0.8 * call + 0.2 * took

@@ -221,7 +221,7 @@ class Scheduler:
         if queries.quarantine(conn, self.worker_id, schedule_id, reason):
             result.quarantined += 1
             self.metrics.quarantined.inc()
-            self.metrics.runs.labels("skipped_quarantined", "scheduled").inc()
+            self.metrics.count_run("skipped_quarantined", "scheduled")
             self._log.error("schedule.quarantined", schedule_id=str(schedule_id), reason=reason)
 
     def _reap(self, result: TickResult) -> None:
@@ -300,7 +300,7 @@ class Scheduler:
                 self._log.info(event, **run.log_fields)
         for new_run in new_runs:
             if new_run.status == "skipped" and new_run.schedule_id in tokens:
-                self.metrics.runs.labels(f"skipped_{new_run.skip_reason}", "scheduled").inc()
+                self.metrics.count_run(f"skipped_{new_run.skip_reason}", "scheduled")
         result.claimed += len(claimed)
         result.skipped += len(runs) - len(claimed)
         self._dispatch(claimed, contexts)

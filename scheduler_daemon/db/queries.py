@@ -12,15 +12,16 @@ claim was reaped touches zero rows.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Result, text
 
 from scheduler_daemon.db.tables import EXECUTION_STATUSES, IN_PROGRESS_RUN_STATUSES, RUN_STATUSES
 
@@ -125,8 +126,21 @@ _RUN_COLUMNS = """
 """
 
 
-def _claimed_runs(rows: Sequence[Any]) -> list[ClaimedRun]:
-    return [ClaimedRun(**row._mapping) for row in rows]
+_Row = TypeVar("_Row")
+
+
+def _rows_as(cls: Callable[..., _Row], result: Result[Any]) -> list[_Row]:
+    """The rows as ``cls``, built positionally: the statement selects the dataclass's fields, in
+    order. (``cls(**row._mapping)`` looks every field up by name, thousands of times a burst.)"""
+    columns = tuple(result.keys())
+    if columns != _field_names(cls):
+        raise AssertionError(f"{cls} built from columns {columns}")
+    return [cls(*row) for row in result]
+
+
+@functools.cache
+def _field_names(cls: Any) -> tuple[str, ...]:
+    return tuple(field.name for field in dataclasses.fields(cls))
 
 
 # --- select due --------------------------------------------------------------------------
@@ -153,7 +167,7 @@ def select_due(conn: Connection, now: datetime, batch_size: int) -> list[DueSche
     """Lock up to ``batch_size`` due schedules, oldest slot first, skipping rows another
     daemon is claiming right now."""
     rows = conn.execute(SELECT_DUE, {"now": now, "batch_size": batch_size})
-    return [DueSchedule(**row._mapping) for row in rows]
+    return _rows_as(DueSchedule, rows)
 
 
 # --- claim -------------------------------------------------------------------------------
@@ -240,7 +254,7 @@ def insert_runs(
             "tokens": [tokens[r.schedule_id] for r in runs],
         },
     )
-    return _claimed_runs(rows.all())
+    return _rows_as(ClaimedRun, rows)
 
 
 RELEASE_LOCKS = text(
@@ -289,7 +303,7 @@ def claim_pending_manual_runs(
     rows = conn.execute(
         CLAIM_PENDING_MANUAL, {"worker_id": worker_id, "now": now, "batch_size": batch_size}
     )
-    return _claimed_runs(rows.all())
+    return _rows_as(ClaimedRun, rows)
 
 
 INSERT_MANUAL_RUN = text(
@@ -523,7 +537,7 @@ def claim_status_polls(
         CLAIM_STATUS_POLLS,
         {"interval": interval, "deadline": deadline, "batch_size": batch_size},
     )
-    return [StatusPoll(**row._mapping) for row in rows]
+    return _rows_as(StatusPoll, rows)
 
 
 @dataclass(frozen=True)
@@ -761,21 +775,24 @@ def reap_stale_locks(
         {"worker_id": worker_id, "ids": list(old_tokens), "tokens": list(old_tokens.values())},
     ).all()
     new_tokens = {row.id: row.fencing_token for row in taken}
-    runs = conn.execute(
-        TAKE_OVER_RUNS,
-        {
-            "worker_id": worker_id,
-            "ids": list(new_tokens),
-            "old_tokens": [old_tokens[i] for i in new_tokens],
-            "new_tokens": list(new_tokens.values()),
-        },
-    ).all()
+    runs = _rows_as(
+        ClaimedRun,
+        conn.execute(
+            TAKE_OVER_RUNS,
+            {
+                "worker_id": worker_id,
+                "ids": list(new_tokens),
+                "old_tokens": [old_tokens[i] for i in new_tokens],
+                "new_tokens": list(new_tokens.values()),
+            },
+        ),
+    )
     reaped = [
         ReapedLock(row.id, row.locked_by, new_tokens[row.id])
         for row in stale
         if row.id in new_tokens
     ]
-    return reaped, _claimed_runs(runs)
+    return reaped, runs
 
 
 REAP_MANUAL_RUNS = text(
@@ -815,7 +832,7 @@ def reap_manual_runs(
             "held": list(held),
         },
     )
-    return _claimed_runs(rows.all())
+    return _rows_as(ClaimedRun, rows)
 
 
 # --- invariant repair and quarantine -------------------------------------------------------
@@ -851,15 +868,12 @@ class SpecRow:
 
 
 def select_needing_next_run(conn: Connection, batch_size: int) -> list[SpecRow]:
-    return [
-        SpecRow(**r._mapping)
-        for r in conn.execute(SELECT_NEEDING_NEXT_RUN, {"batch_size": batch_size})
-    ]
+    return _rows_as(SpecRow, conn.execute(SELECT_NEEDING_NEXT_RUN, {"batch_size": batch_size}))
 
 
 def select_expired_pauses(conn: Connection, now: datetime, batch_size: int) -> list[SpecRow]:
     params = {"now": now, "batch_size": batch_size}
-    return [SpecRow(**r._mapping) for r in conn.execute(SELECT_EXPIRED_PAUSES, params)]
+    return _rows_as(SpecRow, conn.execute(SELECT_EXPIRED_PAUSES, params))
 
 
 SET_NEXT_RUNS = text(
@@ -998,4 +1012,5 @@ def select_run_context(
     if not run_ids:
         return {}
     rows = conn.execute(SELECT_RUN_CONTEXT, {"run_ids": list(run_ids)})
-    return {row.run_id: dict(row._mapping) for row in rows}
+    columns = list(rows.keys())
+    return {row.run_id: dict(zip(columns, row, strict=True)) for row in rows}
