@@ -36,6 +36,10 @@ log = structlog.get_logger("scheduler_daemon.tick")
 
 STATUS_BATCH = 50
 BACKLOG_PAUSE = 0.05
+# The reaper looks at every locked schedule; during a burst the loop ticks many times a second
+# and thousands are locked, so it runs at most this often. Abandoned claims wait for a lease
+# or a dead heartbeat (tens of seconds), so a second more changes nothing.
+REAP_EVERY = 1.0
 PRUNE_EVERY = 3600.0
 PRUNE_BATCH = 1000
 PRUNE_MAX_BATCHES = 20
@@ -71,6 +75,7 @@ class Scheduler:
         self._hostname = hostname or socket.gethostname()
         self._last_heartbeat: float | None = None
         self._last_prune: float | None = None
+        self._last_reap: float | None = None
         self._log = log.bind(worker_id=self.worker_id)
         self.dispatcher = Dispatcher(
             engine,
@@ -114,7 +119,7 @@ class Scheduler:
         result = TickResult(sleep_for=self.settings.poll_interval)
         self._heartbeat_if_due()
         self._repair(now, result)
-        self._reap(result)
+        self._reap_if_due(result)
         self._claim_manual(now, result)
         batch_full = self._claim_due(now, result)
         self._sync_statuses()
@@ -223,6 +228,13 @@ class Scheduler:
             self.metrics.quarantined.inc()
             self.metrics.count_run("skipped_quarantined", "scheduled")
             self._log.error("schedule.quarantined", schedule_id=str(schedule_id), reason=reason)
+
+    def _reap_if_due(self, result: TickResult) -> None:
+        last = self._last_reap
+        if last is not None and self.clock.monotonic() - last < REAP_EVERY:
+            return
+        self._reap(result)
+        self._last_reap = self.clock.monotonic()
 
     def _reap(self, result: TickResult) -> None:
         settings = self.settings

@@ -13,7 +13,7 @@ from sqlalchemy import Engine, event, select, text, update
 from structlog.testing import capture_logs
 
 from scheduler_daemon.clock import FakeClock
-from scheduler_daemon.daemon.scheduler import Scheduler
+from scheduler_daemon.daemon.scheduler import REAP_EVERY, Scheduler
 from scheduler_daemon.db.tables import schedule_runs, workflow_schedules
 from scheduler_daemon.executors.base import ExecutionOutcome, OutcomeUnknownError, RunRequest
 from tests.helpers import Rows
@@ -501,6 +501,32 @@ def test_a_claim_this_worker_abandoned_expires_and_is_finished(
     assert [e["event"] for e in logs].count("run.dispatched") == 1
 
 
+def test_the_reaper_looks_at_most_once_a_reap_interval(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    """In a burst the loop ticks many times a second; the reaper, which reads every locked
+    schedule, does not: a claim abandoned between two ticks waits for the next reap."""
+    clock.set(T0 + timedelta(minutes=1))
+    scheduler = make_scheduler(worker_id="w1")
+    assert tick(scheduler).reaped == 0
+    schedule_id = rows.schedule(
+        cron_expression="0 9 * * *",
+        enabled=True,
+        next_run_at=T0 + timedelta(days=1),
+        last_run_at=T0,
+        locked_by="gone",
+        locked_at=text("now() - interval '10 minutes'"),
+        fencing_token=3,
+    )
+    rows.run(schedule_id, scheduled_for=T0, status="claimed", worker_id="gone", fencing_token=3)
+    assert tick(scheduler).reaped == 0
+    clock.advance(REAP_EVERY / 2)
+    assert tick(scheduler).reaped == 0
+    clock.advance(REAP_EVERY / 2)
+    assert tick(scheduler).reaped == 1
+    assert [r["status"] for r in runs_of(engine, schedule_id)] == ["succeeded"]
+
+
 def test_claims_in_flight_keep_their_lease(
     engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
 ) -> None:
@@ -585,6 +611,7 @@ def test_an_unknown_outcome_is_left_to_reconciliation_never_resubmitted_blindly(
     tick(scheduler)
     [run] = runs_of(engine, schedule_id)
     assert run["status"] == "dispatching"
+    clock.advance(REAP_EVERY)  # the reaper's next pass
     tick(scheduler)
     [run] = runs_of(engine, schedule_id)
     assert (run["status"], run["amc_execution_id"]) == ("dispatched", "amc-exec-1")
