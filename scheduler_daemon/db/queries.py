@@ -52,6 +52,11 @@ def _run_status_is(*allowed: str) -> str:
 _LOCKED_BY_ME = "s.locked_by IS NOT DISTINCT FROM :worker_id"
 
 
+# The batch writes join their rows to ``unnest(:ids, ...)`` and also say ``id = ANY(:ids)``.
+# The join alone leaves the planner free to hash the batch against a scan of the whole table,
+# which it does when a table grew since it was last analyzed (a new database's first burst):
+# every 50-run write then reads every run ever made. ``= ANY`` on the primary key rules that out.
+
 _DUE_PREDICATE = """
     s.enabled AND s.deleted_at IS NULL AND s.paused_at IS NULL AND s.locked_by IS NULL
 """
@@ -185,7 +190,7 @@ CLAIM = text(
                   CAST(:new_last AS timestamptz[]), CAST(:new_next AS timestamptz[]),
                   CAST(:take_lock AS boolean[]))
            AS v(id, old_last_run_at, last_run_at, next_run_at, take_lock)
-     WHERE s.id = v.id
+     WHERE s.id = v.id AND s.id = ANY(CAST(:ids AS uuid[]))
        AND s.last_run_at IS NOT DISTINCT FROM v.old_last_run_at
        AND s.locked_by IS NULL
     RETURNING s.id, s.fencing_token
@@ -262,7 +267,8 @@ RELEASE_LOCKS = text(
     UPDATE workflow_schedules AS s
        SET locked_by = NULL, locked_at = NULL, updated_at = now()
       FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[])) AS v(id, token)
-     WHERE s.id = v.id AND {_LOCKED_BY_ME} AND s.fencing_token = v.token
+     WHERE s.id = v.id AND s.id = ANY(CAST(:ids AS uuid[]))
+       AND {_LOCKED_BY_ME} AND s.fencing_token = v.token
     """
 )
 
@@ -335,7 +341,8 @@ MARK_DISPATCHING = text(
     UPDATE schedule_runs AS r
        SET status = 'dispatching', started_at = now(), attempts = r.attempts + 1
       FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[])) AS v(id, token)
-     WHERE r.id = v.id AND r.fencing_token = v.token AND r.worker_id = :worker_id
+     WHERE r.id = v.id AND r.id = ANY(CAST(:ids AS uuid[]))
+       AND r.fencing_token = v.token AND r.worker_id = :worker_id
        AND {_run_status_is("claimed", "dispatching")}
     RETURNING r.id
     """
@@ -427,7 +434,8 @@ RECORD_OUTCOMES = text(
                request = COALESCE(o.request, r.request),
                execution_id = COALESCE(o.lineage_id, r.execution_id)
           FROM outcome o
-         WHERE r.id = o.run_id AND r.fencing_token = o.token AND r.worker_id = :worker_id
+         WHERE r.id = o.run_id AND r.id = ANY(CAST(:ids AS uuid[]))
+           AND r.fencing_token = o.token AND r.worker_id = :worker_id
            AND {_run_status_is("dispatching")}
         RETURNING r.id, r.schedule_id, r.workflow_id, r.trigger, o.token, o.status,
                   o.error_message, o.release, o.request, o.lineage_id, o.amc_execution_id,
@@ -718,7 +726,7 @@ TAKE_OVER_LOCKS = text(
     UPDATE workflow_schedules AS s
        SET locked_by = :worker_id, locked_at = now(), fencing_token = s.fencing_token + 1
       FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[])) AS v(id, token)
-     WHERE s.id = v.id AND s.fencing_token = v.token
+     WHERE s.id = v.id AND s.id = ANY(CAST(:ids AS uuid[])) AND s.fencing_token = v.token
     RETURNING s.id, s.fencing_token
     """
 )
@@ -886,7 +894,7 @@ SET_NEXT_RUNS = text(
            pause_reason = CASE WHEN :resume THEN NULL ELSE s.pause_reason END,
            consecutive_failures = CASE WHEN :resume THEN 0 ELSE s.consecutive_failures END
       FROM unnest(CAST(:ids AS uuid[]), CAST(:next AS timestamptz[])) AS v(id, next_run_at)
-     WHERE s.id = v.id
+     WHERE s.id = v.id AND s.id = ANY(CAST(:ids AS uuid[]))
     """
 )
 

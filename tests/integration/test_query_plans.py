@@ -184,3 +184,87 @@ def test_writes_by_schedule_id_use_the_primary_key_when_statistics_say_few_are_l
     indexes = _explain(engine, getattr(queries, statement), _batch_params(ids))
     assert "ix_workflow_schedules_locked" not in indexes
     assert "pk_workflow_schedules" in indexes
+
+
+def _scans(engine: Engine, statement: TextClause, params: dict[str, Any]) -> set[tuple[str, str]]:
+    """(node type, table) of every scan in the statement's plan (planned, then rolled back)."""
+    with engine.connect() as conn:
+        explain = conn.execute(text("EXPLAIN (FORMAT JSON) " + statement.text), params).scalar_one()
+        conn.rollback()
+    plan = (json.loads(explain) if isinstance(explain, str) else explain)[0]["Plan"]
+    return {
+        (node["Node Type"], node["Relation Name"])
+        for node in _plan_nodes(plan)
+        if "Relation Name" in node
+    }
+
+
+def _grown_since_analyzed_empty(engine: Engine, rows: Rows, count: int) -> list[uuid.UUID]:
+    """A new database: its tables were analyzed empty, then a first burst filled them (the
+    planner knows their size, not what is in them). Returns the schedules, each with a run."""
+    workflow_id = rows.workflow()
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE workflow_schedules"))
+        conn.execute(text("ANALYZE schedule_runs"))
+        schedule_ids = (
+            conn.execute(
+                text(
+                    """
+                    INSERT INTO workflow_schedules (workflow_id, name, cron_expression, enabled,
+                                                    next_run_at, locked_by, locked_at,
+                                                    fencing_token)
+                    SELECT :workflow_id, 'bulk ' || n, '0 * * * *', true, now(), 'w1', now(), 1
+                      FROM generate_series(1, :count) AS n
+                    RETURNING id
+                    """
+                ),
+                {"workflow_id": workflow_id, "count": count},
+            )
+            .scalars()
+            .all()
+        )
+        conn.execute(
+            text(
+                """
+                INSERT INTO schedule_runs (schedule_id, workflow_id, scheduled_for, trigger,
+                                           status, fencing_token, worker_id, claimed_at)
+                SELECT id, workflow_id, now(), 'scheduled', 'claimed', 1, 'w1', now()
+                  FROM workflow_schedules
+                """
+            )
+        )
+    return list(schedule_ids)
+
+
+@pytest.mark.parametrize(
+    ("statement", "table"),
+    [
+        ("MARK_DISPATCHING", "schedule_runs"),
+        ("RECORD_OUTCOMES", "schedule_runs"),
+        ("CLAIM", "workflow_schedules"),
+        ("RELEASE_LOCKS", "workflow_schedules"),
+        ("TAKE_OVER_LOCKS", "workflow_schedules"),
+        ("SET_NEXT_RUNS", "workflow_schedules"),
+    ],
+)
+def test_batch_writes_never_scan_a_whole_table_that_grew_since_it_was_analyzed(
+    engine: Engine, rows: Rows, statement: str, table: str
+) -> None:
+    """Without column statistics the planner guesses that few rows are this worker's and
+    would hash the batch against a scan of the whole table: each 50-run write of a burst then
+    reads every run ever made. The writes name their ids so that the primary key is the way."""
+    schedule_ids = _grown_since_analyzed_empty(engine, rows, 5000)
+    with engine.connect() as conn:
+        run_ids = conn.execute(text("SELECT id FROM schedule_runs LIMIT 50")).scalars().all()
+    ids = run_ids if table == "schedule_runs" else schedule_ids[:50]
+    n = len(ids)
+    params = _batch_params(list(ids)) | {
+        "old_last": [None] * n,
+        "new_last": [datetime(2026, 1, 1, tzinfo=UTC)] * n,
+        "new_next": [datetime(2026, 1, 2, tzinfo=UTC)] * n,
+        "next": [datetime(2026, 1, 2, tzinfo=UTC)] * n,
+        "take_lock": [True] * n,
+        "resume": False,
+    }
+    scans = _scans(engine, getattr(queries, statement), params)
+    assert not {("Seq Scan", "schedule_runs"), ("Seq Scan", "workflow_schedules")} & scans, scans
