@@ -21,9 +21,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Result, text
+from sqlalchemy import Connection, Result, TextClause, text
 
 from scheduler_daemon.db.tables import EXECUTION_STATUSES, IN_PROGRESS_RUN_STATUSES, RUN_STATUSES
+
+
+def _sql(statement: str) -> TextClause:
+    """A statement without its indentation. psycopg caches the parsing of a statement's
+    placeholders only up to 4,096 characters; the longest statement here is past that with its
+    indentation, and is sent for every 50 runs."""
+    return text("\n".join(line.strip() for line in statement.strip().splitlines()))
+
 
 # A run another run of its schedule overlaps with (a pending manual run has not started).
 IN_PROGRESS = "(" + ", ".join(f"'{status}'" for status in IN_PROGRESS_RUN_STATUSES) + ")"
@@ -140,7 +148,7 @@ def _rows_as(cls: Callable[..., _Row], result: Result[Any]) -> list[_Row]:
     columns = tuple(result.keys())
     if columns != _field_names(cls):
         raise AssertionError(f"{cls} built from columns {columns}")
-    return [cls(*row) for row in result]
+    return [cls(*row) for row in result.all()]
 
 
 @functools.cache
@@ -150,7 +158,7 @@ def _field_names(cls: Any) -> tuple[str, ...]:
 
 # --- select due --------------------------------------------------------------------------
 
-SELECT_DUE = text(
+SELECT_DUE = _sql(
     f"""
     SELECT s.id, s.workflow_id, s.cron_expression, s.interval_seconds, s.interval_anchor,
            s.timezone, s.next_run_at, s.last_run_at, s.misfire_policy, s.misfire_grace_seconds,
@@ -177,7 +185,7 @@ def select_due(conn: Connection, now: datetime, batch_size: int) -> list[DueSche
 
 # --- claim -------------------------------------------------------------------------------
 
-CLAIM = text(
+CLAIM = _sql(
     """
     UPDATE workflow_schedules AS s
        SET locked_by = CASE WHEN v.take_lock THEN :worker_id END,
@@ -215,10 +223,10 @@ def claim(
             "take_lock": [d.take_lock for d in decisions],
         },
     )
-    return {row.id: row.fencing_token for row in rows}
+    return dict(rows.all())
 
 
-INSERT_RUNS = text(
+INSERT_RUNS = _sql(
     f"""
     INSERT INTO schedule_runs (schedule_id, workflow_id, scheduled_for, trigger, status,
                                skip_reason, missed_slots, error_message, fencing_token,
@@ -262,7 +270,7 @@ def insert_runs(
     return _rows_as(ClaimedRun, rows)
 
 
-RELEASE_LOCKS = text(
+RELEASE_LOCKS = _sql(
     f"""
     UPDATE workflow_schedules AS s
        SET locked_by = NULL, locked_at = NULL, updated_at = now()
@@ -286,7 +294,7 @@ def release_locks(conn: Connection, worker_id: str, tokens: dict[uuid.UUID, int]
 
 # --- manual runs ---------------------------------------------------------------------------
 
-CLAIM_PENDING_MANUAL = text(
+CLAIM_PENDING_MANUAL = _sql(
     f"""
     UPDATE schedule_runs AS r
        SET status = 'claimed', worker_id = :worker_id, claimed_at = now(),
@@ -312,7 +320,7 @@ def claim_pending_manual_runs(
     return _rows_as(ClaimedRun, rows)
 
 
-INSERT_MANUAL_RUN = text(
+INSERT_MANUAL_RUN = _sql(
     """
     INSERT INTO schedule_runs (schedule_id, workflow_id, scheduled_for, trigger, status,
                                parameters_override)
@@ -336,7 +344,7 @@ def insert_manual_run(
 
 # --- dispatch and outcome ------------------------------------------------------------------
 
-MARK_DISPATCHING = text(
+MARK_DISPATCHING = _sql(
     f"""
     UPDATE schedule_runs AS r
        SET status = 'dispatching', started_at = now(), attempts = r.attempts + 1
@@ -364,7 +372,7 @@ def mark_dispatching(
             "tokens": [r.fencing_token for r in runs],
         },
     )
-    return {row.id for row in rows}
+    return set(rows.scalars().all())
 
 
 @dataclass(frozen=True)
@@ -410,7 +418,7 @@ _FAILURE_ACCOUNTING = """
 # One statement records a batch: the runs (fenced by token), then, for scheduled runs, their
 # schedules' failure counts, auto-pause and lock release (fenced by owner and token). Each
 # schedule appears at most once per batch.
-RECORD_OUTCOMES = text(
+RECORD_OUTCOMES = _sql(
     f"""
     WITH outcome AS (
         -- A run that started an execution gets its lineage row; "dispatched" means AMC
@@ -495,14 +503,14 @@ def record_outcomes(
             paused=row.paused,
             pause_reason=row.pause_reason,
         )
-        for row in rows
+        for row in rows.all()
     }
     return {o.run.id: written.get(o.run.id, OutcomeWritten(recorded=False)) for o in outcomes}
 
 
 # --- status sync of executions still running remotely ----------------------------------------
 
-CLAIM_STATUS_POLLS = text(
+CLAIM_STATUS_POLLS = _sql(
     """
     UPDATE workflow_executions AS e
        SET next_poll_at = now() + make_interval(
@@ -558,7 +566,7 @@ class StatusSeen:
 
 # Records what AMC said; a final status also finishes the run and, for scheduled runs,
 # updates the schedule's failure count (auto-pause) as a dispatch outcome would.
-RECORD_STATUSES = text(
+RECORD_STATUSES = _sql(
     f"""
     WITH seen AS (
         SELECT * FROM unnest(CAST(:ids AS uuid[]), CAST(:statuses AS text[]),
@@ -620,9 +628,9 @@ def record_statuses(conn: Connection, seen: Sequence[StatusSeen], max_failures: 
 
 # --- heartbeat -----------------------------------------------------------------------------
 
-DATABASE_NOW = text("SELECT now()")
+DATABASE_NOW = _sql("SELECT now()")
 
-HEARTBEAT = text(
+HEARTBEAT = _sql(
     """
     INSERT INTO scheduler_workers (worker_id, hostname, pid, version, clock_skew_seconds)
     VALUES (:worker_id, :hostname, :pid, :version, :skew)
@@ -632,14 +640,14 @@ HEARTBEAT = text(
     """
 )
 
-RENEW_LOCKS = text(
+RENEW_LOCKS = _sql(
     f"""
     UPDATE workflow_schedules AS s SET locked_at = now()
      WHERE {_LOCKED_BY_ME} AND s.id = ANY(CAST(:ids AS uuid[]))
     """
 )
 
-RENEW_MANUAL_RUNS = text(
+RENEW_MANUAL_RUNS = _sql(
     f"""
     UPDATE schedule_runs AS r SET claimed_at = now()
      WHERE r.worker_id = :worker_id AND r.id = ANY(CAST(:ids AS uuid[]))
@@ -684,7 +692,7 @@ def heartbeat(
         conn.execute(RENEW_MANUAL_RUNS, {"worker_id": worker_id, "ids": list(held_manual_runs)})
 
 
-MARK_STOPPED = text(
+MARK_STOPPED = _sql(
     """
     UPDATE scheduler_workers SET stopped_at = now(), heartbeat_at = now()
      WHERE worker_id = :worker_id
@@ -709,7 +717,7 @@ def _abandoned(row: str, owner: str, since: str) -> str:
             OR w.heartbeat_at < now() - make_interval(secs => :dead_after))"""
 
 
-SELECT_STALE_LOCKS = text(
+SELECT_STALE_LOCKS = _sql(
     f"""
     SELECT s.id, s.locked_by, s.fencing_token
       FROM workflow_schedules s
@@ -721,7 +729,7 @@ SELECT_STALE_LOCKS = text(
     """
 )
 
-TAKE_OVER_LOCKS = text(
+TAKE_OVER_LOCKS = _sql(
     """
     UPDATE workflow_schedules AS s
        SET locked_by = :worker_id, locked_at = now(), fencing_token = s.fencing_token + 1
@@ -731,7 +739,7 @@ TAKE_OVER_LOCKS = text(
     """
 )
 
-TAKE_OVER_RUNS = text(
+TAKE_OVER_RUNS = _sql(
     f"""
     UPDATE schedule_runs AS r
        SET fencing_token = v.new_token, worker_id = :worker_id
@@ -803,7 +811,7 @@ def reap_stale_locks(
     return reaped, runs
 
 
-REAP_MANUAL_RUNS = text(
+REAP_MANUAL_RUNS = _sql(
     f"""
     UPDATE schedule_runs AS r
        SET fencing_token = r.fencing_token + 1, worker_id = :worker_id
@@ -845,7 +853,7 @@ def reap_manual_runs(
 
 # --- invariant repair and quarantine -------------------------------------------------------
 
-SELECT_NEEDING_NEXT_RUN = text(
+SELECT_NEEDING_NEXT_RUN = _sql(
     """
     SELECT s.id, s.cron_expression, s.interval_seconds, s.interval_anchor, s.timezone
       FROM workflow_schedules s
@@ -855,7 +863,7 @@ SELECT_NEEDING_NEXT_RUN = text(
     """
 )
 
-SELECT_EXPIRED_PAUSES = text(
+SELECT_EXPIRED_PAUSES = _sql(
     """
     SELECT s.id, s.cron_expression, s.interval_seconds, s.interval_anchor, s.timezone
       FROM workflow_schedules s
@@ -884,7 +892,7 @@ def select_expired_pauses(conn: Connection, now: datetime, batch_size: int) -> l
     return _rows_as(SpecRow, conn.execute(SELECT_EXPIRED_PAUSES, params))
 
 
-SET_NEXT_RUNS = text(
+SET_NEXT_RUNS = _sql(
     """
     UPDATE workflow_schedules AS s
        SET next_run_at = v.next_run_at, updated_at = now(),
@@ -910,7 +918,7 @@ def set_next_runs(
         )
 
 
-QUARANTINE = text(
+QUARANTINE = _sql(
     """
     UPDATE workflow_schedules
        SET enabled = false, paused_at = now(), paused_until = NULL,
@@ -921,7 +929,7 @@ QUARANTINE = text(
     """
 )
 
-INSERT_QUARANTINED_RUN = text(
+INSERT_QUARANTINED_RUN = _sql(
     """
     INSERT INTO schedule_runs (schedule_id, workflow_id, scheduled_for, trigger, status,
                                skip_reason, error_message, worker_id, finished_at)
@@ -954,7 +962,7 @@ def quarantine(conn: Connection, worker_id: str, schedule_id: uuid.UUID, reason:
 
 # --- next wake-up --------------------------------------------------------------------------
 
-NEXT_WAKEUP = text(
+NEXT_WAKEUP = _sql(
     f"""
     SELECT LEAST(
         (SELECT min(s.next_run_at) FROM workflow_schedules s WHERE {_DUE_PREDICATE}),
@@ -971,7 +979,7 @@ def next_wakeup(conn: Connection) -> datetime | None:
     return wake_at
 
 
-COUNT_DUE_BACKLOG = text(
+COUNT_DUE_BACKLOG = _sql(
     f"""
     SELECT count(*) FROM (
         SELECT 1 FROM workflow_schedules s
@@ -986,7 +994,7 @@ def count_due_backlog(conn: Connection, now: datetime, cap: int = 10_000) -> int
     return int(conn.execute(COUNT_DUE_BACKLOG, {"now": now, "cap": cap}).scalar_one())
 
 
-COUNT_PAUSED = text(
+COUNT_PAUSED = _sql(
     "SELECT count(*) FROM workflow_schedules WHERE paused_at IS NOT NULL AND deleted_at IS NULL"
 )
 
@@ -997,7 +1005,7 @@ def count_paused(conn: Connection) -> int:
 
 # --- run context for executors ---------------------------------------------------------------
 
-SELECT_RUN_CONTEXT = text(
+SELECT_RUN_CONTEXT = _sql(
     """
     SELECT r.id AS run_id, w.id AS workflow_id, w.name AS workflow_name,
            w.amc_workflow_id, w.parameters AS workflow_parameters,
@@ -1021,4 +1029,4 @@ def select_run_context(
         return {}
     rows = conn.execute(SELECT_RUN_CONTEXT, {"run_ids": list(run_ids)})
     columns = list(rows.keys())
-    return {row.run_id: dict(zip(columns, row, strict=True)) for row in rows}
+    return {row.run_id: dict(zip(columns, row, strict=True)) for row in rows.all()}
