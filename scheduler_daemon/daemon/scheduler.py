@@ -296,14 +296,13 @@ class Scheduler:
             due = queries.select_due(conn, now, limit)
             decisions, new_runs = self._plan(conn, due, now, result)
             tokens = queries.claim(conn, self.worker_id, decisions)
-            runs = queries.insert_runs(
+            runs, contexts = queries.insert_runs(
                 conn, self.worker_id, [r for r in new_runs if r.schedule_id in tokens], tokens
             )
             claimed = [run for run in runs if run.status == "claimed"]
             locked = {d.schedule_id for d in decisions if d.take_lock and d.schedule_id in tokens}
             orphaned = {sid: tokens[sid] for sid in locked - {run.schedule_id for run in claimed}}
             queries.release_locks(conn, self.worker_id, orphaned)
-            contexts = queries.select_run_context(conn, [r.id for r in claimed])
         for schedule_id in orphaned:
             self._log.warning("run.slot_taken", schedule_id=str(schedule_id))
         with lines_together():

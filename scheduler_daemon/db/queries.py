@@ -145,10 +145,18 @@ _Row = TypeVar("_Row")
 def _rows_as(cls: Callable[..., _Row], result: Result[Any]) -> list[_Row]:
     """The rows as ``cls``, built positionally: the statement selects the dataclass's fields, in
     order. (``cls(**row._mapping)`` looks every field up by name, thousands of times a burst.)"""
-    columns = tuple(result.keys())
-    if columns != _field_names(cls):
-        raise AssertionError(f"{cls} built from columns {columns}")
+    _require_leading_columns(cls, result, exactly=True)
     return [cls(*row) for row in result.all()]
+
+
+def _require_leading_columns(cls: Any, result: Result[Any], *, exactly: bool = False) -> int:
+    """The number of ``cls``'s fields, after checking that the result's columns start with
+    them, in order (and have nothing after them if ``exactly``)."""
+    fields = _field_names(cls)
+    columns = tuple(result.keys())
+    if columns[: len(fields)] != fields or (exactly and len(columns) != len(fields)):
+        raise AssertionError(f"{cls} built from columns {columns}")
+    return len(fields)
 
 
 @functools.cache
@@ -226,33 +234,55 @@ def claim(
     return dict(rows.all())
 
 
+# What an executor needs to know about a run besides the run itself (see ``resolve``): its
+# workflow, the schedule's parameters and zone, the AMC instance and account. Joined to runs
+# aliased ``r``.
+_CONTEXT_COLUMNS = """
+    w.id AS workflow_id, w.name AS workflow_name, w.amc_workflow_id,
+    w.parameters AS workflow_parameters, s.parameters AS schedule_parameters, s.timezone,
+    i.instance_id AS amc_instance_id, a.account_id AS amc_entity_id, a.marketplace_id, a.region
+"""
+_CONTEXT_JOINS = """
+    JOIN workflow_schedules s ON s.id = r.schedule_id
+    LEFT JOIN workflows w ON w.id = r.workflow_id
+    LEFT JOIN amc_instances i ON i.id = w.instance_id
+    LEFT JOIN amc_accounts a ON a.id = i.account_id
+"""
+
+# The new runs come back with their context: the claim's transaction needs no other read.
 INSERT_RUNS = _sql(
     f"""
-    INSERT INTO schedule_runs (schedule_id, workflow_id, scheduled_for, trigger, status,
-                               skip_reason, missed_slots, error_message, fencing_token,
-                               worker_id, claimed_at, finished_at)
-    SELECT v.schedule_id, v.workflow_id, v.scheduled_for, 'scheduled', v.status,
-           v.skip_reason, v.missed_slots, v.message, v.token,
-           :worker_id, now(), CASE WHEN v.status = 'skipped' THEN now() END
-      FROM unnest(CAST(:schedule_ids AS uuid[]), CAST(:workflow_ids AS uuid[]),
-                  CAST(:slots AS timestamptz[]), CAST(:statuses AS text[]),
-                  CAST(:skip_reasons AS text[]), CAST(:missed AS integer[]),
-                  CAST(:messages AS text[]), CAST(:tokens AS bigint[]))
-           AS v(schedule_id, workflow_id, scheduled_for, status, skip_reason, missed_slots,
-                message, token)
-    ON CONFLICT (schedule_id, scheduled_for) WHERE trigger = 'scheduled' DO NOTHING
-    RETURNING {_RUN_COLUMNS}
+    WITH r AS (
+        INSERT INTO schedule_runs (schedule_id, workflow_id, scheduled_for, trigger, status,
+                                   skip_reason, missed_slots, error_message, fencing_token,
+                                   worker_id, claimed_at, finished_at)
+        SELECT v.schedule_id, v.workflow_id, v.scheduled_for, 'scheduled', v.status,
+               v.skip_reason, v.missed_slots, v.message, v.token,
+               :worker_id, now(), CASE WHEN v.status = 'skipped' THEN now() END
+          FROM unnest(CAST(:schedule_ids AS uuid[]), CAST(:workflow_ids AS uuid[]),
+                      CAST(:slots AS timestamptz[]), CAST(:statuses AS text[]),
+                      CAST(:skip_reasons AS text[]), CAST(:missed AS integer[]),
+                      CAST(:messages AS text[]), CAST(:tokens AS bigint[]))
+               AS v(schedule_id, workflow_id, scheduled_for, status, skip_reason, missed_slots,
+                    message, token)
+        ON CONFLICT (schedule_id, scheduled_for) WHERE trigger = 'scheduled' DO NOTHING
+        RETURNING {_RUN_COLUMNS}
+    )
+    SELECT r.*, {_CONTEXT_COLUMNS}
+      FROM r
+      {_CONTEXT_JOINS}
+     WHERE s.id = ANY(CAST(:schedule_ids AS uuid[]))  -- the primary key, as in the batch writes
     """
 )
 
 
 def insert_runs(
     conn: Connection, worker_id: str, runs: Sequence[NewRun], tokens: dict[uuid.UUID, int]
-) -> list[ClaimedRun]:
-    """Insert the run rows of won claims. A slot that already has a row is refused by the
-    unique constraint and simply not returned."""
+) -> tuple[list[ClaimedRun], dict[uuid.UUID, dict[str, Any]]]:
+    """Insert the run rows of won claims; returns them and their contexts. A slot that already
+    has a row is refused by the unique constraint and simply not returned."""
     if not runs:
-        return []
+        return [], {}
     rows = conn.execute(
         INSERT_RUNS,
         {
@@ -267,7 +297,14 @@ def insert_runs(
             "tokens": [tokens[r.schedule_id] for r in runs],
         },
     )
-    return _rows_as(ClaimedRun, rows)
+    n = _require_leading_columns(ClaimedRun, rows)
+    context_columns = list(rows.keys())[n:]
+    claimed, contexts = [], {}
+    for row in rows.all():
+        run = ClaimedRun(*row[:n])
+        claimed.append(run)
+        contexts[run.id] = dict(zip(context_columns, row[n:], strict=True))
+    return claimed, contexts
 
 
 RELEASE_LOCKS = _sql(
@@ -1006,17 +1043,10 @@ def count_paused(conn: Connection) -> int:
 # --- run context for executors ---------------------------------------------------------------
 
 SELECT_RUN_CONTEXT = _sql(
-    """
-    SELECT r.id AS run_id, w.id AS workflow_id, w.name AS workflow_name,
-           w.amc_workflow_id, w.parameters AS workflow_parameters,
-           s.parameters AS schedule_parameters, s.timezone,
-           i.instance_id AS amc_instance_id, a.account_id AS amc_entity_id,
-           a.marketplace_id, a.region
+    f"""
+    SELECT r.id, {_CONTEXT_COLUMNS}
       FROM schedule_runs r
-      JOIN workflow_schedules s ON s.id = r.schedule_id
-      LEFT JOIN workflows w ON w.id = r.workflow_id
-      LEFT JOIN amc_instances i ON i.id = w.instance_id
-      LEFT JOIN amc_accounts a ON a.id = i.account_id
+      {_CONTEXT_JOINS}
      WHERE r.id = ANY(CAST(:run_ids AS uuid[]))
     """
 )
@@ -1028,5 +1058,5 @@ def select_run_context(
     if not run_ids:
         return {}
     rows = conn.execute(SELECT_RUN_CONTEXT, {"run_ids": list(run_ids)})
-    columns = list(rows.keys())
-    return {row.run_id: dict(zip(columns, row, strict=True)) for row in rows.all()}
+    columns = list(rows.keys())[1:]
+    return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows.all()}

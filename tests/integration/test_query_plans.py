@@ -245,6 +245,7 @@ def _grown_since_analyzed_empty(engine: Engine, rows: Rows, count: int) -> list[
         ("RELEASE_LOCKS", "workflow_schedules"),
         ("TAKE_OVER_LOCKS", "workflow_schedules"),
         ("SET_NEXT_RUNS", "workflow_schedules"),
+        ("INSERT_RUNS", "workflow_schedules"),
     ],
 )
 def test_batch_writes_never_scan_a_whole_table_that_grew_since_it_was_analyzed(
@@ -265,6 +266,12 @@ def test_batch_writes_never_scan_a_whole_table_that_grew_since_it_was_analyzed(
         "next": [datetime(2026, 1, 2, tzinfo=UTC)] * n,
         "take_lock": [True] * n,
         "resume": False,
+        "schedule_ids": ids,
+        "workflow_ids": [None] * n,
+        "slots": [datetime(2026, 1, 3, tzinfo=UTC)] * n,
+        "skip_reasons": [None] * n,
+        "missed": [None] * n,
+        "messages": [None] * n,
     }
     scans = _scans(engine, getattr(queries, statement), params)
     assert not {("Seq Scan", "schedule_runs"), ("Seq Scan", "workflow_schedules")} & scans, scans
