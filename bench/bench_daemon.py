@@ -171,6 +171,8 @@ class Postgres:
         with psycopg.connect(url, autocommit=True) as conn:
             if self.statements:
                 conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                conn.execute("ALTER SYSTEM SET pg_stat_statements.track_planning = on")
+                conn.execute("SELECT pg_reload_conf()")
             conn.execute(
                 """
                 WITH a AS (INSERT INTO amc_accounts (account_id, marketplace_id, region)
@@ -233,7 +235,7 @@ def top_statements(
     order = "s.total_exec_time" if by_time else "s.calls"
     rows = conn.execute(
         """
-        SELECT s.calls, s.mean_exec_time, s.total_exec_time,
+        SELECT s.calls, s.mean_exec_time, s.total_exec_time, s.plans, s.total_plan_time,
                regexp_replace(s.query, '\\s+', ' ', 'g')
           FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
          WHERE d.datname = %s
@@ -243,8 +245,9 @@ def top_statements(
         (database, limit),
     ).fetchall()
     return [
-        f"{calls / per:6.2f}/slot  mean {mean:6.3f} ms  total {total / 1000:6.2f} s  {query[:70]}"
-        for calls, mean, total, query in rows
+        f"{calls / per:6.2f}/slot  mean {mean:6.3f} ms  total {total / 1000:6.2f} s  "
+        f"planned {plans}x, {plan_time / 1000:5.2f} s  {query[:60]}"
+        for calls, mean, total, plans, plan_time, query in rows
     ]
 
 

@@ -67,7 +67,8 @@ def run_command(state: CliState, /, once: bool, **options: str | None) -> None:
     settings = state.settings(**options)
     metrics = Metrics()
     configure_logging(settings.log_format, settings.log_level, taps=[metrics.observe_log_event])
-    # The dispatch threads each need a connection besides the tick's own.
+    # Besides the tick's own: one per AMC call in flight, for its instance-cap lock (the
+    # dispatch threads' writes have connections of their own).
     with open_database(settings, pool_size=settings.concurrency + 2) as engine:
         _ensure_schema(engine, settings)
         if settings.metrics_port is not None:

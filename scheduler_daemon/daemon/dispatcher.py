@@ -32,7 +32,7 @@ from tenacity import (
 from scheduler_daemon.clock import Clock
 from scheduler_daemon.daemon.instance_gate import InstanceBusyError, InstanceGate
 from scheduler_daemon.db import queries
-from scheduler_daemon.db.engine import is_transient
+from scheduler_daemon.db.engine import is_transient, make_engine
 from scheduler_daemon.db.queries import ClaimedRun
 from scheduler_daemon.executors.base import (
     ExecutionOutcome,
@@ -94,8 +94,13 @@ class Dispatcher:
         gate: InstanceGate | None = None,
     ) -> None:
         self._gate = gate
-        # Each write is one statement: autocommit spares the BEGIN and COMMIT round trips.
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Connections of its own, one per thread, whose statements are prepared and planned
+        # once (they are all keyed by primary key). Each write is one statement: autocommit
+        # spares the BEGIN and COMMIT round trips.
+        self._own_engine = make_engine(
+            engine.url, pool_size=concurrency, max_overflow=0, generic_plans=True
+        )
+        self._engine = self._own_engine.execution_options(isolation_level="AUTOCOMMIT")
         self._executor = executor
         self._worker_id = worker_id
         self._concurrency = concurrency
@@ -183,6 +188,7 @@ class Dispatcher:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._own_engine.dispose()
 
     def _write(self, action: Callable[[Connection], T]) -> T:
         """One statement, retried while the database is unreachable."""

@@ -15,19 +15,47 @@ from scheduler_daemon.config import mask_url, to_sqlalchemy_url
 from scheduler_daemon.errors import DatabaseUnavailableError
 
 
-def make_engine(url: str | URL, *, pool_size: int = 5, connect_timeout: int = 10) -> Engine:
+def make_engine(
+    url: str | URL,
+    *,
+    pool_size: int = 5,
+    max_overflow: int | None = None,
+    connect_timeout: int = 10,
+    generic_plans: bool = False,
+) -> Engine:
+    """``generic_plans``: prepare every statement on first use and plan it once per connection
+    (for the dispatch threads' writes only: see ``_plan_once``)."""
     sa_url = to_sqlalchemy_url(url) if isinstance(url, str) else url
     engine = create_engine(
         sa_url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         # No ping per checkout (a round trip each): a dead connection fails its statement,
         # SQLAlchemy invalidates the pool, and the caller's retry gets a fresh one.
         pool_pre_ping=False,
+        # The most recently used connection first: its prepared statements are the warm ones.
+        pool_use_lifo=True,
         connect_args={"connect_timeout": connect_timeout, "application_name": "scheduler-daemon"},
     )
     event.listen(engine, "connect", _adapt_for_batches)
+    if generic_plans:
+        event.listen(engine, "connect", _plan_once)
     return engine
+
+
+def _plan_once(dbapi_connection: Any, _: Any) -> None:
+    """Prepare each statement at its first execution and keep one generic plan for it.
+
+    By default psycopg prepares a statement at its sixth execution on a connection, and
+    PostgreSQL then plans five more executions before it settles on a generic plan. A burst
+    spreads its writes over a dozen connections per daemon, each running a statement a few
+    times: nearly every outcome write was parsed and planned afresh, a fifth of the database's
+    CPU. Only for statements keyed by primary key, whose plan does not depend on the values:
+    ``tests/integration/test_query_plans.py`` checks their generic plans."""
+    dbapi_connection.prepare_threshold = 0
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET plan_cache_mode = force_generic_plan")
+    dbapi_connection.commit()
 
 
 def _adapt_for_batches(dbapi_connection: Any, _: Any) -> None:

@@ -618,7 +618,7 @@ RECORD_STATUSES = _sql(
                                   THEN now() END,
                updated_at = now()
           FROM seen
-         WHERE e.id = seen.id
+         WHERE e.id = seen.id AND e.id = ANY(CAST(:ids AS uuid[]))
            AND {_status_is("e.status", ("pending", "running"), EXECUTION_STATUSES)}
         RETURNING e.id, e.schedule_run_id, e.status, e.error_message
     ), run AS (

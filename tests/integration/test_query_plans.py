@@ -4,6 +4,7 @@ due work reads the partial index, and writes keyed by id go through the primary 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, TextClause, text
 
 from scheduler_daemon.db import queries
+from scheduler_daemon.db.engine import make_engine
 from tests.helpers import Rows
 
 
@@ -275,3 +277,56 @@ def test_batch_writes_never_scan_a_whole_table_that_grew_since_it_was_analyzed(
     }
     scans = _scans(engine, getattr(queries, statement), params)
     assert not {("Seq Scan", "schedule_runs"), ("Seq Scan", "workflow_schedules")} & scans, scans
+
+
+def _generic_scans(engine: Engine, statement: TextClause) -> set[tuple[str, str]]:
+    """(node type, table) of every scan in the statement's generic plan: the one the dispatch
+    threads' connections keep (``plan_cache_mode = force_generic_plan``)."""
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    numbered = re.sub(r"(?<![:\w]):([A-Za-z_]\w*)", placeholder, statement.text)
+    with engine.connect() as conn:
+        if conn.exec_driver_sql("SHOW server_version_num").scalar_one() < "160000":
+            pytest.skip("EXPLAIN (GENERIC_PLAN) needs PostgreSQL 16")
+        explain = conn.exec_driver_sql("EXPLAIN (GENERIC_PLAN, FORMAT JSON) " + numbered)
+        plan = explain.scalar_one()
+    plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
+    return {
+        (node["Node Type"], node["Relation Name"])
+        for node in _plan_nodes(plan)
+        if "Relation Name" in node
+    }
+
+
+@pytest.mark.parametrize("statement", ["MARK_DISPATCHING", "RECORD_OUTCOMES", "RECORD_STATUSES"])
+def test_the_dispatch_threads_generic_plans_go_through_primary_keys(
+    engine: Engine, rows: Rows, statement: str
+) -> None:
+    """Planned once per connection without the values, on tables grown since analyzed."""
+    _grown_since_analyzed_empty(engine, rows, 5000)
+    scans = _generic_scans(engine, getattr(queries, statement))
+    assert not {node for node in scans if node[0] == "Seq Scan"}, scans
+
+
+def test_the_dispatch_threads_connections_prepare_at_once_and_plan_once(
+    database_url: str,
+) -> None:
+    engine = make_engine(database_url, generic_plans=True)
+    try:
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == (
+                "force_generic_plan"
+            )
+            conn.execute(text("SELECT count(*) FROM schedule_runs WHERE id = :id"), {"id": None})
+            prepared = conn.execute(
+                text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE :like"),
+                {"like": "%schedule_runs%"},
+            )
+            assert prepared.scalar_one() == 1
+    finally:
+        engine.dispose()
