@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
+import orjson
 from sqlalchemy import Connection, Result, TextClause, text
 
 from scheduler_daemon.db.tables import EXECUTION_STATUSES, IN_PROGRESS_RUN_STATUSES, RUN_STATUSES
@@ -531,7 +531,9 @@ def record_outcomes(
             "execution_ids": [o.amc_execution_id for o in outcomes],
             "errors": [o.error_message for o in outcomes],
             "releases": [o.release for o in outcomes],
-            "requests": [None if o.request is None else json.dumps(o.request) for o in outcomes],
+            "requests": [
+                None if o.request is None else orjson.dumps(o.request).decode() for o in outcomes
+            ],
         },
     )
     written = {
