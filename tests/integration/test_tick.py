@@ -462,28 +462,29 @@ def test_history_past_the_retention_is_pruned_in_batches(
     assert len(old) == 3
 
 
-def test_a_claim_this_worker_abandoned_expires_and_is_finished(
-    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
-) -> None:
-    """Its outcome write gave up (say the database was away past the lease): the lock must not
-    be renewed forever by the living worker, but expire and be handed on, even to itself."""
+def _claim_left_at_t0(
+    rows: Rows, owner: str, token: int, **run: Any
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """A schedule locked ten minutes ago by ``owner`` with the run of its T0 slot unfinished."""
     schedule_id = rows.schedule(
         cron_expression="0 9 * * *",
         enabled=True,
         next_run_at=T0 + timedelta(days=1),
         last_run_at=T0,
-        locked_by="w1",
+        locked_by=owner,
         locked_at=text("now() - interval '10 minutes'"),
-        fencing_token=7,
+        fencing_token=token,
     )
-    run_id = rows.run(
-        schedule_id,
-        scheduled_for=T0,
-        status="dispatching",
-        worker_id="w1",
-        fencing_token=7,
-        attempts=1,
-    )
+    run_id = rows.run(schedule_id, scheduled_for=T0, worker_id=owner, fencing_token=token, **run)
+    return schedule_id, run_id
+
+
+def test_a_claim_this_worker_abandoned_expires_and_is_finished(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    """Its outcome write gave up (say the database was away past the lease): the lock must not
+    be renewed forever by the living worker, but expire and be handed on, even to itself."""
+    schedule_id, run_id = _claim_left_at_t0(rows, "w1", 7, status="dispatching", attempts=1)
     clock.set(T0 + timedelta(minutes=1))
     scheduler = make_scheduler(worker_id="w1")  # start() heartbeats: untracked locks stay old
     with engine.connect() as conn:
@@ -509,16 +510,7 @@ def test_the_reaper_looks_at_most_once_a_reap_interval(
     clock.set(T0 + timedelta(minutes=1))
     scheduler = make_scheduler(worker_id="w1")
     assert tick(scheduler).reaped == 0
-    schedule_id = rows.schedule(
-        cron_expression="0 9 * * *",
-        enabled=True,
-        next_run_at=T0 + timedelta(days=1),
-        last_run_at=T0,
-        locked_by="gone",
-        locked_at=text("now() - interval '10 minutes'"),
-        fencing_token=3,
-    )
-    rows.run(schedule_id, scheduled_for=T0, status="claimed", worker_id="gone", fencing_token=3)
+    schedule_id, _ = _claim_left_at_t0(rows, "gone", 3, status="claimed")
     assert tick(scheduler).reaped == 0
     clock.advance(REAP_EVERY / 2)
     assert tick(scheduler).reaped == 0
