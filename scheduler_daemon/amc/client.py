@@ -14,12 +14,12 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import structlog
@@ -55,6 +55,8 @@ from scheduler_daemon.amc.tokens import TokenProvider
 from scheduler_daemon.clock import Clock
 
 log = structlog.get_logger("scheduler_daemon.amc")
+
+_T = TypeVar("_T")
 
 CREATION_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
 USER_AGENT = "scheduler-daemon"
@@ -181,22 +183,20 @@ class AmcClient:
         path = f"{self._instance_path(target)}/workflowExecutions"
         with self._guarded(target):
             since = self._clock.now() - self._adopt_margin
-            auth = _AuthState()
-            attempts = 0
-            try:
-                for attempt in self._retrying(where, target):
-                    with attempt:
-                        attempts = attempt.retry_state.attempt_number
-                        try:
-                            response = self._exchange(target, where, "POST", path, auth, body=body)
-                        except _AmbiguousError as exc:
-                            found = self._adopt(target, body, since, where, exc)
-                            if found is not None:
-                                return CreateResult(found, adopted=True)
-                            raise
-            except _RetryableError as exc:
-                raise self._gave_up(where, exc, attempts) from None
-            execution = parse_execution(self._json(response, where), where)
+
+            def post(auth: _AuthState) -> httpx.Response | Execution:
+                try:
+                    return self._exchange(target, where, "POST", path, auth, body=body)
+                except _AmbiguousError as exc:
+                    found = self._adopt(target, body, since, where, exc)
+                    if found is None:
+                        raise
+                    return found
+
+            answer = self._retried(target, where, post)
+            if isinstance(answer, Execution):
+                return CreateResult(answer, adopted=True)
+            execution = parse_execution(self._json(answer, where), where)
         log.info(
             "amc.execution_created",
             instance_id=target.instance_id,
@@ -320,18 +320,28 @@ class AmcClient:
         body: Mapping[str, Any] | None = None,
     ) -> Any:
         """A request that may be repeated safely; returns the parsed JSON of the 2xx answer."""
+        response = self._retried(
+            target,
+            where,
+            lambda auth: self._exchange(
+                target, where, method, path, auth, params=params, body=body, safe=True
+            ),
+        )
+        return self._json(response, where)
+
+    def _retried(self, target: AmcTarget, where: str, exchange: Callable[[_AuthState], _T]) -> _T:
+        """``exchange`` until it answers or the retries run out (AmcUnavailableError); the
+        token refresh after a 401 happens at most once over all the attempts."""
         auth = _AuthState()
         attempts = 0
         try:
             for attempt in self._retrying(where, target):
                 with attempt:
                     attempts = attempt.retry_state.attempt_number
-                    response = self._exchange(
-                        target, where, method, path, auth, params=params, body=body, safe=True
-                    )
+                    return exchange(auth)
         except _RetryableError as exc:
             raise self._gave_up(where, exc, attempts) from None
-        return self._json(response, where)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _exchange(
         self,
