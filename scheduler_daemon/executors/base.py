@@ -55,6 +55,10 @@ class Executor(Protocol):
     for a run a dead worker left mid-call: it returns the outcome of an execution that call
     did start, or None when it started nothing (the run is then submitted again); it raises
     when it cannot find out (the run then waits for a later recovery).
+
+    An executor may also say how long a submit usually takes, ``expected_call_seconds``: the
+    dispatcher packs quick calls into few threads and spreads slow ones over the pool, and
+    without it treats calls as slow until it has timed some.
     """
 
     name: str

@@ -15,6 +15,10 @@ class NoopExecutor:
     def __init__(self, delay: float = 0.0) -> None:
         self._delay = delay
 
+    @property
+    def expected_call_seconds(self) -> float:
+        return self._delay
+
     def submit(self, request: RunRequest) -> ExecutionOutcome:
         if self._delay:
             time.sleep(self._delay)

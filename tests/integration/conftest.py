@@ -59,7 +59,7 @@ def make_scheduler(engine: Engine, clock: FakeClock) -> Iterator[Callable[..., S
     def make(executor: Executor | None = None, worker_id: str = "w1", **settings: Any) -> Scheduler:
         scheduler = Scheduler(
             engine,
-            Settings(worker_id=worker_id, concurrency=4, **settings),
+            Settings(**{"worker_id": worker_id, "concurrency": 4, **settings}),
             executor or NoopExecutor(),
             clock,
             hostname="test-host",

@@ -13,8 +13,10 @@ from sqlalchemy import Engine, event, select, text, update
 from structlog.testing import capture_logs
 
 from scheduler_daemon.clock import FakeClock
+from scheduler_daemon.daemon.dispatcher import QUICK_LANES
 from scheduler_daemon.daemon.scheduler import REAP_EVERY, Scheduler
 from scheduler_daemon.db.tables import schedule_runs, workflow_schedules
+from scheduler_daemon.executors import NoopExecutor
 from scheduler_daemon.executors.base import ExecutionOutcome, OutcomeUnknownError, RunRequest
 from tests.helpers import Rows
 from tests.integration.conftest import FailingExecutor, GatedExecutor
@@ -677,18 +679,13 @@ def test_quick_calls_go_in_full_chunks_and_slow_ones_are_spread_over_the_pool(
     for _ in range(100):
         rows.schedule(cron_expression="0 10 * * *", enabled=True, next_run_at=later)
     clock.set(later)
-    marks: list[str] = []
-
-    def count_marks(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "SET status = 'dispatching'" in statement:
-            marks.append(statement)
-
+    marks, count = _count_marks()
     # Every engine's: the dispatcher writes through connections of its own.
-    event.listen(Engine, "before_cursor_execute", count_marks)
+    event.listen(Engine, "before_cursor_execute", count)
     try:
         assert tick(scheduler).claimed == 100
     finally:
-        event.remove(Engine, "before_cursor_execute", count_marks)
+        event.remove(Engine, "before_cursor_execute", count)
     assert len(marks) == chunks
     with engine.connect() as conn:
         succeeded = conn.execute(
@@ -716,3 +713,80 @@ def test_the_backlog_gauge_sees_due_work_pile_up_behind_a_stuck_pool(
     finally:
         stuck.gate.set()
         assert scheduler.dispatcher.wait_idle(20)
+
+
+def _count_marks() -> tuple[list[str], Callable[..., None]]:
+    marks: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "SET status = 'dispatching'" in statement:
+            marks.append(statement)
+
+    return marks, count
+
+
+def test_an_executor_that_expects_quick_calls_has_its_first_batch_packed(
+    rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    """noop says its calls take no time: its first 100 runs go in 2 full chunks, not spread
+    over the 4 threads as for an executor not timed yet."""
+    for _ in range(100):
+        rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    clock.set(T0)
+    scheduler = make_scheduler(NoopExecutor(), batch_size=100)
+    marks, count = _count_marks()
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        assert tick(scheduler).claimed == 100
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    assert len(marks) == 2
+
+
+class QuickGatedExecutor:
+    """Says its calls are quick, then holds each inside submit until the gate opens."""
+
+    name = "quick-gated"
+    expected_call_seconds = 0.0
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self._lock = threading.Lock()
+        self.inside = 0
+        self.most_inside = 0
+        self.entered = threading.Condition(self._lock)
+
+    def submit(self, request: RunRequest) -> ExecutionOutcome:
+        with self._lock:
+            self.inside += 1
+            self.most_inside = max(self.most_inside, self.inside)
+            self.entered.notify_all()
+        assert self.gate.wait(30), "the test never opened the gate"
+        with self._lock:
+            self.inside -= 1
+        return ExecutionOutcome("succeeded")
+
+    def reconcile(self, request: RunRequest) -> ExecutionOutcome | None:
+        return None
+
+
+def test_quick_chunks_run_on_a_few_threads_whatever_the_concurrency(
+    rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    """8 full chunks and 16 threads: only QUICK_LANES chunks are sent at once."""
+    for _ in range(400):
+        rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    clock.set(T0)
+    executor = QuickGatedExecutor()
+    scheduler = make_scheduler(executor, batch_size=400, concurrency=16)
+    try:
+        assert scheduler.tick().claimed == 400
+        with executor.entered:
+            assert executor.entered.wait_for(lambda: executor.inside == QUICK_LANES, 10)
+            # The other chunks' threads are waiting for a lane; none may join these.
+            assert not executor.entered.wait_for(lambda: executor.inside > QUICK_LANES, 0.5)
+    finally:
+        executor.gate.set()
+        assert scheduler.dispatcher.wait_idle(20)
+    assert executor.most_inside == QUICK_LANES
+    assert scheduler.dispatcher.runs_queued == 0
