@@ -643,6 +643,23 @@ def test_a_daemon_claims_no_more_than_it_can_soon_send(
         )
 
 
+def _chunks_sent_by_a_tick(scheduler: Scheduler, claimed: int) -> int:
+    """How many "mark dispatching" writes (one per chunk) a tick that claims ``claimed`` runs
+    makes, on any engine: the dispatcher writes through connections of its own."""
+    marks: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "SET status = 'dispatching'" in statement:
+            marks.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", count)
+    try:
+        assert tick(scheduler).claimed == claimed
+    finally:
+        event.remove(Engine, "before_cursor_execute", count)
+    return len(marks)
+
+
 class ClockedExecutor:
     """Succeeds; each call takes ``seconds`` on the fake clock."""
 
@@ -679,14 +696,7 @@ def test_quick_calls_go_in_full_chunks_and_slow_ones_are_spread_over_the_pool(
     for _ in range(100):
         rows.schedule(cron_expression="0 10 * * *", enabled=True, next_run_at=later)
     clock.set(later)
-    marks, count = _count_marks()
-    # Every engine's: the dispatcher writes through connections of its own.
-    event.listen(Engine, "before_cursor_execute", count)
-    try:
-        assert tick(scheduler).claimed == 100
-    finally:
-        event.remove(Engine, "before_cursor_execute", count)
-    assert len(marks) == chunks
+    assert _chunks_sent_by_a_tick(scheduler, 100) == chunks
     with engine.connect() as conn:
         succeeded = conn.execute(
             text("SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'")
@@ -715,16 +725,6 @@ def test_the_backlog_gauge_sees_due_work_pile_up_behind_a_stuck_pool(
         assert scheduler.dispatcher.wait_idle(20)
 
 
-def _count_marks() -> tuple[list[str], Callable[..., None]]:
-    marks: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        if "SET status = 'dispatching'" in statement:
-            marks.append(statement)
-
-    return marks, count
-
-
 def test_an_executor_that_expects_quick_calls_has_its_first_batch_packed(
     rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
 ) -> None:
@@ -734,13 +734,7 @@ def test_an_executor_that_expects_quick_calls_has_its_first_batch_packed(
         rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
     clock.set(T0)
     scheduler = make_scheduler(NoopExecutor(), batch_size=100)
-    marks, count = _count_marks()
-    event.listen(Engine, "before_cursor_execute", count)
-    try:
-        assert tick(scheduler).claimed == 100
-    finally:
-        event.remove(Engine, "before_cursor_execute", count)
-    assert len(marks) == 2
+    assert _chunks_sent_by_a_tick(scheduler, 100) == 2
 
 
 class QuickGatedExecutor:
