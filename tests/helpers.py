@@ -30,7 +30,10 @@ class Rows:
 
     def _insert(self, table: Any, values: dict[str, Any]) -> uuid.UUID:
         with self.engine.begin() as conn:
-            return conn.execute(insert(table).values(**values).returning(table.c.id)).scalar_one()
+            new_id: uuid.UUID = conn.execute(
+                insert(table).values(**values).returning(table.c.id)
+            ).scalar_one()
+            return new_id
 
     def account(self, **values: Any) -> uuid.UUID:
         n = next(_counter)

@@ -156,7 +156,8 @@ def test_status_sync_finishes_the_run_and_frees_the_overlap(
     def synced() -> bool:
         scheduler.tick()
         assert scheduler.dispatcher.wait_idle(20)
-        return runs_of(engine, schedule_id)[0]["status"] != "dispatched"
+        status: str = runs_of(engine, schedule_id)[0]["status"]
+        return status != "dispatched"
 
     deadline = time.monotonic() + 20
     while not synced():

@@ -183,7 +183,7 @@ def test_writes_by_schedule_id_use_the_primary_key_when_statistics_say_few_are_l
         conn.execute(text("ANALYZE workflow_schedules"))
         conn.execute(text("UPDATE workflow_schedules SET locked_by = 'w1', locked_at = now()"))
     ids = run_ids if statement == "RECORD_OUTCOMES" else schedule_ids[:50]
-    indexes = _explain(engine, getattr(queries, statement), _batch_params(ids))
+    indexes = _explain(engine, getattr(queries, statement), _batch_params(list(ids)))
     assert "ix_workflow_schedules_locked" not in indexes
     assert "pk_workflow_schedules" in indexes
 

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -145,9 +146,9 @@ def test_schedules_with_history_can_only_be_soft_deleted(engine: Engine, rows: R
     rows.run(schedule_id, scheduled_for=datetime(2026, 3, 1, tzinfo=UTC))
     with pytest.raises(IntegrityError) as caught, engine.begin() as conn:
         conn.execute(text("DELETE FROM workflow_schedules WHERE id = :id"), {"id": schedule_id})
-    assert (
-        caught.value.orig.diag.constraint_name == "fk_schedule_runs_schedule_id_workflow_schedules"
-    )  # type: ignore[union-attr]
+    violation = caught.value.orig
+    assert isinstance(violation, psycopg.Error)
+    assert violation.diag.constraint_name == "fk_schedule_runs_schedule_id_workflow_schedules"
     with engine.begin() as conn:
         conn.execute(
             update(workflow_schedules)
@@ -180,7 +181,9 @@ def test_ops_views_answer(engine: Engine, rows: Rows) -> None:
                 "INSERT INTO scheduler_workers (worker_id, hostname, pid, version) VALUES ('w1', 'h', 1, 'x')"
             )
         )
-        states = dict(conn.execute(text("SELECT schedule_id, state FROM schedule_status")).all())
+        states: dict[uuid.UUID, str] = dict(
+            conn.execute(text("SELECT schedule_id, state FROM schedule_status")).all()
+        )
         overdue_ids = (
             conn.execute(text("SELECT schedule_id FROM overdue_schedules")).scalars().all()
         )

@@ -24,8 +24,8 @@ def test_builds_the_amc_executor_from_settings() -> None:
     settings = load_settings({}, env=env)
     assert settings.executor is ExecutorName.AMC
     executor = build_executor(settings)
+    assert isinstance(executor, AmcExecutor)
     try:
-        assert isinstance(executor, AmcExecutor)
         assert repr(executor) == "AmcExecutor(AmcClient(base_url='http://127.0.0.1:1'))"
     finally:
         executor.close()
