@@ -738,10 +738,9 @@ def test_an_executor_that_expects_quick_calls_has_its_first_batch_packed(
 
 
 class QuickGatedExecutor:
-    """Says its calls are quick, then holds each inside submit until the gate opens."""
+    """Holds each call inside submit until the gate opens; counts the calls inside at once."""
 
     name = "quick-gated"
-    expected_call_seconds = 0.0
 
     def __init__(self) -> None:
         self.gate = threading.Event()
@@ -764,6 +763,12 @@ class QuickGatedExecutor:
         return None
 
 
+class InProcessGatedExecutor(QuickGatedExecutor):
+    """As noop does, says its calls take no time."""
+
+    expected_call_seconds = 0.0
+
+
 def test_quick_chunks_run_on_a_few_threads_whatever_the_concurrency(
     rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
 ) -> None:
@@ -771,7 +776,7 @@ def test_quick_chunks_run_on_a_few_threads_whatever_the_concurrency(
     for _ in range(400):
         rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
     clock.set(T0)
-    executor = QuickGatedExecutor()
+    executor = InProcessGatedExecutor()
     scheduler = make_scheduler(executor, batch_size=400, concurrency=16)
     try:
         assert scheduler.tick().claimed == 400
@@ -784,3 +789,28 @@ def test_quick_chunks_run_on_a_few_threads_whatever_the_concurrency(
         assert scheduler.dispatcher.wait_idle(20)
     assert executor.most_inside == QUICK_LANES
     assert scheduler.dispatcher.runs_queued == 0
+
+
+def test_a_remote_api_measured_quick_keeps_the_whole_pool(
+    rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    """Full chunks, but on every thread: a throttled call retried for seconds must not hold up
+    the chunks behind it."""
+    executor = QuickGatedExecutor()
+    scheduler = make_scheduler(executor, batch_size=400, concurrency=16)
+    rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    clock.set(T0)
+    executor.gate.set()
+    assert tick(scheduler).claimed == 1  # timed: quick
+    executor.gate.clear()
+    later = T0 + timedelta(hours=1)
+    for _ in range(400):
+        rows.schedule(cron_expression="0 10 * * *", enabled=True, next_run_at=later)
+    clock.set(later)
+    try:
+        assert scheduler.tick().claimed == 400
+        with executor.entered:
+            assert executor.entered.wait_for(lambda: executor.inside == 8, 10), executor.inside
+    finally:
+        executor.gate.set()
+        assert scheduler.dispatcher.wait_idle(20)
