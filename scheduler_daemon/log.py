@@ -62,7 +62,6 @@ def _redact_secrets(
     return event_dict
 
 
-_LEVEL_NAMES = {"warn": "warning", "exception": "error", "fatal": "critical"}
 # Tracebacks as data, without the frames' local variables: those can hold a token or a secret.
 _format_exception = structlog.processors.ExceptionRenderer(
     structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
@@ -76,11 +75,9 @@ def _render_json(logger: Any, method: str, event_dict: MutableMapping[str, Any])
     dict_tracebacks and JSONRenderer, at half their cost: the daemon writes three lines per
     run, and in a burst the separate processors cost more than the database work of a slot.
     orjson formats the datetime itself ("…Z")."""
-    event_dict["level"] = _LEVEL_NAMES.get(method, method)
+    event_dict = structlog.processors.add_log_level(logger, method, event_dict)
     event_dict["timestamp"] = datetime.now(UTC)
-    for key in event_dict:
-        if _is_secret(key):
-            event_dict[key] = "***"
+    event_dict = _redact_secrets(logger, method, event_dict)
     if "exc_info" in event_dict:
         event_dict = _format_exception(logger, method, event_dict)
     return _orjson_dumps(event_dict)
