@@ -137,6 +137,8 @@ _RUN_COLUMNS = """
     id, schedule_id, workflow_id, scheduled_for, trigger, status, fencing_token, correlation_id,
     parameters_override
 """
+# The same, of runs aliased ``r`` (where a join makes the bare names ambiguous).
+_R_RUN_COLUMNS = ", ".join("r." + column.strip() for column in _RUN_COLUMNS.split(","))
 
 
 _Row = TypeVar("_Row")
@@ -297,14 +299,21 @@ def insert_runs(
             "tokens": [tokens[r.schedule_id] for r in runs],
         },
     )
-    n = _require_leading_columns(ClaimedRun, rows)
-    context_columns = list(rows.keys())[n:]
-    claimed, contexts = [], {}
-    for row in rows.all():
+    return _runs_with_contexts(rows)
+
+
+def _runs_with_contexts(
+    result: Result[Any],
+) -> tuple[list[ClaimedRun], dict[uuid.UUID, dict[str, Any]]]:
+    """Rows of a run's columns followed by its context's (``_CONTEXT_COLUMNS``)."""
+    n = _require_leading_columns(ClaimedRun, result)
+    context_columns = list(result.keys())[n:]
+    runs, contexts = [], {}
+    for row in result.all():
         run = ClaimedRun(*row[:n])
-        claimed.append(run)
+        runs.append(run)
         contexts[run.id] = dict(zip(context_columns, row[n:], strict=True))
-    return claimed, contexts
+    return runs, contexts
 
 
 RELEASE_LOCKS = _sql(
@@ -786,7 +795,7 @@ TAKE_OVER_RUNS = _sql(
                   CAST(:new_tokens AS bigint[])) AS v(schedule_id, old_token, new_token)
      WHERE r.schedule_id = v.schedule_id AND r.fencing_token = v.old_token
        AND r.trigger = 'scheduled' AND r.status IN ('claimed', 'dispatching')
-    RETURNING {", ".join("r." + c.strip() for c in _RUN_COLUMNS.split(","))}
+    RETURNING {_R_RUN_COLUMNS}
     """
 )
 
@@ -1046,7 +1055,7 @@ def count_paused(conn: Connection) -> int:
 
 SELECT_RUN_CONTEXT = _sql(
     f"""
-    SELECT r.id, {_CONTEXT_COLUMNS}
+    SELECT {_R_RUN_COLUMNS}, {_CONTEXT_COLUMNS}
       FROM schedule_runs r
       {_CONTEXT_JOINS}
      WHERE r.id = ANY(CAST(:run_ids AS uuid[]))
@@ -1059,6 +1068,5 @@ def select_run_context(
 ) -> dict[uuid.UUID, dict[str, Any]]:
     if not run_ids:
         return {}
-    rows = conn.execute(SELECT_RUN_CONTEXT, {"run_ids": list(run_ids)})
-    columns = list(rows.keys())[1:]
-    return {row[0]: dict(zip(columns, row[1:], strict=True)) for row in rows.all()}
+    _, contexts = _runs_with_contexts(conn.execute(SELECT_RUN_CONTEXT, {"run_ids": list(run_ids)}))
+    return contexts
