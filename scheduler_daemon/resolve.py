@@ -94,6 +94,11 @@ def _warn_unusual_instance_id(instance_id: str) -> None:
     log.warning("amc.instance_id_unusual", instance_id=instance_id)
 
 
+def _workflow_named(context: dict[str, Any]) -> str:
+    """The workflow as an error names it (built only for an error: it formats a UUID)."""
+    return f"workflow {context.get('workflow_name')!r} ({context['workflow_id']})"
+
+
 def resolve(
     run: ClaimedRun, context: dict[str, Any] | None, *, require_entity_prefix: bool = True
 ) -> RunRequest:
@@ -111,8 +116,7 @@ def resolve(
         instance_id, entity_id, marketplace_id, amc_workflow_id, require_entity_prefix
     )
     if problem:
-        name = f"workflow {context.get('workflow_name')!r} ({context['workflow_id']})"
-        raise ResolutionError(f"{name}: {problem}")
+        raise ResolutionError(f"{_workflow_named(context)}: {problem}")
     timezone = context.get("timezone") or "UTC"
     parameters = merge_parameters(
         context.get("workflow_parameters"),
@@ -122,8 +126,7 @@ def resolve(
     try:
         body = build_request_body(amc_workflow_id, parameters, run.scheduled_for, timezone)
     except (ParameterError, WindowError) as exc:
-        name = f"workflow {context.get('workflow_name')!r} ({context['workflow_id']})"
-        raise ResolutionError(f"{name}: parameter {exc}") from None
+        raise ResolutionError(f"{_workflow_named(context)}: parameter {exc}") from None
     return RunRequest(
         run_id=run.id,
         schedule_id=run.schedule_id,

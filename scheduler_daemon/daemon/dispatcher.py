@@ -85,6 +85,10 @@ QUICK_CHUNK_SECONDS = 0.05
 QUICK_LANES = 4
 
 
+def _is_quick(call_seconds: float | None) -> bool:
+    return call_seconds is not None and call_seconds * MAX_CHUNK <= QUICK_CHUNK_SECONDS
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -125,7 +129,7 @@ class Dispatcher:
         # An executor that says its calls take no time works in this process (noop): its
         # chunks are all CPU and go on a few threads. A remote API measured quick keeps the
         # whole pool: one throttled call, retried for seconds, would hold a lane.
-        self._in_lanes = expected is not None and expected * MAX_CHUNK <= QUICK_CHUNK_SECONDS
+        self._in_lanes = _is_quick(expected)
         self._idle = threading.Condition()
         # The claims this process is still working on: only their leases are renewed.
         self._held_schedules: Counter[uuid.UUID] = Counter()
@@ -158,8 +162,7 @@ class Dispatcher:
         """Whether calls are quick (noop, or an API answering in a millisecond): then runs go
         in full chunks (noop's on at most QUICK_LANES threads). Slow calls (AMC) are spread over
         the pool, one chunk per thread, so that ``concurrency`` calls are in flight."""
-        call = self._call_seconds
-        return call is not None and call * MAX_CHUNK <= QUICK_CHUNK_SECONDS
+        return _is_quick(self._call_seconds)
 
     def _run_quick_chunk(self, items: Sequence[_Item]) -> bool:
         with self._quick_lanes:
