@@ -147,9 +147,7 @@ def test_misfire_policies(
 def test_a_late_burst_is_late_not_missed(
     engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
 ) -> None:
-    ids = [
-        rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0) for _ in range(30)
-    ]
+    ids = rows.schedules(30, cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
     scheduler = make_scheduler(batch_size=7)
     clock.set(T0 + timedelta(seconds=200))
     while tick(scheduler).sleep_for == 0:
@@ -374,9 +372,7 @@ def test_a_lost_claim_cannot_write_and_the_slot_runs_once(
 def test_one_slot_many_claimers_exactly_one_wins(
     engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
 ) -> None:
-    ids = [
-        rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0) for _ in range(50)
-    ]
+    ids = rows.schedules(50, cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
     clock.set(T0)
     schedulers = [make_scheduler(worker_id=f"w{i}") for i in range(4)]
     barrier = threading.Barrier(len(schedulers))
@@ -399,8 +395,7 @@ def test_one_slot_many_claimers_exactly_one_wins(
 def test_graceful_stop_leaves_no_lock_and_marks_the_worker_stopped(
     engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
 ) -> None:
-    for _ in range(20):
-        rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    rows.schedules(20, cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
     clock.set(T0)
     scheduler = make_scheduler()
     scheduler.tick()
@@ -617,8 +612,7 @@ def test_a_daemon_claims_no_more_than_it_can_soon_send(
     engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
 ) -> None:
     """With a slow executor the rest of the burst stays unclaimed, for other daemons."""
-    for _ in range(30):
-        rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    rows.schedules(30, cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
     clock.set(T0)
     slow = GatedExecutor()
     scheduler = make_scheduler(slow, batch_size=5)
@@ -693,8 +687,7 @@ def test_quick_calls_go_in_full_chunks_and_slow_ones_are_spread_over_the_pool(
     clock.set(T0)
     assert tick(scheduler).claimed == 1  # the dispatcher learns how long a call takes
     later = T0 + timedelta(hours=1)
-    for _ in range(100):
-        rows.schedule(cron_expression="0 10 * * *", enabled=True, next_run_at=later)
+    rows.schedules(100, cron_expression="0 10 * * *", enabled=True, next_run_at=later)
     clock.set(later)
     assert _chunks_sent_by_a_tick(scheduler, 100) == chunks
     with engine.connect() as conn:
@@ -709,8 +702,7 @@ def test_the_backlog_gauge_sees_due_work_pile_up_behind_a_stuck_pool(
 ) -> None:
     """The "alive but not claiming" alert reads this gauge: it must keep counting while a
     stuck executor keeps the daemon from claiming more."""
-    for _ in range(30):
-        rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    rows.schedules(30, cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
     clock.set(T0)
     stuck = GatedExecutor()
     scheduler = make_scheduler(stuck, batch_size=5)
@@ -730,8 +722,7 @@ def test_an_executor_that_expects_quick_calls_has_its_first_batch_packed(
 ) -> None:
     """noop says its calls take no time: its first 100 runs go in 2 full chunks, not spread
     over the 4 threads as for an executor not timed yet."""
-    for _ in range(100):
-        rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    rows.schedules(100, cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
     clock.set(T0)
     scheduler = make_scheduler(NoopExecutor(), batch_size=100)
     assert _chunks_sent_by_a_tick(scheduler, 100) == 2
@@ -773,8 +764,7 @@ def test_quick_chunks_run_on_a_few_threads_whatever_the_concurrency(
     rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
 ) -> None:
     """8 full chunks and 16 threads: only QUICK_LANES chunks are sent at once."""
-    for _ in range(400):
-        rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
+    rows.schedules(400, cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
     clock.set(T0)
     executor = InProcessGatedExecutor()
     scheduler = make_scheduler(executor, batch_size=400, concurrency=16)
@@ -804,8 +794,7 @@ def test_a_remote_api_measured_quick_keeps_the_whole_pool(
     assert tick(scheduler).claimed == 1  # timed: quick
     executor.gate.clear()
     later = T0 + timedelta(hours=1)
-    for _ in range(400):
-        rows.schedule(cron_expression="0 10 * * *", enabled=True, next_run_at=later)
+    rows.schedules(400, cron_expression="0 10 * * *", enabled=True, next_run_at=later)
     clock.set(later)
     try:
         assert scheduler.tick().claimed == 400
