@@ -24,6 +24,47 @@ def _plan_nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
     return nodes
 
 
+def _plan(
+    engine: Engine, statement: TextClause, params: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """Every node of the statement's plan for these values (planned in a transaction rolled
+    back); without values, of its generic plan: the one the dispatch threads' connections keep
+    (``plan_cache_mode = force_generic_plan``)."""
+    with engine.connect() as conn:
+        if params is not None:
+            explain = conn.execute(text("EXPLAIN (FORMAT JSON) " + statement.text), params)
+        else:
+            if conn.exec_driver_sql("SHOW server_version_num").scalar_one() < "160000":
+                pytest.skip("EXPLAIN (GENERIC_PLAN) needs PostgreSQL 16")
+            explain = conn.exec_driver_sql(
+                "EXPLAIN (GENERIC_PLAN, FORMAT JSON) " + _numbered(statement.text)
+            )
+        plan = explain.scalar_one()
+        conn.rollback()
+    return _plan_nodes((json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"])
+
+
+def _numbered(statement: str) -> str:
+    """The statement with ``$1, $2…`` for its ``:name`` parameters."""
+    names: list[str] = []
+
+    def placeholder(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    return re.sub(r"(?<![:\w]):([A-Za-z_]\w*)", placeholder, statement)
+
+
+def _indexes(nodes: list[dict[str, Any]]) -> set[str | None]:
+    return {node.get("Index Name") for node in nodes}
+
+
+def _scans(nodes: list[dict[str, Any]]) -> set[tuple[str, str]]:
+    """(node type, table) of every node that reads or writes a table."""
+    return {(node["Node Type"], node["Relation Name"]) for node in nodes if "Relation Name" in node}
+
+
 def test_due_selection_uses_the_partial_index_on_100k_schedules(engine: Engine, rows: Rows) -> None:
     workflow_id = rows.workflow()
     with engine.begin() as conn:
@@ -39,26 +80,11 @@ def test_due_selection_uses_the_partial_index_on_100k_schedules(engine: Engine, 
             {"workflow_id": workflow_id},
         )
         conn.execute(text("ANALYZE workflow_schedules"))
-        explain = conn.execute(
-            text("EXPLAIN (FORMAT JSON) " + queries.SELECT_DUE.text),
-            {"now": datetime(2026, 1, 2, tzinfo=UTC), "batch_size": 500},
-        ).scalar_one()
-    plan = (json.loads(explain) if isinstance(explain, str) else explain)[0]["Plan"]
-    nodes = _plan_nodes(plan)
-    scans = {
-        (node["Node Type"], node.get("Relation Name"), node.get("Index Name")) for node in nodes
-    }
-    assert ("Seq Scan", "workflow_schedules", None) not in scans
-    assert any(index == "ix_workflow_schedules_due" for _, _, index in scans), scans
-
-
-def _explain(engine: Engine, statement: TextClause, params: dict[str, Any]) -> set[str | None]:
-    """The indexes the statement's plan reads (planned in a transaction rolled back)."""
-    with engine.connect() as conn:
-        explain = conn.execute(text("EXPLAIN (FORMAT JSON) " + statement.text), params).scalar_one()
-        conn.rollback()
-    plan = (json.loads(explain) if isinstance(explain, str) else explain)[0]["Plan"]
-    return {node.get("Index Name") for node in _plan_nodes(plan)}
+    nodes = _plan(
+        engine, queries.SELECT_DUE, {"now": datetime(2026, 1, 2, tzinfo=UTC), "batch_size": 500}
+    )
+    assert ("Seq Scan", "workflow_schedules") not in _scans(nodes)
+    assert "ix_workflow_schedules_due" in _indexes(nodes), _scans(nodes)
 
 
 def _burst_after_quiet_statistics(engine: Engine, rows: Rows, runs: int) -> list[uuid.UUID]:
@@ -111,7 +137,7 @@ def test_writes_by_run_id_use_the_primary_key_when_statistics_say_few_runs_are_u
     engine: Engine, rows: Rows, statement: str
 ) -> None:
     ids = _burst_after_quiet_statistics(engine, rows, 5000)[:50]
-    indexes = _explain(engine, getattr(queries, statement), _batch_params(ids))
+    indexes = _indexes(_plan(engine, getattr(queries, statement), _batch_params(ids)))
     assert "ix_schedule_runs_unfinished" not in indexes
     assert "pk_schedule_runs" in indexes
 
@@ -152,7 +178,7 @@ def test_status_writes_use_primary_keys_when_statistics_say_nothing_is_polled(
         "reasons": [None] * 50,
         "max_failures": 5,
     }
-    indexes = _explain(engine, queries.RECORD_STATUSES, params)
+    indexes = _indexes(_plan(engine, queries.RECORD_STATUSES, params))
     assert not indexes & {"ix_schedule_runs_unfinished", "ix_workflow_executions_polling"}
     assert {"pk_schedule_runs", "pk_workflow_executions"} <= indexes
 
@@ -183,22 +209,9 @@ def test_writes_by_schedule_id_use_the_primary_key_when_statistics_say_few_are_l
         conn.execute(text("ANALYZE workflow_schedules"))
         conn.execute(text("UPDATE workflow_schedules SET locked_by = 'w1', locked_at = now()"))
     ids = run_ids if statement == "RECORD_OUTCOMES" else schedule_ids[:50]
-    indexes = _explain(engine, getattr(queries, statement), _batch_params(list(ids)))
+    indexes = _indexes(_plan(engine, getattr(queries, statement), _batch_params(list(ids))))
     assert "ix_workflow_schedules_locked" not in indexes
     assert "pk_workflow_schedules" in indexes
-
-
-def _scans(engine: Engine, statement: TextClause, params: dict[str, Any]) -> set[tuple[str, str]]:
-    """(node type, table) of every scan in the statement's plan (planned, then rolled back)."""
-    with engine.connect() as conn:
-        explain = conn.execute(text("EXPLAIN (FORMAT JSON) " + statement.text), params).scalar_one()
-        conn.rollback()
-    plan = (json.loads(explain) if isinstance(explain, str) else explain)[0]["Plan"]
-    return {
-        (node["Node Type"], node["Relation Name"])
-        for node in _plan_nodes(plan)
-        if "Relation Name" in node
-    }
 
 
 def _grown_since_analyzed_empty(engine: Engine, rows: Rows, count: int) -> list[uuid.UUID]:
@@ -275,32 +288,8 @@ def test_batch_writes_never_scan_a_whole_table_that_grew_since_it_was_analyzed(
         "missed": [None] * n,
         "messages": [None] * n,
     }
-    scans = _scans(engine, getattr(queries, statement), params)
+    scans = _scans(_plan(engine, getattr(queries, statement), params))
     assert not {("Seq Scan", "schedule_runs"), ("Seq Scan", "workflow_schedules")} & scans, scans
-
-
-def _generic_scans(engine: Engine, statement: TextClause) -> set[tuple[str, str]]:
-    """(node type, table) of every scan in the statement's generic plan: the one the dispatch
-    threads' connections keep (``plan_cache_mode = force_generic_plan``)."""
-    names: list[str] = []
-
-    def placeholder(match: re.Match[str]) -> str:
-        if match.group(1) not in names:
-            names.append(match.group(1))
-        return f"${names.index(match.group(1)) + 1}"
-
-    numbered = re.sub(r"(?<![:\w]):([A-Za-z_]\w*)", placeholder, statement.text)
-    with engine.connect() as conn:
-        if conn.exec_driver_sql("SHOW server_version_num").scalar_one() < "160000":
-            pytest.skip("EXPLAIN (GENERIC_PLAN) needs PostgreSQL 16")
-        explain = conn.exec_driver_sql("EXPLAIN (GENERIC_PLAN, FORMAT JSON) " + numbered)
-        plan = explain.scalar_one()
-    plan = (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
-    return {
-        (node["Node Type"], node["Relation Name"])
-        for node in _plan_nodes(plan)
-        if "Relation Name" in node
-    }
 
 
 @pytest.mark.parametrize("statement", ["MARK_DISPATCHING", "RECORD_OUTCOMES", "RECORD_STATUSES"])
@@ -309,7 +298,7 @@ def test_the_dispatch_threads_generic_plans_go_through_primary_keys(
 ) -> None:
     """Planned once per connection without the values, on tables grown since analyzed."""
     _grown_since_analyzed_empty(engine, rows, 5000)
-    scans = _generic_scans(engine, getattr(queries, statement))
+    scans = _scans(_plan(engine, getattr(queries, statement)))
     assert not {node for node in scans if node[0] == "Seq Scan"}, scans
 
 
