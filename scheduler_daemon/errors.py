@@ -42,6 +42,5 @@ class SchemaOutOfDateError(SchedulerError):
 
 class OutcomeUnknownError(SchedulerError):
     """An executor's ``submit`` may have started an execution, and the remote side cannot say
-    whether it did. The run must stay ``dispatching`` so that recovery calls ``reconcile``
-    later: recording it as failed could lose an execution, sending it again could start a
-    second."""
+    whether it did. The run must stay ``dispatching`` so that its recovery finds out: recording
+    it as failed could lose an execution, sending it again could start a second."""

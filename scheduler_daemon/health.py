@@ -93,7 +93,14 @@ def check(engine: Engine, thresholds: Thresholds) -> Report:
                     )
                 )
                 return report
-            for run_check in (_workers, _overdue, _stale_locks, _paused, _failure_rate):
+            for run_check in (
+                _workers,
+                _overdue,
+                _stale_locks,
+                _paused,
+                _unresolved,
+                _failure_rate,
+            ):
                 run_check(conn, thresholds, report)
     except DBAPIError as exc:
         report.problems.append(
@@ -195,6 +202,32 @@ def _paused(conn: Connection, t: Thresholds, report: Report) -> None:
                 Severity.WARNING,
                 f"{len(rows)} schedule(s) quarantined or auto-paused: {names} "
                 "(see 'scheduler-daemon schedules list --paused')",
+            )
+        )
+
+
+def _unresolved(conn: Connection, t: Thresholds, report: Report) -> None:
+    rows = conn.execute(
+        text(
+            """
+            SELECT r.id, s.name FROM schedule_runs r
+              JOIN workflow_schedules s ON s.id = r.schedule_id
+             WHERE r.status = 'unresolved'
+             ORDER BY r.created_at
+            """
+        )
+    ).all()
+    report.facts["unresolved_runs"] = len(rows)
+    if rows:
+        runs = ", ".join(f"{r.id} ({r.name!r})" for r in rows[:3]) + (
+            " ..." if len(rows) > 3 else ""
+        )
+        report.problems.append(
+            Problem(
+                "unresolved",
+                Severity.CRITICAL,
+                f"{len(rows)} run(s) unresolved: recovery could not tell whether their slot "
+                f"reached AMC: {runs} (see 'scheduler-daemon runs list --status unresolved')",
             )
         )
 

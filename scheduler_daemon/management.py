@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, insert, text, update
 
 from scheduler_daemon.db import queries
+from scheduler_daemon.db import recovery as db_recovery
 from scheduler_daemon.db.tables import MISFIRE_POLICIES, OVERLAP_POLICIES, workflow_schedules
 from scheduler_daemon.errors import SchedulerError
 from scheduler_daemon.policies import spec_of
@@ -447,8 +448,11 @@ def prune_all(
 
 # --- reading ----------------------------------------------------------------------------------
 
+# The columns of ``schedules list``'s table; why a schedule is paused (an operator's reason,
+# auto-paused after failures, quarantined) last, as it is free text.
 SCHEDULE_COLUMNS = (
-    "schedule_id, name, workflow_name, spec, timezone, state, next_run_at, last_run_at"
+    "schedule_id, name, workflow_name, spec, timezone, state, next_run_at, last_run_at, "
+    "pause_reason"
 )
 
 
@@ -475,7 +479,7 @@ def list_schedules(
         params["workflow"] = workflow
     rows = conn.execute(
         text(
-            f"SELECT {SCHEDULE_COLUMNS}, enabled, paused_until, pause_reason, consecutive_failures "
+            f"SELECT {SCHEDULE_COLUMNS}, enabled, paused_until, consecutive_failures "
             f"FROM schedule_status WHERE {' AND '.join(filters)} "
             "ORDER BY next_run_at NULLS LAST, name LIMIT :limit"
         ),
@@ -646,3 +650,39 @@ def invalid_schedules(conn: Connection) -> list[dict[str, Any]]:
         except TimingError as exc:
             invalid.append({"schedule_id": row["id"], "name": row["name"], "problem": str(exc)})
     return invalid
+
+
+def resolve_run(
+    conn: Connection, run_id: uuid.UUID, execution_id: str | None, *, rerun: bool
+) -> dict[str, Any]:
+    """Settle an ``unresolved`` run: give it the AMC execution an operator found to be its
+    own, or record that it has none (and, with ``rerun``, queue a manual run of its slot)."""
+    row = conn.execute(db_recovery.SELECT_UNRESOLVED_RUN, {"run_id": run_id}).mappings().first()
+    if row is None:
+        raise InputError(f"run {run_id} does not exist")
+    if row["status"] != "unresolved":
+        raise InputError(f"run {run_id} is {row['status']}, not unresolved: nothing to settle")
+    if execution_id is not None and rerun:
+        raise InputError("--rerun goes with --no-execution: a run with an execution has run")
+    result: dict[str, Any] = {"run_id": run_id}
+    if execution_id is not None:
+        holder = conn.execute(db_recovery.SELECT_HOLDER, {"execution_id": execution_id}).first()
+        if holder is not None:
+            raise InputError(
+                f"--execution {execution_id}: already the execution of run {holder.id}"
+            )
+        params = {"run_id": run_id, "execution_id": execution_id}
+        conn.execute(db_recovery.ATTACH_EXECUTION, params)
+        result |= {"status": "dispatched", "amc_execution_id": execution_id}
+        return result
+    conn.execute(db_recovery.SETTLE_WITHOUT_EXECUTION, {"run_id": run_id})
+    result["status"] = "failed"
+    if rerun:
+        overrides = row["parameters_override"]
+        result["rerun_id"] = queries.insert_manual_run(
+            conn,
+            row["schedule_id"],
+            row["scheduled_for"],
+            None if overrides is None else json.dumps(overrides),
+        )
+    return result

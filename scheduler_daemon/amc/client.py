@@ -1,11 +1,12 @@
 """The AMC reporting API over HTTP: create, get, find and cancel workflow executions.
 
 Retries (tenacity): 429 (after Retry-After, else exponential backoff with jitter), 5xx and
-network errors. A create request is never sent again blindly once it may have reached AMC
-(a timeout or reset after sending, or a 5xx): the executions of the workflow created since
-just before the call are listed first, and a matching one is adopted. A 401, or a 403 that
-may come from an expired token, gets one token refresh and one retry. Each instance has a
-circuit breaker and a cap on requests in flight.
+network errors. A create request that may have reached AMC (a timeout or reset after
+sending, or a 5xx) is sent again only when AMC lists no execution that it could have started;
+if it lists any, the call ends in AmcOutcomeUnknownError and the daemon's recovery decides,
+knowing what other runs hold: the client never adopts an execution itself. A 401, or a 403
+that may come from an expired token, gets one token refresh and one retry. Each instance has
+a circuit breaker and a cap on requests in flight.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
@@ -53,6 +54,7 @@ from scheduler_daemon.amc.secret import Secret, scrub
 from scheduler_daemon.amc.slots import InstanceSlots
 from scheduler_daemon.amc.tokens import TokenProvider
 from scheduler_daemon.clock import Clock
+from scheduler_daemon.recovery import CREATION_SKEW_MARGIN
 
 log = structlog.get_logger("scheduler_daemon.amc")
 
@@ -85,12 +87,6 @@ class RetryPolicy:
     max_list_pages: int = 10
     # Bounds how long one call may hold a dispatcher thread, Retry-After waits included.
     deadline: float = 300.0
-
-
-@dataclass(frozen=True)
-class CreateResult:
-    execution: Execution
-    adopted: bool
 
 
 class _RetryableError(Exception):
@@ -159,7 +155,6 @@ class AmcClient:
         failure_threshold: int,
         cool_down: float,
         clock: Clock,
-        adopt_margin: float = 60.0,
     ) -> None:
         self._tokens = tokens
         self._http = http
@@ -170,32 +165,28 @@ class AmcClient:
         self._breakers = CircuitBreakers(
             clock.monotonic, failure_threshold=failure_threshold, cool_down=cool_down
         )
-        self._adopt_margin = timedelta(seconds=adopt_margin)
 
     def __repr__(self) -> str:
         return f"AmcClient(base_url={self._base_url!r})"
 
     # --- public operations -------------------------------------------------------------
 
-    def create_execution(self, target: AmcTarget, body: Mapping[str, Any]) -> CreateResult:
-        """Start an execution; adopt the one a lost response created instead of a duplicate."""
+    def create_execution(self, target: AmcTarget, body: Mapping[str, Any]) -> Execution:
+        """Start an execution. Raises AmcOutcomeUnknownError when the request may have started
+        one: it is then not sent again here."""
         where = f"AMC create execution of {body.get('workflowId')!r} on {target.instance_id}"
         path = f"{self._instance_path(target)}/workflowExecutions"
         with self._guarded(target):
-            since = self._clock.now() - self._adopt_margin
+            since = self._clock.now() - CREATION_SKEW_MARGIN
 
-            def post(auth: _AuthState) -> httpx.Response | Execution:
+            def post(auth: _AuthState) -> httpx.Response:
                 try:
                     return self._exchange(target, where, "POST", path, auth, body=body)
                 except _AmbiguousError as exc:
-                    found = self._adopt(target, body, since, where, exc)
-                    if found is None:
-                        raise
-                    return found
+                    self._look_before_resending(target, where, body, since, exc)
+                    raise
 
             answer = self._retried(target, where, post)
-            if isinstance(answer, Execution):
-                return CreateResult(answer, adopted=True)
             execution = parse_execution(self._json(answer, where), where)
         log.info(
             "amc.execution_created",
@@ -204,7 +195,7 @@ class AmcClient:
             execution_id=execution.execution_id,
             status=execution.raw_status,
         )
-        return CreateResult(execution, adopted=False)
+        return execution
 
     def get_execution(self, target: AmcTarget, execution_id: str) -> Execution:
         where = f"AMC get execution {execution_id} on {target.instance_id}"
@@ -212,10 +203,10 @@ class AmcClient:
         with self._guarded(target):
             return parse_execution(self._call(target, where, "GET", path), where)
 
-    def find_execution(
+    def find_executions(
         self, target: AmcTarget, body: Mapping[str, Any], since: datetime
-    ) -> Execution | None:
-        """The oldest execution created since ``since`` that matches ``body``, if any."""
+    ) -> list[Execution]:
+        """The executions created since ``since`` that match ``body``, oldest first."""
         where = f"AMC look-up of {body.get('workflowId')!r} on {target.instance_id}"
         with self._guarded(target):
             return self._find(target, where, body, since)
@@ -490,28 +481,30 @@ class AmcClient:
 
     def _find(
         self, target: AmcTarget, where: str, body: Mapping[str, Any], since: datetime
-    ) -> Execution | None:
+    ) -> list[Execution]:
         workflow_id = body.get("workflowId")
         if not isinstance(workflow_id, str):
-            return None
+            return []
         since = since.replace(microsecond=0)
-        for execution in self._list(target, where, workflow_id, since):
-            if execution.created_at is not None and execution.created_at < since:
-                continue
-            if same_request(execution, body):
-                return execution
-        return None
+        return [
+            execution
+            for execution in self._list(target, where, workflow_id, since)
+            if (execution.created_at is None or execution.created_at >= since)
+            and same_request(execution, body)
+        ]
 
-    def _adopt(
+    def _look_before_resending(
         self,
         target: AmcTarget,
+        where: str,
         body: Mapping[str, Any],
         since: datetime,
-        where: str,
         exc: _AmbiguousError,
-    ) -> Execution | None:
+    ) -> None:
+        """Return if AMC lists no execution this request could have started (sending it again
+        cannot duplicate one); else raise AmcOutcomeUnknownError."""
         log.warning("amc.post_outcome_unknown", instance_id=target.instance_id, reason=exc.reason)
-        if self._retry.lookup_delay > 0:
+        if self._retry.lookup_delay > 0:  # AMC's list may lag a create by a moment
             time.sleep(self._retry.lookup_delay)
         try:
             found = self._find(target, where, body, since)
@@ -521,14 +514,12 @@ class AmcClient:
                 f"be asked whether it started an execution ({lookup_exc}); not sent again, "
                 "to avoid a duplicate"
             ) from None
-        if found is not None:
-            log.warning(
-                "amc.execution_adopted",
-                instance_id=target.instance_id,
-                execution_id=found.execution_id,
-                workflow_id=found.workflow_id,
+        if found:
+            raise AmcOutcomeUnknownError(
+                f"{where}: the request may have reached AMC ({exc.reason}) and AMC lists "
+                f"{len(found)} execution(s) it could have started; not sent again: the run's "
+                "recovery decides which, if any, is its own"
             )
-        return found
 
     def _scrub(self, text: str) -> str:
         return scrub(text, self._tokens.secrets())

@@ -37,10 +37,11 @@ class AmcUnavailableError(AmcError):
 
 
 class AmcOutcomeUnknownError(AmcError, OutcomeUnknownError):
-    """A create request may have reached AMC, and AMC could not be asked whether it did.
+    """A create request may have reached AMC, and whether it started an execution cannot be
+    told here (AMC cannot be asked, or lists executions this request could have started).
 
     Sending it again could start a duplicate, so nothing is sent: the run is left to the
-    daemon's recovery, whose ``reconcile`` asks AMC again later.
+    daemon's recovery, which decides knowing what every run holds.
     """
 
 

@@ -41,7 +41,7 @@ def demo_command(state: CliState, /, seconds: float | None) -> None:
             configured = demo_settings(settings, amc)
             executor = build_amc_executor(configured)
             scheduler = Scheduler(engine, configured, executor, clock)
-            stop, wake = threading.Event(), threading.Event()
+            stop, wake = threading.Event(), scheduler.wake
             restore = install_signal_handlers(stop, wake)
             printer = RunPrinter(engine, stop, click.echo)
             printer.start()

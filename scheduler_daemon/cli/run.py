@@ -98,7 +98,7 @@ def _run_once(scheduler: Scheduler, settings: Settings) -> None:
 
 
 def _run_forever(scheduler: Scheduler, settings: Settings, engine: Engine) -> None:
-    stop, wake = threading.Event(), threading.Event()
+    stop, wake = threading.Event(), scheduler.wake
     restore = install_signal_handlers(stop, wake)
     libpq_url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     listener = WakeupListener(libpq_url, wake, stop)

@@ -305,7 +305,7 @@ def _done(as_json: bool, data: dict[str, Any], message: str) -> None:
 
 @click.group("runs")
 def runs_group() -> None:
-    """Inspect and prune run history."""
+    """Inspect, settle and prune run history."""
 
 
 @runs_group.command("list")
@@ -345,6 +345,44 @@ def runs_show_command(state: CliState, /, run_id: str, as_json: bool) -> None:
     with transaction(state) as (conn, _):
         record = management.show_run(conn, _id(run_id, "run id"))
     echo_record(record, as_json)
+
+
+@runs_group.command("resolve")
+@click.argument("run_id")
+@click.option(
+    "--execution",
+    "execution_id",
+    metavar="AMC_EXECUTION_ID",
+    help="The AMC execution you found to be this run's: the run takes it.",
+)
+@click.option(
+    "--no-execution", is_flag=True, help="AMC has no execution of this run: it failed to start."
+)
+@click.option("--rerun", is_flag=True, help="With --no-execution: queue a manual run of its slot.")
+@json_option
+@click.pass_obj
+def runs_resolve_command(
+    state: CliState,
+    /,
+    run_id: str,
+    execution_id: str | None,
+    no_execution: bool,
+    rerun: bool,
+    as_json: bool,
+) -> None:
+    """Settle an unresolved run (recovery could not tell which AMC execution is its own)."""
+    target = _id(run_id, "run id")
+    if (execution_id is None) == (not no_execution):
+        raise click.UsageError("give exactly one of --execution ID and --no-execution")
+    with transaction(state) as (conn, _):
+        result = management.resolve_run(conn, target, execution_id, rerun=rerun)
+    if execution_id is not None:
+        message = f"run {target} now holds AMC execution {execution_id}"
+    else:
+        message = f"run {target} recorded as failed: no AMC execution"
+        if "rerun_id" in result:
+            message += f"; queued manual run {result['rerun_id']} of its slot"
+    _done(as_json, result, message)
 
 
 @runs_group.command("prune")

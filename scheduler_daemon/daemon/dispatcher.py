@@ -12,12 +12,15 @@ dropped (``claim.lost``) instead of being acted on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import structlog
@@ -33,6 +36,7 @@ from tenacity import (
 from scheduler_daemon.clock import Clock
 from scheduler_daemon.daemon.instance_gate import InstanceBusyError, InstanceGate
 from scheduler_daemon.db import queries
+from scheduler_daemon.db import recovery as db_recovery
 from scheduler_daemon.db.engine import is_transient, make_engine
 from scheduler_daemon.db.queries import ClaimedRun
 from scheduler_daemon.executors.base import (
@@ -43,6 +47,7 @@ from scheduler_daemon.executors.base import (
 )
 from scheduler_daemon.log import lines_together
 from scheduler_daemon.metrics import Metrics
+from scheduler_daemon.recovery import CREATION_SKEW_MARGIN, Adopt, Resubmit, Unresolved
 from scheduler_daemon.resolve import ResolutionError, resolve
 
 log = structlog.get_logger("scheduler_daemon.dispatch")
@@ -72,8 +77,13 @@ class StatusSource(Protocol):
     ) -> Any: ...
 
 
+# A recovery that finds another run with the same request still mid-call waits for that call
+# to end (its execution is then attributed), asking again this often, at most this long.
+RIVAL_POLL_SECONDS = 1.0
+RIVAL_WAIT_LIMIT = 600.0
+
 # Large enough that a 500-slot burst costs a few dozen statements, small enough that a crash
-# leaves few runs to reconcile.
+# leaves few runs to recover.
 MAX_CHUNK = 50
 # A chunk of calls expected to take no longer than this is not spread over more threads:
 # spreading would not make it finish sooner, and each extra chunk costs two statements.
@@ -102,8 +112,10 @@ class Dispatcher:
         clock: Clock,
         metrics: Metrics,
         gate: InstanceGate | None = None,
+        on_release: Callable[[], None] = lambda: None,
     ) -> None:
         self._gate = gate
+        self._on_release = on_release
         # Connections of its own, one per thread, whose statements are prepared and planned
         # once (they are all keyed by primary key). Each write is one statement: autocommit
         # spares the BEGIN and COMMIT round trips.
@@ -142,12 +154,16 @@ class Dispatcher:
             return sum(self._held_schedules.values()) + len(self._held_manual_runs)
 
     def submit(self, jobs: Sequence[DispatchJob]) -> None:
-        """Queue jobs: single-run jobs in chunks spread over the pool, catch-ups one by one."""
-        singles = [
-            _Item(job.runs[0], job.contexts.get(job.runs[0].id), True)
-            for job in jobs
-            if len(job.runs) == 1
-        ]
+        """Queue jobs: single-run jobs in chunks spread over the pool, catch-ups and recoveries
+        one by one (a recovery may wait for another run's call, so it shares no chunk)."""
+        singles: list[_Item] = []
+        recoveries: list[_Item] = []
+        for job in jobs:
+            if len(job.runs) == 1:
+                item = _Item(job.runs[0], job.contexts.get(job.runs[0].id), True)
+                (recoveries if item.run.status == "dispatching" else singles).append(item)
+        for item in recoveries:
+            self._queue(self._run_chunk, [item], [item.run])
         quick = self._quick()
         size = MAX_CHUNK if quick else max(1, min(MAX_CHUNK, len(singles) // self._concurrency))
         work = self._run_quick_chunk if quick and self._in_lanes else self._run_chunk
@@ -211,15 +227,17 @@ class Dispatcher:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._own_engine.dispose()
 
-    def _write(self, action: Callable[[Connection], T]) -> T:
-        """One statement, retried while the database is unreachable."""
+    def _write(self, action: Callable[[Connection], T], *, transaction: bool = False) -> T:
+        """One statement (or, with ``transaction``, one transaction), retried while the
+        database is unreachable."""
         for attempt in Retrying(
             retry=retry_if_exception(is_transient),
             wait=wait_exponential(multiplier=0.2, max=5) + wait_random(0, 0.2),
             stop=stop_after_delay(self._write_retry_seconds),
             reraise=True,
         ):
-            with attempt, self._engine.connect() as conn:
+            connect = self._own_engine.begin if transaction else self._engine.connect
+            with attempt, connect() as conn:
                 return action(conn)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -233,13 +251,23 @@ class Dispatcher:
     def _run_chunk(self, items: Sequence[_Item]) -> bool:
         """Send a chunk of runs; False if any claim in it was lost or the chunk failed."""
         try:
+            resolved = [self._resolve(item) for item in items]
             ours = self._write(
-                lambda c: queries.mark_dispatching(c, self._worker_id, [i.run for i in items])
+                lambda c: queries.mark_dispatching(
+                    c,
+                    self._worker_id,
+                    [i.run for i in items],
+                    [r.body or None if isinstance(r, RunRequest) else None for r in resolved],
+                )
             )
             for item in items:
                 if item.run.id not in ours:
                     self._lost(item.run, "dispatching")
-            called = [self._call(item) for item in items if item.run.id in ours]
+            called = [
+                self._call(item, request, ours[item.run.id])
+                for item, request in zip(items, resolved, strict=True)
+                if item.run.id in ours
+            ]
             outcomes = [outcome for outcome in called if outcome is not None]
             written = self._write(
                 lambda c: queries.record_outcomes(c, self._worker_id, outcomes, self._max_failures)
@@ -249,6 +277,7 @@ class Dispatcher:
             self._log.exception("run.dispatch_error", runs=[str(i.run.id) for i in items])
             return False
         all_recorded = len(ours) == len(items) and len(outcomes) == len(called)
+        released = False
         with lines_together():
             for outcome in outcomes:
                 result = written[outcome.run.id]
@@ -256,7 +285,12 @@ class Dispatcher:
                     self._lost(outcome.run, "outcome")
                     all_recorded = False
                     continue
+                released = released or (outcome.release and outcome.run.trigger == "scheduled")
                 self._finished(outcome, result)
+        if released:
+            # The schedules' next slots may be sooner than the loop's next wake-up, which was
+            # computed while they were locked.
+            self._on_release()
         return all_recorded
 
     def check_statuses(self, polls: Sequence[queries.StatusPoll], source: StatusSource) -> None:
@@ -305,6 +339,8 @@ class Dispatcher:
                 via="status_sync",
             )
             self._metrics.count_run(row.status, "status_sync")
+            if row.paused:
+                self._auto_paused(row.pause_reason, row.log_fields)
 
     def _gated(self, instance_id: str) -> contextlib.AbstractContextManager[None]:
         """A slot of the instance's cap across all daemons, when the executor has one."""
@@ -325,43 +361,99 @@ class Dispatcher:
         )
         self._metrics.count_run(outcome.status, outcome.run.trigger)
         if result.paused:
-            self._log.warning("schedule.paused", reason=result.pause_reason, **fields)
-            self._metrics.auto_paused.inc()
+            self._auto_paused(result.pause_reason, fields)
 
-    def _call(self, item: _Item) -> queries.Outcome | None:
-        """Resolve and send one run (or adopt what a dead worker's call started). None means
-        nobody can tell whether the call started an execution: the run stays ``dispatching``
-        and, once this chunk lets go of it, the reaper's reconciliation settles it."""
-        run = item.run
-        fields = run.log_fields
+    def _auto_paused(self, reason: str | None, fields: dict[str, str]) -> None:
+        """A run's failure paused its schedule, whether the dispatch said so or, later, AMC's
+        status: one event and one count either way (the alert on auto-pauses reads both)."""
+        self._log.warning("schedule.paused", reason=reason, **fields)
+        self._metrics.auto_paused.inc()
+
+    @staticmethod
+    def _resolve(item: _Item) -> RunRequest | ResolutionError:
         try:
-            request = resolve(run, item.context)
+            return resolve(item.run, item.context)
         except ResolutionError as exc:
-            return queries.Outcome(run, "failed", None, str(exc), item.release)
+            return exc
+
+    def _call(
+        self, item: _Item, request: RunRequest | ResolutionError, dispatch_started_at: datetime
+    ) -> queries.Outcome | None:
+        """Send one run, or recover one whose earlier call was cut short. None means nobody
+        can tell yet whether a call started an execution: the run stays ``dispatching`` and,
+        once this chunk lets go of it, the reaper hands it to a recovery."""
+        run = item.run
+        if isinstance(request, ResolutionError):
+            return queries.Outcome(run, "failed", None, str(request), item.release)
         recovering = run.status == "dispatching"
         try:
-            with self._gated(request.amc_instance_id):
-                outcome = self._executor.reconcile(request) if recovering else None
-                if outcome is not None:
-                    self._log.info("run.reconciled", execution_id=outcome.execution_id, **fields)
-                else:
-                    outcome = self._submit(request, recovering=recovering, fields=fields)
+            if recovering:
+                outcome = self._recover(run, request, dispatch_started_at)
+            else:
+                with self._gated(request.amc_instance_id):
+                    outcome = self._submit(request, recovering=False, fields=run.log_fields)
         except OutcomeUnknownError as exc:
-            self._log.warning("run.outcome_unknown", error=str(exc), **fields)
+            self._log.warning("run.outcome_unknown", error=str(exc), **run.log_fields)
             return None
         except InstanceBusyError as exc:
             if recovering:  # nothing was asked: the reaper tries again
                 return None
             error = f"AMC instance {request.amc_instance_id} busy: {exc}"
             outcome = ExecutionOutcome("failed", error=error)
+        if outcome is None:
+            return None
+        if isinstance(outcome, Unresolved):
+            return queries.Outcome(run, "unresolved", None, outcome.reason, item.release)
         return queries.Outcome(
-            run,
-            outcome.status,
-            outcome.execution_id,
-            outcome.error,
-            item.release,
-            request=request.body or None,
+            run, outcome.status, outcome.execution_id, outcome.error, item.release
         )
+
+    def _recover(
+        self, run: ClaimedRun, request: RunRequest, dispatch_started_at: datetime
+    ) -> ExecutionOutcome | Unresolved | None:
+        """Adopt the execution the cut-short call started, or submit again, or say that it
+        cannot be told (docs/semantics.md, "Recovery"). None: try again at a later recovery."""
+        fields = run.log_fields
+        waited_since = time.monotonic()
+        while True:
+            try:
+                with self._gated(request.amc_instance_id):
+                    found = self._executor.find_started(
+                        request, dispatch_started_at - CREATION_SKEW_MARGIN
+                    )
+            except InstanceBusyError:
+                raise
+            except Exception as exc:
+                self._log.warning("run.recovery_deferred", error=str(exc), **fields)
+                return None
+            decide = functools.partial(
+                db_recovery.decide_recovery,
+                worker_id=self._worker_id,
+                run_id=run.id,
+                token=run.fencing_token,
+                found=found,
+            )
+            decision = self._write(decide, transaction=True)
+            if decision is None:
+                self._lost(run, "recovery")
+                return None
+            if isinstance(decision, Adopt):
+                self._log.warning(
+                    "run.execution_adopted", execution_id=decision.execution_id, **fields
+                )
+                return ExecutionOutcome("dispatched", execution_id=decision.execution_id)
+            if isinstance(decision, Resubmit):
+                with self._gated(request.amc_instance_id):
+                    return self._submit(request, recovering=True, fields=fields)
+            if isinstance(decision, Unresolved):
+                self._log.error("run.unresolved", reason=decision.reason, **fields)
+                return decision
+            if time.monotonic() - waited_since > RIVAL_WAIT_LIMIT:
+                reason = f"waited {RIVAL_WAIT_LIMIT:.0f} s in vain: {decision.reason}"
+                self._log.error("run.unresolved", reason=reason, **fields)
+                return Unresolved(reason)
+            self._log.info("run.recovery_waiting", reason=decision.reason, **fields)
+            time.sleep(RIVAL_POLL_SECONDS)
 
     def _submit(
         self, request: RunRequest, *, recovering: bool, fields: dict[str, str]

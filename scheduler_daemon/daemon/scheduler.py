@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -77,6 +78,9 @@ class Scheduler:
         self._last_prune: float | None = None
         self._last_reap: float | None = None
         self._log = log.bind(worker_id=self.worker_id)
+        # What the loop sleeps on between ticks; set when a dispatch frees a schedule, whose
+        # next slot the last wake-up could not count while it was locked.
+        self.wake = threading.Event()
         self.dispatcher = Dispatcher(
             engine,
             executor,
@@ -91,6 +95,7 @@ class Scheduler:
                 if settings.executor is ExecutorName.AMC
                 else None
             ),
+            on_release=self.wake.set,
         )
 
     # --- life cycle ------------------------------------------------------------------------

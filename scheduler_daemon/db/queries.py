@@ -390,48 +390,59 @@ def insert_manual_run(
 
 # --- dispatch and outcome ------------------------------------------------------------------
 
+# ``started_at`` is when the run first began dispatching (kept when a recovery marks it again):
+# an execution created before it, less a skew margin, cannot be this run's. ``call_started_at``
+# is set while a call is under way; a recovery clears it, and sets it again only to submit.
+# ``request`` is what the call sends, stored before it is sent: recovery compares requests.
 MARK_DISPATCHING = _sql(
     f"""
     UPDATE schedule_runs AS r
-       SET status = 'dispatching', started_at = now(), attempts = r.attempts + 1
-      FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[])) AS v(id, token)
+       SET status = 'dispatching', started_at = COALESCE(r.started_at, now()),
+           call_started_at = CASE WHEN r.status = 'claimed' THEN now() END,
+           request = COALESCE(r.request, v.request), attempts = r.attempts + 1
+      FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[]), CAST(:requests AS jsonb[]))
+           AS v(id, token, request)
      WHERE r.id = v.id AND r.id = ANY(CAST(:ids AS uuid[]))
        AND r.fencing_token = v.token AND r.worker_id = :worker_id
        AND {_run_status_is("claimed", "dispatching")}
-    RETURNING r.id
+    RETURNING r.id, r.started_at
     """
 )
 
 
 def mark_dispatching(
-    conn: Connection, worker_id: str, runs: Sequence[ClaimedRun]
-) -> set[uuid.UUID]:
-    """Mark runs as being sent; returns the ids still ours. A run missing from the result
-    was lost to another worker: the caller must drop it."""
+    conn: Connection,
+    worker_id: str,
+    runs: Sequence[ClaimedRun],
+    requests: Sequence[dict[str, Any] | None],
+) -> dict[uuid.UUID, datetime]:
+    """Mark runs as being sent, with the request each will send; returns the runs still ours,
+    each with the instant it first began dispatching. A run missing from the result was lost
+    to another worker: the caller must drop it."""
     if not runs:
-        return set()
+        return {}
     rows = conn.execute(
         MARK_DISPATCHING,
         {
             "worker_id": worker_id,
             "ids": [r.id for r in runs],
             "tokens": [r.fencing_token for r in runs],
+            "requests": [None if b is None else orjson.dumps(b).decode() for b in requests],
         },
     )
-    return set(rows.scalars().all())
+    return {row.id: row.started_at for row in rows.all()}
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What to record for one dispatched run; ``release`` frees the schedule's lock;
-    ``request`` is the fully resolved request that was sent."""
+    """What to record for one dispatched run; ``release`` frees the schedule's lock. (The
+    request it sent was stored when it was marked ``dispatching``.)"""
 
     run: ClaimedRun
     status: str
     amc_execution_id: str | None
     error_message: str | None
     release: bool
-    request: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -476,23 +487,23 @@ RECORD_OUTCOMES = _sql(
                    AS execution_status
           FROM unnest(CAST(:ids AS uuid[]), CAST(:tokens AS bigint[]),
                       CAST(:statuses AS text[]), CAST(:execution_ids AS text[]),
-                      CAST(:errors AS text[]), CAST(:releases AS boolean[]),
-                      CAST(:requests AS jsonb[]))
-               AS v(run_id, token, status, amc_execution_id, error_message, release, request)
+                      CAST(:errors AS text[]), CAST(:releases AS boolean[]))
+               AS v(run_id, token, status, amc_execution_id, error_message, release)
     ), run AS (
         UPDATE schedule_runs AS r
            SET status = o.status,
-               finished_at = CASE WHEN o.status IN ('succeeded', 'failed') THEN now() END,
+               finished_at = CASE WHEN o.status IN ('succeeded', 'failed', 'unresolved')
+                                  THEN now() END,
+               call_started_at = NULL,
                amc_execution_id = o.amc_execution_id,
                error_message = o.error_message,
-               request = COALESCE(o.request, r.request),
                execution_id = COALESCE(o.lineage_id, r.execution_id)
           FROM outcome o
          WHERE r.id = o.run_id AND r.id = ANY(CAST(:ids AS uuid[]))
            AND r.fencing_token = o.token AND r.worker_id = :worker_id
            AND {_run_status_is("dispatching")}
         RETURNING r.id, r.schedule_id, r.workflow_id, r.trigger, o.token, o.status,
-                  o.error_message, o.release, o.request, o.lineage_id, o.amc_execution_id,
+                  o.error_message, o.release, r.request, o.lineage_id, o.amc_execution_id,
                   o.execution_status
     ), lineage AS (
         -- One workflow_executions row per execution started, linked both ways.
@@ -540,9 +551,6 @@ def record_outcomes(
             "execution_ids": [o.amc_execution_id for o in outcomes],
             "errors": [o.error_message for o in outcomes],
             "releases": [o.release for o in outcomes],
-            "requests": [
-                None if o.request is None else orjson.dumps(o.request).decode() for o in outcomes
-            ],
         },
     )
     written = {
@@ -613,7 +621,9 @@ class StatusSeen:
 
 
 # Records what AMC said; a final status also finishes the run and, for scheduled runs,
-# updates the schedule's failure count (auto-pause) as a dispatch outcome would.
+# updates the schedule's failure count (auto-pause) as a dispatch outcome would. A schedule
+# counts as paused by this statement only if it was not paused before: its row is read locked,
+# as it is when updated (a pause committed meanwhile by another statement is not this one's).
 RECORD_STATUSES = _sql(
     f"""
     WITH seen AS (
@@ -641,24 +651,69 @@ RECORD_STATUSES = _sql(
           FROM execution
          WHERE r.id = execution.schedule_run_id AND {_run_status_is("dispatched")}
            AND execution.status IN ('succeeded', 'failed', 'cancelled', 'unknown')
-        RETURNING r.id, r.schedule_id, r.trigger, r.status, r.error_message
+        RETURNING r.id, r.schedule_id, r.scheduled_for, r.correlation_id, r.trigger, r.status,
+                  r.error_message, r.amc_execution_id
+    ), previous AS MATERIALIZED (
+        SELECT s.id, s.paused_at IS NOT NULL AS was_paused
+          FROM workflow_schedules s
+         WHERE s.id = ANY(ARRAY(SELECT run.schedule_id FROM run
+                                 WHERE run.trigger = 'scheduled'
+                                   AND run.status IN ('succeeded', 'failed')))
+         ORDER BY s.id
+           FOR UPDATE
     ), schedule AS (
         UPDATE workflow_schedules AS s
            SET {_FAILURE_ACCOUNTING},
                updated_at = now()
-          FROM run
+          FROM run JOIN previous ON previous.id = run.schedule_id
          WHERE run.trigger = 'scheduled' AND s.id = run.schedule_id
            AND run.status IN ('succeeded', 'failed')
-        RETURNING s.id
+        -- The run whose status was applied, when a batch holds several of one schedule.
+        RETURNING run.id AS run_id, s.pause_reason,
+                  s.paused_at IS NOT NULL AND NOT previous.was_paused AS paused
     )
-    SELECT run.id AS run_id, run.schedule_id, run.status, run.error_message
-      FROM run
+    SELECT run.id AS run_id, run.schedule_id, run.scheduled_for, run.correlation_id,
+           run.trigger, run.status, run.error_message, run.amc_execution_id,
+           COALESCE(schedule.paused, false) AS paused,
+           CASE WHEN schedule.paused THEN schedule.pause_reason END AS pause_reason
+      FROM run LEFT JOIN schedule ON schedule.run_id = run.id
     """
 )
 
 
-def record_statuses(conn: Connection, seen: Sequence[StatusSeen], max_failures: int) -> list[Any]:
-    """Write what the status checks saw; returns the runs this finished."""
+@dataclass(frozen=True)
+class StatusFinished:
+    """A run a final status finished; ``paused``: its schedule reached the failure limit with
+    this run and was auto-paused (it was not paused before), for ``pause_reason``."""
+
+    run_id: uuid.UUID
+    schedule_id: uuid.UUID
+    scheduled_for: datetime
+    correlation_id: uuid.UUID
+    trigger: str
+    status: str
+    error_message: str | None
+    amc_execution_id: str | None
+    paused: bool
+    pause_reason: str | None
+
+    @property
+    def log_fields(self) -> dict[str, str]:
+        """The run's fields, as a dispatched run logs them (``ClaimedRun.log_fields``)."""
+        return {
+            "run_id": str(self.run_id),
+            "schedule_id": str(self.schedule_id),
+            "scheduled_for": self.scheduled_for.isoformat(),
+            "correlation_id": str(self.correlation_id),
+            "trigger": self.trigger,
+        }
+
+
+def record_statuses(
+    conn: Connection, seen: Sequence[StatusSeen], max_failures: int
+) -> list[StatusFinished]:
+    """Write what the status checks saw; returns the runs this finished, each saying whether
+    it auto-paused its schedule."""
     if not seen:
         return []
     rows = conn.execute(
@@ -671,7 +726,7 @@ def record_statuses(conn: Connection, seen: Sequence[StatusSeen], max_failures: 
             "max_failures": max_failures,
         },
     )
-    return list(rows)
+    return _rows_as(StatusFinished, rows)
 
 
 # --- heartbeat -----------------------------------------------------------------------------
@@ -790,7 +845,7 @@ TAKE_OVER_LOCKS = _sql(
 TAKE_OVER_RUNS = _sql(
     f"""
     UPDATE schedule_runs AS r
-       SET fencing_token = v.new_token, worker_id = :worker_id
+       SET fencing_token = v.new_token, worker_id = :worker_id, call_started_at = NULL
       FROM unnest(CAST(:ids AS uuid[]), CAST(:old_tokens AS bigint[]),
                   CAST(:new_tokens AS bigint[])) AS v(schedule_id, old_token, new_token)
      WHERE r.schedule_id = v.schedule_id AND r.fencing_token = v.old_token
@@ -862,7 +917,7 @@ def reap_stale_locks(
 REAP_MANUAL_RUNS = _sql(
     f"""
     UPDATE schedule_runs AS r
-       SET fencing_token = r.fencing_token + 1, worker_id = :worker_id
+       SET fencing_token = r.fencing_token + 1, worker_id = :worker_id, call_started_at = NULL
      WHERE r.id IN (
            SELECT r2.id FROM schedule_runs r2
              LEFT JOIN scheduler_workers w ON w.worker_id = r2.worker_id

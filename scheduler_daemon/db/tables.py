@@ -37,7 +37,9 @@ MISFIRE_POLICIES = ("skip", "run_once", "run_all")
 OVERLAP_POLICIES = ("skip", "allow")
 RUN_TRIGGERS = ("scheduled", "manual")
 # pending: a manual run waiting for a daemon; claimed: owned, nothing sent yet;
-# dispatching: the executor call may have reached AMC; dispatched: AMC accepted it.
+# dispatching: the executor call may have reached AMC; dispatched: AMC accepted it;
+# unresolved: recovery could not tell which execution, if any, the run's call started (final,
+# nothing resent; an operator decides).
 RUN_STATUSES = (
     "pending",
     "claimed",
@@ -47,6 +49,7 @@ RUN_STATUSES = (
     "failed",
     "skipped",
     "cancelled",
+    "unresolved",
 )
 IN_PROGRESS_RUN_STATUSES = ("claimed", "dispatching", "dispatched")
 UNFINISHED_RUN_STATUSES = ("pending", *IN_PROGRESS_RUN_STATUSES)
@@ -291,7 +294,11 @@ schedule_runs = Table(
     Column("fencing_token", BigInteger),
     Column("worker_id", Text),
     Column("claimed_at", DateTime(timezone=True)),
-    Column("started_at", DateTime(timezone=True)),
+    Column(
+        "started_at",
+        DateTime(timezone=True),
+        comment="when the run first began dispatching (database clock)",
+    ),
     Column("finished_at", DateTime(timezone=True)),
     Column(
         "execution_id",
@@ -315,6 +322,11 @@ schedule_runs = Table(
         server_default=text("gen_random_uuid()"),
     ),
     _created_at(),
+    Column(
+        "call_started_at",
+        DateTime(timezone=True),
+        comment="set while a call to the executor is under way; cleared when it is over",
+    ),
     CheckConstraint(_in("trigger", RUN_TRIGGERS), name="trigger_allowed"),
     CheckConstraint(_in("status", RUN_STATUSES), name="status_allowed"),
     CheckConstraint(
@@ -330,6 +342,13 @@ schedule_runs = Table(
         unique=True,
         postgresql_where=text("trigger = 'scheduled'"),
     ),
+    # An AMC execution belongs to at most one run; recovery relies on it.
+    Index(
+        "uq_schedule_runs_amc_execution_id",
+        "amc_execution_id",
+        unique=True,
+        postgresql_where=text("amc_execution_id IS NOT NULL"),
+    ),
     Index("ix_schedule_runs_schedule_recent", "schedule_id", text("scheduled_for DESC")),
     Index(
         "ix_schedule_runs_unfinished",
@@ -337,6 +356,11 @@ schedule_runs = Table(
         postgresql_where=text(f"{_in('status', UNFINISHED_RUN_STATUSES)}"),
     ),
     Index("ix_schedule_runs_pending", "created_at", postgresql_where=text("status = 'pending'")),
+    Index(
+        "ix_schedule_runs_unresolved",
+        "created_at",
+        postgresql_where=text("status = 'unresolved'"),
+    ),
     Index("ix_schedule_runs_finished_at", "finished_at"),
 )
 

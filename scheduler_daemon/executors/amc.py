@@ -3,19 +3,19 @@
 ``submit`` answers ``dispatched`` with AMC's workflowExecutionId once AMC accepted the
 request (the execution runs on; its status is synced separately through ``get_status``), or
 ``failed`` with a one-line reason. It raises only AmcOutcomeUnknownError: the request may have
-started an execution and AMC could not be asked, so the run must stay ``dispatching`` for the
-daemon's recovery, whose ``reconcile`` asks again (never both a guess and a resend).
+started an execution (no answer, or a 5xx), so the run must stay ``dispatching`` for the
+daemon's recovery, which lists the candidates through ``find_started`` and decides (never both
+a guess and a resend).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime
 from typing import Any
 
 import httpx
-import structlog
 
 from scheduler_daemon.amc import defaults
 from scheduler_daemon.amc.client import AmcClient, AmcTarget, RetryPolicy
@@ -24,13 +24,7 @@ from scheduler_daemon.amc.errors import AmcError, AmcOutcomeUnknownError
 from scheduler_daemon.amc.responses import NormalizedStatus
 from scheduler_daemon.amc.tokens import TokenProvider
 from scheduler_daemon.clock import Clock, SystemClock
-from scheduler_daemon.executors.base import ExecutionOutcome, RunRequest
-
-log = structlog.get_logger("scheduler_daemon.amc")
-
-# How far before a run's slot an execution found by ``reconcile`` may have been created:
-# room for skew between our clock and AMC's.
-RECONCILE_MARGIN = timedelta(minutes=5)
+from scheduler_daemon.executors.base import ExecutionOutcome, FoundExecution, RunRequest
 
 
 @dataclass(frozen=True)
@@ -90,19 +84,14 @@ class AmcExecutor:
             raise
         except AmcError as exc:
             return ExecutionOutcome("failed", error=str(exc))
-        return ExecutionOutcome(
-            "dispatched", execution_id=result.execution.execution_id, adopted=result.adopted
-        )
+        return ExecutionOutcome("dispatched", execution_id=result.execution_id)
 
-    def reconcile(self, request: RunRequest) -> ExecutionOutcome | None:
-        """The execution an interrupted submit of this run started, if AMC has one; raises
-        AmcError when AMC cannot be asked (the run then stays for a later recovery)."""
-        since = request.scheduled_for - RECONCILE_MARGIN
-        found = self.client.find_execution(_target(request), _body(request), since)
-        if found is None:
-            return None
-        log.info("amc.execution_reconciled", execution_id=found.execution_id)
-        return ExecutionOutcome("dispatched", execution_id=found.execution_id, adopted=True)
+    def find_started(self, request: RunRequest, since: datetime) -> Sequence[FoundExecution]:
+        """The executions of this request's workflow created since ``since`` whose window and
+        parameters match it, oldest first; raises AmcError when AMC cannot be asked (the run
+        then stays for a later recovery)."""
+        found = self.client.find_executions(_target(request), _body(request), since)
+        return [FoundExecution(e.execution_id, e.created_at) for e in found]
 
     def get_status(
         self, instance_id: str, entity_id: str, marketplace_id: str, execution_id: str

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from scheduler_daemon.errors import OutcomeUnknownError
+from scheduler_daemon.recovery import FoundExecution
 
-__all__ = ["ExecutionOutcome", "Executor", "OutcomeUnknownError", "RunRequest"]
+__all__ = ["ExecutionOutcome", "Executor", "FoundExecution", "OutcomeUnknownError", "RunRequest"]
 
 
 @dataclass(frozen=True)
@@ -41,9 +43,6 @@ class ExecutionOutcome:
     status: Literal["succeeded", "failed", "dispatched"]
     execution_id: str | None = None
     error: str | None = None
-    # True when the execution was found rather than started by this call (a lost response
-    # or a recovered run): worth a line in the run's history.
-    adopted: bool = False
 
 
 class Executor(Protocol):
@@ -51,10 +50,12 @@ class Executor(Protocol):
 
     ``submit`` is called at most once per attempt and must not raise for an outcome it can
     describe: a refusal is ``ExecutionOutcome("failed", error=...)``; it raises
-    OutcomeUnknownError when it cannot know whether it started anything. ``reconcile`` is called
-    for a run a dead worker left mid-call: it returns the outcome of an execution that call
-    did start, or None when it started nothing (the run is then submitted again); it raises
-    when it cannot find out (the run then waits for a later recovery).
+    OutcomeUnknownError when it cannot know whether it started anything. ``find_started`` is
+    called for a run whose call was cut short (its daemon died, or the answer was lost): it
+    lists every execution that a call with this request could have started since ``since``,
+    and raises when it cannot find out (the run then waits for a later recovery). Which of
+    them, if any, the run adopts is decided by the daemon (scheduler_daemon.recovery), which
+    knows what other runs hold; an executor never picks one.
 
     An executor may also say how long a submit usually takes, ``expected_call_seconds``: the
     dispatcher packs quick calls into few threads and spreads slow ones over the pool, and
@@ -65,4 +66,4 @@ class Executor(Protocol):
 
     def submit(self, request: RunRequest) -> ExecutionOutcome: ...
 
-    def reconcile(self, request: RunRequest) -> ExecutionOutcome | None: ...
+    def find_started(self, request: RunRequest, since: datetime) -> Sequence[FoundExecution]: ...

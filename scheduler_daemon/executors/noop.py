@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
+from datetime import datetime
 
-from scheduler_daemon.executors.base import ExecutionOutcome, RunRequest
+from scheduler_daemon.executors.base import ExecutionOutcome, FoundExecution, RunRequest
 
 
 class NoopExecutor:
@@ -25,6 +27,6 @@ class NoopExecutor:
         # Nothing was started anywhere: no execution id, so no execution (lineage) row.
         return ExecutionOutcome("succeeded")
 
-    def reconcile(self, request: RunRequest) -> ExecutionOutcome | None:
+    def find_started(self, request: RunRequest, since: datetime) -> Sequence[FoundExecution]:
         # Nothing leaves the process, so a call cut short started nothing: submit again.
-        return None
+        return ()

@@ -48,6 +48,7 @@ def test_healthy(engine: Engine, rows: Rows, database_url: str) -> None:
             "overdue_schedules": 0,
             "stale_locks": 0,
             "quarantined_or_auto_paused": 0,
+            "unresolved_runs": 0,
             "recent_failure_rate": 0.0,
         },
     }
@@ -121,6 +122,34 @@ def test_a_pause_by_an_operator_is_healthy(engine: Engine, rows: Rows, database_
         paused_at=text("now()"),
         pause_reason="maintenance",
     )
+    assert health(database_url)[0] == 0
+
+
+def test_an_unresolved_run_is_critical_until_an_operator_settles_it(
+    engine: Engine, rows: Rows, database_url: str
+) -> None:
+    """A slot whose fate recovery could not tell may never have run: someone must look."""
+    live_worker(engine)
+    schedule_id = rows.schedule(name="hourly spend")
+    run_id = rows.run(
+        schedule_id,
+        scheduled_for=text("now() - interval '1 hour'"),
+        status="unresolved",
+        finished_at=text("now()"),
+        error_message="2 execution(s) (a, b) match this run's request",
+    )
+    code, out = health(database_url, "--nagios")
+    assert code == 2
+    assert "1 run(s) unresolved" in out
+    assert f"{run_id} ('hourly spend')" in out
+    result = run_cli(
+        "runs",
+        "resolve",
+        str(run_id),
+        "--no-execution",
+        env={"SCHEDULER_DATABASE_URL": database_url},
+    )
+    assert result.returncode == 0, result.stderr
     assert health(database_url)[0] == 0
 
 

@@ -185,6 +185,38 @@ def test_show(cli: Cli, rows: Rows) -> None:
     assert "next_fire_times:" in cli.text("schedules", "show", str(schedule_id))
 
 
+def test_an_auto_paused_schedule_shows_as_paused_with_its_reason(cli: Cli, rows: Rows) -> None:
+    reason = "auto-paused after 5 consecutive failures; last error: Object 'x' not found"
+    schedule_id = rows.schedule(  # as the daemon leaves it
+        name="nightly",
+        enabled=True,
+        next_run_at=datetime.now(UTC) + timedelta(hours=1),
+        paused_at=datetime.now(UTC),
+        pause_reason=reason,
+        consecutive_failures=5,
+        last_error="Object 'x' not found",
+    )
+    rows.schedule(name="healthy", enabled=True, next_run_at=datetime.now(UTC) + timedelta(hours=2))
+
+    shown = cli.ok("schedules", "show", str(schedule_id))
+    assert (shown["state"], shown["pause_reason"]) == ("paused", reason)
+    lines = cli.text("schedules", "show", str(schedule_id)).splitlines()
+    assert any(line.split() == ["state", "paused"] for line in lines)
+    assert any(line.split(None, 1) == ["pause_reason", reason] for line in lines)
+
+    [listed] = cli.ok("schedules", "list", "--paused")
+    assert (listed["schedule_id"], listed["state"], listed["pause_reason"]) == (
+        str(schedule_id),
+        "paused",
+        reason,
+    )
+    table = cli.text("schedules", "list").splitlines()
+    assert table[0].split()[-1] == "PAUSE_REASON"
+    [row] = [line for line in table if line.startswith(str(schedule_id))]
+    assert " paused " in row
+    assert row.endswith(reason)
+
+
 def test_update_recomputes_the_next_slot_when_the_spec_changes(cli: Cli, rows: Rows) -> None:
     schedule_id = rows.schedule(
         cron_expression="0 9 * * *", enabled=True, next_run_at=datetime(2020, 1, 1, tzinfo=UTC)
@@ -349,6 +381,48 @@ def test_runs_list_show_and_prune(cli: Cli, rows: Rows) -> None:
     assert cli.ok("runs", "prune", "--older-than", "90") == {"deleted": 1}
     assert [r["run_id"] for r in cli.ok("runs", "list")] == [str(failed)]
     assert "'lost'" in cli.fails("runs", "list", "--status", "lost")
+
+
+def test_runs_resolve_settles_an_unresolved_run(cli: Cli, rows: Rows, engine: Engine) -> None:
+    """The operator looked in AMC: a run takes the execution found to be its own, or is
+    recorded as having none and, if asked, its slot is queued again as a manual run."""
+    schedule_id = rows.schedule()
+    slot = datetime(2026, 3, 1, 9, tzinfo=UTC)
+    unresolved = {
+        "status": "unresolved",
+        "finished_at": slot,
+        "error_message": "2 execution(s) (a, b) match this run's request",
+        "request": {"workflowId": "wf"},
+    }
+    found = rows.run(schedule_id, scheduled_for=slot, **unresolved)
+    none = rows.run(schedule_id, scheduled_for=slot + timedelta(hours=1), **unresolved)
+    assert [r["run_id"] for r in cli.ok("runs", "list", "--status", "unresolved")] == [
+        str(none),
+        str(found),
+    ]
+    assert cli.ok("runs", "resolve", str(found), "--execution", "a")["status"] == "dispatched"
+    shown = cli.ok("runs", "show", str(found))
+    assert (shown["status"], shown["amc_execution_id"], shown["finished_at"]) == (
+        "dispatched",
+        "a",
+        None,
+    )
+    assert shown["execution_status"] == "pending"  # the status sync follows it from here
+    assert "it was unresolved: 2 execution(s)" in shown["error_message"]
+
+    before = snapshot(engine)
+    assert "already the execution of run" in cli.fails(
+        "runs", "resolve", str(none), "--execution", "a"
+    )
+    assert "exactly one of" in cli.fails("runs", "resolve", str(none))
+    assert "not unresolved" in cli.fails("runs", "resolve", str(found), "--no-execution")
+    assert snapshot(engine) == before
+
+    settled = cli.ok("runs", "resolve", str(none), "--no-execution", "--rerun")
+    assert settled["status"] == "failed"
+    rerun = cli.ok("runs", "show", settled["rerun_id"])
+    assert (rerun["trigger"], rerun["status"]) == ("manual", "pending")
+    assert rerun["scheduled_for"] == (slot + timedelta(hours=1)).isoformat()
 
 
 def test_workers(cli: Cli, engine: Engine) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from scheduler_daemon.config import Settings
 from scheduler_daemon.daemon.scheduler import Scheduler
 from scheduler_daemon.executors import ExecutionOutcome, Executor, NoopExecutor, RunRequest
 from scheduler_daemon.executors.amc import AmcExecutor
+from scheduler_daemon.executors.base import FoundExecution
 
 
 class FailingExecutor:
@@ -23,8 +24,8 @@ class FailingExecutor:
     def submit(self, request: RunRequest) -> ExecutionOutcome:
         return ExecutionOutcome("failed", error="AMC said no")
 
-    def reconcile(self, request: RunRequest) -> ExecutionOutcome | None:
-        return None
+    def find_started(self, request: RunRequest, since: datetime) -> Sequence[FoundExecution]:
+        return ()
 
 
 class GatedExecutor:
@@ -43,8 +44,8 @@ class GatedExecutor:
         assert self.gate.wait(30), "the test never opened the gate"
         return ExecutionOutcome("succeeded", execution_id=f"gated-{request.run_id}")
 
-    def reconcile(self, request: RunRequest) -> ExecutionOutcome | None:
-        return None
+    def find_started(self, request: RunRequest, since: datetime) -> Sequence[FoundExecution]:
+        return ()
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
 """The AMC executor against the fake AMC over real HTTP: every fault of AMC_API.md §11.4
-ends in the right outcome — retried and succeeded, failed with AMC's message, or adopted
-without a duplicate execution."""
+ends in the right outcome — retried and succeeded, failed with AMC's message, or left to the
+run's recovery without a duplicate execution (the client never adopts one itself)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -52,7 +52,6 @@ def test_submit_sends_the_headers_and_the_body(
     assert outcome.status == "dispatched"
     [execution] = amc.executions()
     assert outcome.execution_id == execution["workflowExecutionId"]
-    assert not outcome.adopted
     [post] = amc.requests(endpoint="create")
     assert post.body == BODY
     assert post.path == f"/amc/reporting/{DEFAULT_INSTANCE_ID}/workflowExecutions"
@@ -99,38 +98,49 @@ def test_dropped_connection_before_work_is_sent_again_after_a_look(
     amc.faults.drop(endpoint="create")
     outcome = executor.submit(request_)
     assert outcome.status == "dispatched"
-    assert not outcome.adopted
     assert len(amc.requests(endpoint="create")) == 2
     assert len(amc.requests(endpoint="list")) == 1
     assert len(amc.executions()) == 1
 
 
-def test_post_accepted_but_response_lost_is_adopted_not_duplicated(
+def test_post_accepted_but_response_lost_is_left_to_recovery_not_duplicated(
     amc: FakeAmcServer, executor: AmcExecutor, request_: RunRequest
 ) -> None:
     amc.faults.lose_response(endpoint="create")
-    outcome = executor.submit(request_)
+    with pytest.raises(OutcomeUnknownError, match="lists 1 execution"):
+        executor.submit(request_)
     [execution] = amc.executions()
-    assert (outcome.status, outcome.execution_id, outcome.adopted) == (
-        "dispatched",
-        execution["workflowExecutionId"],
-        True,
-    )
     assert len(amc.requests(endpoint="create")) == 1
+    # What the run's recovery is given to decide from.
+    found = executor.find_started(request_, SLOT - timedelta(minutes=1))
+    assert [f.execution_id for f in found] == [execution["workflowExecutionId"]]
 
 
-def test_slow_response_past_the_timeout_is_adopted(
+def test_slow_response_past_the_timeout_is_left_to_recovery(
     amc: FakeAmcServer, request_: RunRequest
 ) -> None:
     executor = fake_executor(amc, request_timeout=0.3)
     try:
         amc.faults.slow(1.0, endpoint="create")
-        outcome = executor.submit(request_)
+        with pytest.raises(OutcomeUnknownError):
+            executor.submit(request_)
     finally:
         executor.close()
-    [execution] = amc.executions()
-    assert (outcome.execution_id, outcome.adopted) == (execution["workflowExecutionId"], True)
+    assert len(amc.executions()) == 1
     assert len(amc.requests(endpoint="create")) == 1
+
+
+def test_an_older_identical_execution_is_never_adopted_by_the_client(
+    amc: FakeAmcServer, executor: AmcExecutor, request_: RunRequest
+) -> None:
+    """Another run's execution of the same request, a moment older, is no answer to a lost
+    response: the call ends unknown and recovery, which knows who holds what, decides."""
+    older = executor.submit(request_)
+    amc.faults.lose_response(endpoint="create")
+    with pytest.raises(OutcomeUnknownError, match="lists 2 execution"):
+        executor.submit(request_)
+    assert len(amc.requests(endpoint="create")) == 2
+    assert older.execution_id in {e["workflowExecutionId"] for e in amc.executions()}
 
 
 def test_a_lost_response_with_amc_unreachable_is_not_sent_again(

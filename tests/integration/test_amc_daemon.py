@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, text
+from structlog.testing import capture_logs
 
+from scheduler_daemon import management
 from scheduler_daemon.amc.fake_server import FakeAmcServer
 from scheduler_daemon.amc.fake_state import Script
 from scheduler_daemon.amc.testing import fake_executor
@@ -20,6 +22,7 @@ from scheduler_daemon.daemon.scheduler import Scheduler
 from scheduler_daemon.db.tables import (
     schedule_runs,
     workflow_executions,
+    workflow_schedules,
 )
 from scheduler_daemon.executors.amc import AmcExecutor
 from tests.helpers import Rows, seeded_amc_instance
@@ -229,3 +232,133 @@ def test_a_failing_instance_opens_its_circuit_while_healthy_instances_fire_on_ti
     sick_creates = len(amc.requests(endpoint="create", instance_id=ids[sick]))
     assert sick_creates < 12 * 3
     assert took < 30
+
+
+def finish_by_status_sync(engine: Engine, scheduler: Scheduler, schedule_id: uuid.UUID) -> None:
+    """Tick (the clock standing still) until the status sync has finished the schedule's
+    dispatched runs."""
+    deadline = time.monotonic() + 20
+    while any(r["status"] == "dispatched" for r in runs_of(engine, schedule_id)):
+        assert time.monotonic() < deadline, "the status sync never finished the run"
+        with engine.begin() as conn:  # make the next check due now instead of in a minute
+            conn.execute(text("UPDATE workflow_executions SET next_poll_at = now()"))
+        scheduler.tick()
+        assert scheduler.dispatcher.wait_idle(20)
+        time.sleep(0.05)
+
+
+def assert_auto_paused_once(
+    rows: Rows,
+    scheduler: Scheduler,
+    schedule_id: uuid.UUID,
+    logs: Sequence[Mapping[str, Any]],
+    failed: Sequence[Mapping[str, Any]],
+) -> None:
+    """The schedule is paused after its failed runs, with the reason; one ``schedule.paused``
+    warning says so, and the alert's counter counted it once."""
+    reason = (
+        f"auto-paused after {len(failed)} consecutive failures; "
+        f"last error: {failed[-1]['error_message']}"
+    )
+    schedule = rows.get(workflow_schedules, schedule_id)
+    assert (schedule["paused_at"] is not None, schedule["pause_reason"]) == (True, reason)
+    paused = [e for e in logs if e["event"] == "schedule.paused"]
+    assert [(e["log_level"], e["schedule_id"], e["run_id"], e["reason"]) for e in paused] == [
+        ("warning", str(schedule_id), str(failed[-1]["id"]), reason)
+    ]
+    registry = scheduler.metrics.registry
+    assert registry.get_sample_value("scheduler_schedules_auto_paused_total") == 1
+
+
+def test_failures_at_dispatch_auto_pause_the_schedule_visibly(
+    engine: Engine,
+    rows: Rows,
+    clock: FakeClock,
+    amc: FakeAmcServer,
+    executor: AmcExecutor,
+    make_scheduler: Callable[..., Scheduler],
+) -> None:
+    instance = seeded_amc_instance(rows, amc, {"wf": ()})
+    amc.faults.add(
+        "status",
+        status=400,
+        body={"code": "400", "details": "Invalid workflow definition"},
+        endpoint="create",
+        times=None,
+    )
+    schedule_id = rows.schedule(
+        rows.workflow(instance.id, amc_workflow_id="wf"),
+        cron_expression="0 * * * *",
+        enabled=True,
+        next_run_at=T0,
+    )
+    scheduler = make_scheduler(executor, max_consecutive_failures=3)
+    with capture_logs() as logs:
+        for hour in range(4):  # the fourth slot does not fire: the schedule is paused
+            clock.set(T0 + timedelta(hours=hour))
+            scheduler.tick()
+            assert scheduler.dispatcher.wait_idle(20)
+    failed = sorted(runs_of(engine, schedule_id), key=lambda r: r["scheduled_for"])
+    assert [r["status"] for r in failed] == ["failed"] * 3
+    assert_auto_paused_once(rows, scheduler, schedule_id, logs, failed)
+
+
+def test_executions_amc_reports_failed_auto_pause_the_schedule_visibly(
+    engine: Engine,
+    rows: Rows,
+    clock: FakeClock,
+    amc: FakeAmcServer,
+    executor: AmcExecutor,
+    make_scheduler: Callable[..., Scheduler],
+) -> None:
+    """AMC accepts every execution and later reports it FAILED: the failures reach the
+    schedule through the status sync, and the pause they cause is as visible as one at
+    dispatch."""
+    instance = seeded_amc_instance(rows, amc, {"wf": ()}).id
+    amc.script("wf", Script("FAILED", "Object 'x' not found"))
+    schedule_id = rows.schedule(
+        rows.workflow(instance, amc_workflow_id="wf"),
+        cron_expression="0 * * * *",
+        enabled=True,
+        next_run_at=T0,
+    )
+    scheduler = make_scheduler(executor, max_consecutive_failures=3)
+    with capture_logs() as logs:
+        for hour in range(4):  # the fourth slot does not fire: the schedule is paused
+            clock.set(T0 + timedelta(hours=hour))
+            scheduler.tick()
+            assert scheduler.dispatcher.wait_idle(20)
+            finish_by_status_sync(engine, scheduler, schedule_id)
+    failed = sorted(runs_of(engine, schedule_id), key=lambda r: r["scheduled_for"])
+    assert [(r["status"], r["error_message"]) for r in failed] == [
+        ("failed", "Object 'x' not found")
+    ] * 3
+    assert all(r["amc_execution_id"] for r in failed)  # AMC accepted each one
+    assert_auto_paused_once(rows, scheduler, schedule_id, logs, failed)
+
+
+def test_an_operators_pause_during_an_execution_is_not_reported_as_an_auto_pause(
+    engine: Engine,
+    rows: Rows,
+    clock: FakeClock,
+    amc: FakeAmcServer,
+    executor: AmcExecutor,
+    make_scheduler: Callable[..., Scheduler],
+) -> None:
+    instance = seeded_amc_instance(rows, amc, {"wf": ()}).id
+    schedule_id = rows.schedule(
+        rows.workflow(instance, amc_workflow_id="wf"), enabled=True, next_run_at=T0
+    )
+    scheduler = make_scheduler(executor, max_consecutive_failures=3)
+    clock.set(T0)
+    scheduler.tick()
+    assert scheduler.dispatcher.wait_idle(20)
+    with engine.begin() as conn:
+        management.pause(conn, schedule_id, T0, None, "quarterly close")
+    with capture_logs() as logs:
+        finish_by_status_sync(engine, scheduler, schedule_id)
+    assert [r["status"] for r in runs_of(engine, schedule_id)] == ["succeeded"]
+    assert rows.get(workflow_schedules, schedule_id)["pause_reason"] == "quarterly close"
+    assert "schedule.paused" not in [e["event"] for e in logs]
+    registry = scheduler.metrics.registry
+    assert registry.get_sample_value("scheduler_schedules_auto_paused_total") == 0

@@ -109,8 +109,8 @@ def test_the_fake_queues_beyond_ten_running_per_instance(
     assert (statuses.count("SUCCEEDED"), statuses.count("RUNNING")) == (10, 2)
 
 
-def test_reconcile_finds_the_execution_of_the_same_request(
-    amc: FakeAmcServer, executor: AmcExecutor
+def test_find_started_lists_the_executions_of_the_same_request_since_a_moment(
+    amc: FakeAmcServer, executor: AmcExecutor, clock: FakeClock
 ) -> None:
     window = {
         "timeWindowType": "EXPLICIT",
@@ -119,25 +119,28 @@ def test_reconcile_finds_the_execution_of_the_same_request(
         "timeWindowTimeZone": "America/New_York",
     }
     request = run_request(NOW, body=body(**window))
-    assert executor.reconcile(request) is None  # nothing started yet: the daemon submits
-    outcome = executor.submit(request)
-    assert executor.reconcile(request) == ExecutionOutcome(
-        "dispatched", execution_id=outcome.execution_id, adopted=True
-    )
+    since = clock.now() - timedelta(seconds=1)
+    assert executor.find_started(request, since) == []  # nothing started yet
+    first = executor.submit(request)
+    clock.advance(1)
+    second = executor.submit(request)
+    found = executor.find_started(request, since)
+    assert [f.execution_id for f in found] == [first.execution_id, second.execution_id]
+    assert all(f.created_at is not None and f.created_at >= since for f in found)
     other_window = body(**window | {"timeWindowStart": "2026-03-07T00:00:00"})
-    assert executor.reconcile(run_request(NOW, body=other_window)) is None
+    assert executor.find_started(run_request(NOW, body=other_window), since) == []
     other_values = body(**window, parameterValues={"country": "DE"})
-    assert executor.reconcile(run_request(NOW, body=other_values)) is None
-    later_slot = run_request(NOW + timedelta(hours=1), body=body(**window))
-    assert executor.reconcile(later_slot) is None  # created before that run's slot
+    assert executor.find_started(run_request(NOW, body=other_values), since) == []
+    later = clock.now() + timedelta(hours=1)
+    assert executor.find_started(request, later) == []  # created before that instant
 
 
-def test_reconcile_raises_when_amc_cannot_be_asked(
+def test_find_started_raises_when_amc_cannot_be_asked(
     amc: FakeAmcServer, executor: AmcExecutor
 ) -> None:
     amc.faults.server_error(500, endpoint="list", times=None)
     with pytest.raises(AmcError, match="gave up after 4 attempts"):
-        executor.reconcile(run_request(NOW, body=body()))
+        executor.find_started(run_request(NOW, body=body()), NOW)
 
 
 def test_circuit_breaker_isolates_a_failing_instance(amc: FakeAmcServer) -> None:
@@ -253,7 +256,7 @@ def test_no_secret_appears_in_logs_errors_or_outcomes(
         texts.append(str(executor.submit(run_request(NOW, body=body())).error))
         amc.faults.server_error(500, endpoint="list", times=None)
         try:
-            executor.reconcile(run_request(NOW, body=body()))
+            executor.find_started(run_request(NOW, body=body()), NOW)
         except AmcError as exc:
             texts.append(str(exc))
     assert texts[3].endswith("(HTTP 400): bad Bearer ***")

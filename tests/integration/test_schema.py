@@ -194,3 +194,53 @@ def test_ops_views_answer(engine: Engine, rows: Rows) -> None:
     assert sorted(states.values()) == ["due", "scheduled"]
     assert overdue_ids == [overdue]
     assert live == ["w1"]
+
+
+def test_one_amc_execution_is_attributed_to_at_most_one_run(engine: Engine, rows: Rows) -> None:
+    schedule_id = rows.schedule()
+    rows.run(schedule_id, scheduled_for=datetime(2026, 3, 1, 9, tzinfo=UTC), amc_execution_id="e1")
+    workflow_id = rows.get(workflow_schedules, schedule_id)["workflow_id"]
+    second = insert(schedule_runs).values(
+        schedule_id=schedule_id,
+        workflow_id=workflow_id,
+        scheduled_for=datetime(2026, 3, 1, 9, 1, tzinfo=UTC),
+        trigger="scheduled",
+        status="dispatched",
+        amc_execution_id="e1",
+    )
+    _violates(engine, second, "uq_schedule_runs_amc_execution_id")
+
+
+def test_upgrading_past_0007_detaches_a_shared_execution_and_shows_the_victim(
+    empty_database_url: str,
+) -> None:
+    """Runs that an older version's recovery gave someone else's execution are marked
+    unresolved, with the reason, and the first run keeps it."""
+    engine = make_engine(empty_database_url)
+    try:
+        upgrade_to_head(engine)
+        downgrade_to(engine, "0006")
+        rows = Rows(engine)
+        schedule_id = rows.schedule()
+        first = rows.run(
+            schedule_id,
+            scheduled_for=datetime(2026, 3, 1, 9, tzinfo=UTC),
+            status="succeeded",
+            started_at=datetime(2026, 3, 1, 9, tzinfo=UTC),
+            amc_execution_id="shared",
+        )
+        victim = rows.run(
+            schedule_id,
+            scheduled_for=datetime(2026, 3, 1, 9, 1, tzinfo=UTC),
+            status="dispatched",
+            started_at=datetime(2026, 3, 1, 9, 1, tzinfo=UTC),
+            amc_execution_id="shared",
+        )
+        upgrade_to_head(engine)
+        kept, detached = rows.get(schedule_runs, first), rows.get(schedule_runs, victim)
+        assert (kept["status"], kept["amc_execution_id"]) == ("succeeded", "shared")
+        assert (detached["status"], detached["amc_execution_id"]) == ("unresolved", None)
+        assert f"also attributed to run {first}" in detached["error_message"]
+        assert detached["finished_at"] is not None
+    finally:
+        engine.dispose()

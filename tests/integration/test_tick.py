@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,12 @@ from scheduler_daemon.daemon.dispatcher import QUICK_LANES
 from scheduler_daemon.daemon.scheduler import REAP_EVERY, Scheduler
 from scheduler_daemon.db.tables import schedule_runs, workflow_schedules
 from scheduler_daemon.executors import NoopExecutor
-from scheduler_daemon.executors.base import ExecutionOutcome, OutcomeUnknownError, RunRequest
+from scheduler_daemon.executors.base import (
+    ExecutionOutcome,
+    FoundExecution,
+    OutcomeUnknownError,
+    RunRequest,
+)
 from tests.helpers import Rows
 from tests.integration.conftest import FailingExecutor, GatedExecutor
 
@@ -573,7 +578,7 @@ def test_a_restart_under_the_same_worker_id_takes_back_its_predecessors_claims_a
 
 
 class _UnknownThenFound:
-    """submit cannot tell whether AMC started an execution; reconcile later finds it."""
+    """submit cannot tell whether AMC started an execution; the recovery later finds it."""
 
     name = "flaky-amc"
 
@@ -585,9 +590,9 @@ class _UnknownThenFound:
         self.submits += 1
         raise OutcomeUnknownError("connection reset after sending; AMC unreachable to ask")
 
-    def reconcile(self, request: RunRequest) -> ExecutionOutcome | None:
+    def find_started(self, request: RunRequest, since: datetime) -> Sequence[FoundExecution]:
         self.reconciles += 1
-        return ExecutionOutcome("dispatched", execution_id="amc-exec-1", adopted=True)
+        return [FoundExecution("amc-exec-1", since)]
 
 
 def test_an_unknown_outcome_is_left_to_reconciliation_never_resubmitted_blindly(
@@ -667,8 +672,8 @@ class ClockedExecutor:
         self.clock.advance(self.seconds)
         return ExecutionOutcome("succeeded", execution_id=None)
 
-    def reconcile(self, request: RunRequest) -> ExecutionOutcome | None:
-        return None
+    def find_started(self, request: RunRequest, since: datetime) -> Sequence[FoundExecution]:
+        return ()
 
 
 @pytest.mark.parametrize(("seconds_per_call", "chunks"), [(0.0, 2), (1.0, 4)])
@@ -750,8 +755,8 @@ class QuickGatedExecutor:
             self.inside -= 1
         return ExecutionOutcome("succeeded")
 
-    def reconcile(self, request: RunRequest) -> ExecutionOutcome | None:
-        return None
+    def find_started(self, request: RunRequest, since: datetime) -> Sequence[FoundExecution]:
+        return ()
 
 
 class InProcessGatedExecutor(QuickGatedExecutor):

@@ -1,0 +1,163 @@
+"""The statements of a run's recovery: what the database knows about who started what.
+
+One transaction per decision. It first takes a transaction-level advisory lock on the run's
+instance and request, so that two daemons recovering runs with the same request decide one
+after the other; every read after the lock sees the other's attribution (read committed: each
+statement has its own snapshot). The decision itself is ``scheduler_daemon.recovery.decide``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import Connection, text
+
+from scheduler_daemon.recovery import (
+    Adopt,
+    Claimant,
+    Decision,
+    FoundExecution,
+    Resubmit,
+    decide,
+)
+
+LOCK_REQUEST = text(
+    """
+    SELECT pg_advisory_xact_lock(
+               hashtextextended(w.instance_id::text || ' ' || COALESCE(r.request::text, ''), 0))
+      FROM schedule_runs r
+      JOIN workflows w ON w.id = r.workflow_id
+     WHERE r.id = :run_id
+    """
+)
+
+# The run, if it is still ours and still being sent.
+SELECT_RECOVERING_RUN = text(
+    """
+    SELECT r.started_at, r.amc_execution_id
+      FROM schedule_runs r
+     WHERE r.id = :run_id AND r.fencing_token = :token AND r.worker_id = :worker_id
+       AND r.status = 'dispatching'
+    """
+)
+
+SELECT_ATTRIBUTED = text(
+    """
+    SELECT amc_execution_id FROM schedule_runs
+     WHERE amc_execution_id = ANY(CAST(:execution_ids AS text[]))
+    """
+)
+
+# Other runs on the same instance that sent (or are sending) the same request and have no
+# execution yet: they may have started one of the executions found.
+SELECT_CLAIMANTS = text(
+    """
+    SELECT other.id AS run_id, other.started_at AS dispatch_started_at,
+           other.call_started_at IS NOT NULL AS calling
+      FROM schedule_runs me
+      JOIN workflows mine ON mine.id = me.workflow_id
+      JOIN schedule_runs other ON other.request = me.request AND other.id <> me.id
+      JOIN workflows theirs ON theirs.id = other.workflow_id
+     WHERE me.id = :run_id AND theirs.instance_id = mine.instance_id
+       AND other.status = 'dispatching' AND other.amc_execution_id IS NULL
+    """
+)
+
+# The unique constraint on amc_execution_id refuses an execution another run already has.
+RESERVE_EXECUTION = text(
+    """
+    UPDATE schedule_runs AS r SET amc_execution_id = :execution_id
+     WHERE r.id = :run_id AND r.fencing_token = :token AND r.worker_id = :worker_id
+       AND r.status = 'dispatching' AND r.amc_execution_id IS NULL
+    RETURNING r.id
+    """
+)
+
+START_CALL = text(
+    """
+    UPDATE schedule_runs AS r SET call_started_at = now()
+     WHERE r.id = :run_id AND r.fencing_token = :token AND r.worker_id = :worker_id
+       AND r.status = 'dispatching'
+    RETURNING r.id
+    """
+)
+
+
+def decide_recovery(
+    conn: Connection,
+    worker_id: str,
+    run_id: uuid.UUID,
+    token: int,
+    found: Sequence[FoundExecution],
+) -> Decision | None:
+    """Decide what run ``run_id`` adopts, given the executions ``found`` for its request, and
+    write the decision: an adopted execution is attributed to the run at once, a resubmission
+    marks the run's call as under way. None when the run is no longer ours (claim lost)."""
+    fenced = {"run_id": run_id, "token": token, "worker_id": worker_id}
+    conn.execute(LOCK_REQUEST, {"run_id": run_id})
+    run = conn.execute(SELECT_RECOVERING_RUN, fenced).first()
+    if run is None:
+        return None
+    if run.amc_execution_id is not None:  # attributed by an earlier recovery that went no further
+        return Adopt(run.amc_execution_id)
+    ids = [f.execution_id for f in found]
+    attributed = set(conn.execute(SELECT_ATTRIBUTED, {"execution_ids": ids}).scalars())
+    claimants = [
+        Claimant(row.run_id, row.dispatch_started_at, row.calling)
+        for row in conn.execute(SELECT_CLAIMANTS, {"run_id": run_id})
+    ]
+    decision = decide(run_id, run.started_at, found, attributed, claimants)
+    if isinstance(decision, Adopt):
+        params = fenced | {"execution_id": decision.execution_id}
+        if conn.execute(RESERVE_EXECUTION, params).first() is None:
+            return None
+    elif isinstance(decision, Resubmit) and conn.execute(START_CALL, fenced).first() is None:
+        return None
+    return decision
+
+
+# --- an operator settles an unresolved run ---------------------------------------------------
+
+SELECT_UNRESOLVED_RUN = text(
+    """
+    SELECT r.id, r.status, r.schedule_id, r.workflow_id, r.trigger, r.scheduled_for,
+           r.request, r.parameters_override, r.error_message
+      FROM schedule_runs r
+     WHERE r.id = :run_id
+       FOR UPDATE
+    """
+)
+
+SELECT_HOLDER = text("SELECT id FROM schedule_runs WHERE amc_execution_id = :execution_id")
+
+# The run takes the execution the operator found in AMC; the status sync follows it from here.
+ATTACH_EXECUTION = text(
+    """
+    WITH lineage AS (
+        INSERT INTO workflow_executions (workflow_id, amc_execution_id, status, trigger,
+                                         schedule_run_id, request, submitted_at)
+        SELECT r.workflow_id, :execution_id, 'pending', r.trigger, r.id, r.request, now()
+          FROM schedule_runs r
+         WHERE r.id = :run_id
+        RETURNING id
+    )
+    UPDATE schedule_runs AS r
+       SET status = 'dispatched', amc_execution_id = :execution_id, finished_at = NULL,
+           execution_id = (SELECT id FROM lineage),
+           error_message = 'an operator attributed AMC execution ' || :execution_id
+                           || ' to this run; it was unresolved: ' || r.error_message
+     WHERE r.id = :run_id AND r.status = 'unresolved'
+    """
+)
+
+# No execution of this run exists in AMC (the operator checked): the run failed to start one.
+SETTLE_WITHOUT_EXECUTION = text(
+    """
+    UPDATE schedule_runs AS r
+       SET status = 'failed',
+           error_message = 'an operator found no AMC execution of this run; it was '
+                           || 'unresolved: ' || r.error_message
+     WHERE r.id = :run_id AND r.status = 'unresolved'
+    """
+)
