@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 # AMC stamps an execution's creationTime with its own clock, to the second; the run's dispatch
 # instant is the database's. An execution created this long before the run began dispatching
 # may still be the run's own.
-CREATION_SKEW_MARGIN = timedelta(seconds=30)
+CREATION_SKEW_MARGIN = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,16 @@ class Unresolved:
 Decision = Adopt | Resubmit | Wait | Unresolved
 
 
+def listing_start(
+    dispatch_started_at: datetime,
+    rivals: Sequence[Claimant],
+    margin: timedelta = CREATION_SKEW_MARGIN,
+) -> datetime:
+    """Since when the executions must be listed: the earliest window of this run and of the
+    rivals it may share them with (each must see the same executions to share them alike)."""
+    return min([dispatch_started_at, *(r.dispatch_started_at for r in rivals)]) - margin
+
+
 def decide(
     run_id: uuid.UUID,
     dispatch_started_at: datetime,
@@ -76,13 +86,15 @@ def decide(
     attributed: set[str],
     rivals: Sequence[Claimant],
     *,
+    listed_since: datetime | None = None,
     margin: timedelta = CREATION_SKEW_MARGIN,
 ) -> Decision:
     """The decision for run ``run_id``.
 
-    ``found``: the executions the executor listed for this run's request since its dispatch
-    began (less ``margin``); ``attributed``: which of them the database already gives to a
-    run; ``rivals``: the other unfinished runs with the same request and no execution yet.
+    ``found``: the executions the executor listed for this run's request since
+    ``listed_since`` (by default this run's own window: its dispatch start less ``margin``);
+    ``attributed``: which of them the database already gives to a run; ``rivals``: the other
+    unfinished runs with the same request and no execution yet.
 
     Runs with one request on one instance are interchangeable to AMC, so the free executions
     are shared out among this run and its rivals whose calls are over: earliest dispatch first,
@@ -95,6 +107,10 @@ def decide(
     )
     if not free:
         return Resubmit()
+    if listed_since is not None and listed_since > listing_start(
+        dispatch_started_at, rivals, margin
+    ):
+        return Wait("a run with the same request began earlier than the listing reached")
     calling = sorted(str(r.run_id) for r in rivals if r.calling)
     if calling:
         return Wait(

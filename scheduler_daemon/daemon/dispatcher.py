@@ -19,12 +19,12 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import structlog
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -47,7 +47,7 @@ from scheduler_daemon.executors.base import (
 )
 from scheduler_daemon.log import lines_together
 from scheduler_daemon.metrics import Metrics
-from scheduler_daemon.recovery import CREATION_SKEW_MARGIN, Adopt, Resubmit, Unresolved
+from scheduler_daemon.recovery import Adopt, Resubmit, Unresolved, listing_start
 from scheduler_daemon.resolve import ResolutionError, resolve
 
 log = structlog.get_logger("scheduler_daemon.dispatch")
@@ -78,9 +78,13 @@ class StatusSource(Protocol):
 
 
 # A recovery that finds another run with the same request still mid-call waits for that call
-# to end (its execution is then attributed), asking again this often, at most this long.
+# to end (its execution is then attributed), asking the database this often, at most this
+# long before leaving the run to a later recovery.
 RIVAL_POLL_SECONDS = 1.0
 RIVAL_WAIT_LIMIT = 600.0
+# A run marked more times than this (each recovery marks it again) without a known outcome is
+# not sent again: it becomes unresolved, for an operator.
+MAX_DISPATCH_ATTEMPTS = 10
 
 # Large enough that a 500-slot burst costs a few dozen statements, small enough that a crash
 # leaves few runs to recover.
@@ -377,18 +381,24 @@ class Dispatcher:
             return exc
 
     def _call(
-        self, item: _Item, request: RunRequest | ResolutionError, dispatch_started_at: datetime
+        self, item: _Item, request: RunRequest | ResolutionError, marked: queries.Marked
     ) -> queries.Outcome | None:
         """Send one run, or recover one whose earlier call was cut short. None means nobody
         can tell yet whether a call started an execution: the run stays ``dispatching`` and,
         once this chunk lets go of it, the reaper hands it to a recovery."""
         run = item.run
-        if isinstance(request, ResolutionError):
-            return queries.Outcome(run, "failed", None, str(request), item.release)
         recovering = run.status == "dispatching"
+        if isinstance(request, ResolutionError):
+            if recovering:  # what its first call sent cannot be looked for any more
+                reason = f"its cut-short call was not checked: {request}"
+                self._log.error("run.unresolved", reason=reason, **run.log_fields)
+                return queries.Outcome(run, "unresolved", None, reason, item.release)
+            return queries.Outcome(run, "failed", None, str(request), item.release)
         try:
             if recovering:
-                outcome = self._recover(run, request, dispatch_started_at)
+                if marked.request:  # look for what the first call sent, not today's request
+                    request = replace(request, body=marked.request)
+                outcome = self._recover(run, request, marked)
             else:
                 with self._gated(request.amc_instance_id):
                     outcome = self._submit(request, recovering=False, fields=run.log_fields)
@@ -409,18 +419,25 @@ class Dispatcher:
         )
 
     def _recover(
-        self, run: ClaimedRun, request: RunRequest, dispatch_started_at: datetime
+        self, run: ClaimedRun, request: RunRequest, marked: queries.Marked
     ) -> ExecutionOutcome | Unresolved | None:
         """Adopt the execution the cut-short call started, or submit again, or say that it
         cannot be told (docs/semantics.md, "Recovery"). None: try again at a later recovery."""
         fields = run.log_fields
-        waited_since = time.monotonic()
+        if marked.attempts > MAX_DISPATCH_ATTEMPTS:
+            reason = (
+                f"sent {marked.attempts - 1} times without a known outcome; "
+                "not sent again, to avoid duplicates"
+            )
+            self._log.error("run.unresolved", reason=reason, **fields)
+            return Unresolved(reason)
+        give_up_at = time.monotonic() + RIVAL_WAIT_LIMIT
         while True:
+            rivals = self._write(functools.partial(db_recovery.claimants, run_id=run.id))
+            since = listing_start(marked.started_at, rivals)
             try:
                 with self._gated(request.amc_instance_id):
-                    found = self._executor.find_started(
-                        request, dispatch_started_at - CREATION_SKEW_MARGIN
-                    )
+                    found = self._executor.find_started(request, since)
             except InstanceBusyError:
                 raise
             except Exception as exc:
@@ -432,8 +449,12 @@ class Dispatcher:
                 run_id=run.id,
                 token=run.fencing_token,
                 found=found,
+                listed_since=since,
             )
-            decision = self._write(decide, transaction=True)
+            try:
+                decision = self._write(decide, transaction=True)
+            except IntegrityError:  # another run recorded that execution meanwhile: look again
+                continue
             if decision is None:
                 self._lost(run, "recovery")
                 return None
@@ -448,12 +469,21 @@ class Dispatcher:
             if isinstance(decision, Unresolved):
                 self._log.error("run.unresolved", reason=decision.reason, **fields)
                 return decision
-            if time.monotonic() - waited_since > RIVAL_WAIT_LIMIT:
-                reason = f"waited {RIVAL_WAIT_LIMIT:.0f} s in vain: {decision.reason}"
-                self._log.error("run.unresolved", reason=reason, **fields)
-                return Unresolved(reason)
             self._log.info("run.recovery_waiting", reason=decision.reason, **fields)
+            if not self._wait_for_rivals(run, give_up_at):
+                # Still under way after all this time: a later recovery looks again.
+                self._log.warning("run.recovery_deferred", error=decision.reason, **fields)
+                return None
+
+    def _wait_for_rivals(self, run: ClaimedRun, give_up_at: float) -> bool:
+        """Wait (asking the database, not AMC) until no other run with the same request has
+        a call under way; False if that did not happen by ``give_up_at``."""
+        while time.monotonic() < give_up_at:
             time.sleep(RIVAL_POLL_SECONDS)
+            rivals = self._write(functools.partial(db_recovery.claimants, run_id=run.id))
+            if not any(rival.calling for rival in rivals):
+                return True
+        return False
 
     def _submit(
         self, request: RunRequest, *, recovering: bool, fields: dict[str, str]

@@ -405,9 +405,19 @@ MARK_DISPATCHING = _sql(
      WHERE r.id = v.id AND r.id = ANY(CAST(:ids AS uuid[]))
        AND r.fencing_token = v.token AND r.worker_id = :worker_id
        AND {_run_status_is("claimed", "dispatching")}
-    RETURNING r.id, r.started_at
+    RETURNING r.id, r.started_at, r.attempts, r.request
     """
 )
+
+
+@dataclass(frozen=True)
+class Marked:
+    """A run marked ``dispatching``: when it first began, how many times it has been marked,
+    and the request its first call sent (what a recovery looks for)."""
+
+    started_at: datetime
+    attempts: int
+    request: dict[str, Any] | None
 
 
 def mark_dispatching(
@@ -415,7 +425,7 @@ def mark_dispatching(
     worker_id: str,
     runs: Sequence[ClaimedRun],
     requests: Sequence[dict[str, Any] | None],
-) -> dict[uuid.UUID, datetime]:
+) -> dict[uuid.UUID, Marked]:
     """Mark runs as being sent, with the request each will send; returns the runs still ours,
     each with the instant it first began dispatching. A run missing from the result was lost
     to another worker: the caller must drop it."""
@@ -430,7 +440,7 @@ def mark_dispatching(
             "requests": [None if b is None else orjson.dumps(b).decode() for b in requests],
         },
     )
-    return {row.id: row.started_at for row in rows.all()}
+    return {row.id: Marked(row.started_at, row.attempts, row.request) for row in rows.all()}
 
 
 @dataclass(frozen=True)
@@ -495,7 +505,8 @@ RECORD_OUTCOMES = _sql(
                finished_at = CASE WHEN o.status IN ('succeeded', 'failed', 'unresolved')
                                   THEN now() END,
                call_started_at = NULL,
-               amc_execution_id = o.amc_execution_id,
+               -- an execution a recovery already attributed to the run stays its own
+               amc_execution_id = COALESCE(o.amc_execution_id, r.amc_execution_id),
                error_message = o.error_message,
                execution_id = COALESCE(o.lineage_id, r.execution_id)
           FROM outcome o

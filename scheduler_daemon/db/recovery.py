@@ -1,15 +1,20 @@
 """The statements of a run's recovery: what the database knows about who started what.
 
 One transaction per decision. It first takes a transaction-level advisory lock on the run's
-instance and request, so that two daemons recovering runs with the same request decide one
+instance and AMC workflow, so that two daemons recovering runs of one workflow decide one
 after the other; every read after the lock sees the other's attribution (read committed: each
 statement has its own snapshot). The decision itself is ``scheduler_daemon.recovery.decide``.
+
+"The same request" is what AMC can tell apart when it lists executions: the workflow, the time
+window and the parameter values (``scheduler_daemon.amc.client.same_request``); two requests
+that differ only in, say, their timeout are the same to recovery.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import Connection, text
 
@@ -24,8 +29,8 @@ from scheduler_daemon.recovery import (
 
 LOCK_REQUEST = text(
     """
-    SELECT pg_advisory_xact_lock(
-               hashtextextended(w.instance_id::text || ' ' || COALESCE(r.request::text, ''), 0))
+    SELECT pg_advisory_xact_lock(hashtextextended(
+               w.instance_id::text || ' ' || COALESCE(r.request->>'workflowId', ''), 0))
       FROM schedule_runs r
       JOIN workflows w ON w.id = r.workflow_id
      WHERE r.id = :run_id
@@ -57,7 +62,14 @@ SELECT_CLAIMANTS = text(
            other.call_started_at IS NOT NULL AS calling
       FROM schedule_runs me
       JOIN workflows mine ON mine.id = me.workflow_id
-      JOIN schedule_runs other ON other.request = me.request AND other.id <> me.id
+      JOIN schedule_runs other
+        ON other.request->>'workflowId' = me.request->>'workflowId'
+       AND other.request->'parameterValues' IS NOT DISTINCT FROM me.request->'parameterValues'
+       AND other.request->>'timeWindowStart' IS NOT DISTINCT FROM me.request->>'timeWindowStart'
+       AND other.request->>'timeWindowEnd' IS NOT DISTINCT FROM me.request->>'timeWindowEnd'
+       AND other.request->>'timeWindowTimeZone'
+           IS NOT DISTINCT FROM me.request->>'timeWindowTimeZone'
+       AND other.id <> me.id
       JOIN workflows theirs ON theirs.id = other.workflow_id
      WHERE me.id = :run_id AND theirs.instance_id = mine.instance_id
        AND other.status = 'dispatching' AND other.amc_execution_id IS NULL
@@ -84,12 +96,22 @@ START_CALL = text(
 )
 
 
+def claimants(conn: Connection, run_id: uuid.UUID) -> list[Claimant]:
+    """The other runs that may have started the executions this run's recovery finds."""
+    return [
+        Claimant(row.run_id, row.dispatch_started_at, row.calling)
+        for row in conn.execute(SELECT_CLAIMANTS, {"run_id": run_id})
+    ]
+
+
 def decide_recovery(
     conn: Connection,
+    *,
     worker_id: str,
     run_id: uuid.UUID,
     token: int,
     found: Sequence[FoundExecution],
+    listed_since: datetime,
 ) -> Decision | None:
     """Decide what run ``run_id`` adopts, given the executions ``found`` for its request, and
     write the decision: an adopted execution is attributed to the run at once, a resubmission
@@ -103,11 +125,14 @@ def decide_recovery(
         return Adopt(run.amc_execution_id)
     ids = [f.execution_id for f in found]
     attributed = set(conn.execute(SELECT_ATTRIBUTED, {"execution_ids": ids}).scalars())
-    claimants = [
-        Claimant(row.run_id, row.dispatch_started_at, row.calling)
-        for row in conn.execute(SELECT_CLAIMANTS, {"run_id": run_id})
-    ]
-    decision = decide(run_id, run.started_at, found, attributed, claimants)
+    decision = decide(
+        run_id,
+        run.started_at,
+        found,
+        attributed,
+        claimants(conn, run_id),
+        listed_since=listed_since,
+    )
     if isinstance(decision, Adopt):
         params = fenced | {"execution_id": decision.execution_id}
         if conn.execute(RESERVE_EXECUTION, params).first() is None:

@@ -22,6 +22,7 @@ from scheduler_daemon.daemon import dispatcher
 from scheduler_daemon.daemon.scheduler import Scheduler
 from scheduler_daemon.db.tables import schedule_runs, workflow_schedules
 from scheduler_daemon.executors.base import ExecutionOutcome, FoundExecution, RunRequest
+from tests.acceptance.daemons import wait_until
 from tests.helpers import Rows
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -39,21 +40,14 @@ class ListingExecutor:
         self.existing = list(existing)
         self.submitted: list[RunRequest] = []
         self.listings = 0
-        self._listed = threading.Condition()
 
     def submit(self, request: RunRequest) -> ExecutionOutcome:
         self.submitted.append(request)
         return ExecutionOutcome("dispatched", execution_id=f"new-{len(self.submitted)}")
 
     def find_started(self, request: RunRequest, since: datetime) -> Sequence[FoundExecution]:
-        with self._listed:
-            self.listings += 1
-            self._listed.notify_all()
+        self.listings += 1
         return [e for e in self.existing if e.created_at is None or e.created_at >= since]
-
-    def wait_for_listings(self, count: int) -> None:
-        with self._listed:
-            assert self._listed.wait_for(lambda: self.listings >= count, timeout=20)
 
 
 def execution(execution_id: str, seconds_after_start: float) -> FoundExecution:
@@ -202,8 +196,13 @@ def test_a_rivals_call_under_way_is_waited_for_not_robbed(
     rival = interrupted_run(rows, workflow_id, owner="alive")
     executor = ListingExecutor([execution("theirs", 0.3)])
     worker = threading.Thread(target=recover, args=(executor,))
-    worker.start()
-    executor.wait_for_listings(2)  # it looked, waited, and looked again
+    with capture_logs() as logs:
+        worker.start()
+        wait_until(
+            lambda: any(e["event"] == "run.recovery_waiting" for e in list(logs)),
+            20,
+            "the recovery to wait for the rival",
+        )
     assert run(rows, run_id)["amc_execution_id"] is None
     with engine.begin() as conn:  # the rival's daemon records its outcome
         conn.execute(
@@ -218,4 +217,5 @@ def test_a_rivals_call_under_way_is_waited_for_not_robbed(
         "dispatched",
         "new-1",
     )
+    assert executor.listings == 2  # it waited on the database, then looked at AMC once more
     assert run(rows, rival)["amc_execution_id"] == "theirs"
