@@ -68,6 +68,9 @@ class Settings:
     lease: float = DEFAULT_LEASE
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     worker_dead_after: float | None = None
+    # A worker whose database session is gone is dead at once; off behind a transaction-mode
+    # pooler, where a session proves nothing (heartbeat only).
+    session_liveness: bool = True
     max_consecutive_failures: int = DEFAULT_MAX_CONSECUTIVE_FAILURES
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     noop_delay: float = 0.0
@@ -177,6 +180,14 @@ def _enum_parser(enum_type: type[enum.StrEnum]) -> Callable[[str], Any]:
     return parse
 
 
+def _parse_switch(raw: str) -> bool:
+    words = {"on": True, "true": True, "1": True, "yes": True}
+    words |= {"off": False, "false": False, "0": False, "no": False}
+    if raw.lower() not in words:
+        raise ValueError("must be on or off")
+    return words[raw.lower()]
+
+
 def _parse_log_level(raw: str) -> str:
     levels = ("debug", "info", "warning", "error")
     if raw.lower() not in levels:
@@ -195,6 +206,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "lease": _parse_positive_float,
     "heartbeat_interval": _parse_positive_float,
     "worker_dead_after": _parse_positive_float,
+    "session_liveness": _parse_switch,
     "max_consecutive_failures": _parse_positive_int,
     "shutdown_grace": _parse_positive_float,
     "noop_delay": _parse_non_negative_float,

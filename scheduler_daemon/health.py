@@ -123,6 +123,31 @@ def _workers(conn: Connection, t: Thresholds, report: Report) -> None:
         {"limit": t.worker_heartbeat},
     ).one()
     report.facts["live_workers"] = row.live
+    dead = conn.execute(
+        text(
+            """
+            SELECT worker_id, dead_because, locks_held FROM worker_status
+             WHERE state = 'dead' AND heartbeat_at > now() - interval '1 hour'
+             ORDER BY heartbeat_at DESC
+            """
+        )
+    ).all()
+    # How each recently dead worker was found dead: its session gone (a crash, seen at once)
+    # or its heartbeat stale (hung, frozen or cut off).
+    report.facts["dead_workers"] = [
+        {"worker_id": d.worker_id, "dead_because": d.dead_because, "locks_held": d.locks_held}
+        for d in dead
+    ]
+    for d in dead:
+        if d.locks_held:
+            report.problems.append(
+                Problem(
+                    "workers",
+                    Severity.WARNING,
+                    f"worker {d.worker_id} is dead ({d.dead_because}) and still holds "
+                    f"{d.locks_held} lock(s): no live daemon has taken them over",
+                )
+            )
     if row.live == 0:
         seen = "never" if row.last_seen is None else f"{_duration(row.last_seen)} ago"
         report.problems.append(

@@ -623,8 +623,9 @@ def list_workers(conn: Connection) -> list[dict[str, Any]]:
     rows = conn.execute(
         text(
             """
-            SELECT worker_id, hostname, pid, version, state, heartbeat_at, heartbeat_age,
-                   clock_skew_seconds, locks_held, started_at, stopped_at
+            SELECT worker_id, hostname, pid, version, state, dead_because, heartbeat_at,
+                   heartbeat_age, clock_skew_seconds, locks_held, started_at, stopped_at,
+                   session_pid
               FROM worker_status
              ORDER BY state = 'live' DESC, heartbeat_at DESC
             """

@@ -82,7 +82,12 @@ def health_command(
     if as_json:
         echo_json(report.as_dict())
     elif report.healthy:
-        click.echo(f"OK: {report.facts.get('live_workers', 0)} live worker(s), nothing overdue")
+        line = f"OK: {report.facts.get('live_workers', 0)} live worker(s), nothing overdue"
+        dead = report.facts.get("dead_workers") or []
+        if isinstance(dead, list) and dead:
+            named = ", ".join(f"{d['worker_id']}: {d['dead_because']}" for d in dead[:3])
+            line += f"; {len(dead)} dead in the last hour ({named})"
+        click.echo(line)
     else:
         for problem in report.problems:
             click.echo(f"{problem.severity.name}: {problem.message}")

@@ -15,6 +15,7 @@ from scheduler_daemon.config import Settings
 from scheduler_daemon.daemon.listener import WakeupListener
 from scheduler_daemon.daemon.loop import install_signal_handlers, run_loop
 from scheduler_daemon.daemon.scheduler import Scheduler
+from scheduler_daemon.db.engine import libpq_url
 from scheduler_daemon.db.migrate import require_head, upgrade_to_head
 from scheduler_daemon.executors import build_executor
 from scheduler_daemon.log import configure_logging
@@ -47,6 +48,11 @@ def _ensure_schema(engine: Engine, settings: Settings) -> None:
 @click.option(
     "--heartbeat-interval",
     help="Seconds between heartbeats [env: SCHEDULER_HEARTBEAT_INTERVAL; 10].",
+)
+@click.option(
+    "--session-liveness",
+    help="on: a daemon whose database session ends is dead at once; off (behind "
+    "transaction-mode poolers): heartbeat only [env: SCHEDULER_SESSION_LIVENESS; on].",
 )
 @click.option(
     "--shutdown-grace",
@@ -100,8 +106,7 @@ def _run_once(scheduler: Scheduler, settings: Settings) -> None:
 def _run_forever(scheduler: Scheduler, settings: Settings, engine: Engine) -> None:
     stop, wake = threading.Event(), scheduler.wake
     restore = install_signal_handlers(stop, wake)
-    libpq_url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    listener = WakeupListener(libpq_url, wake, stop)
+    listener = WakeupListener(libpq_url(engine), wake, stop)
     listener.start()
     try:
         notifier = SystemdNotifier.from_environment(os.environ)

@@ -406,8 +406,16 @@ def runs_prune_command(state: CliState, /, days: float, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def workers_command(state: CliState, /, as_json: bool) -> None:
-    """Daemons: live, dead or stopped, last heartbeat, clock skew, locks held."""
+    """Daemons: live, dead (session gone or heartbeat stale) or stopped, heartbeat, skew, locks."""
     with transaction(state) as (conn, _):
         rows = management.list_workers(conn)
-    columns = ["worker_id", "state", "heartbeat_age", "clock_skew_seconds", "locks_held", "version"]
+    columns = [
+        "worker_id",
+        "state",
+        "dead_because",
+        "heartbeat_age",
+        "clock_skew_seconds",
+        "locks_held",
+        "version",
+    ]
     echo_rows(rows, columns, as_json)

@@ -24,7 +24,9 @@ from scheduler_daemon.clock import Clock
 from scheduler_daemon.config import ExecutorName, Settings
 from scheduler_daemon.daemon.dispatcher import Dispatcher, DispatchJob, StatusSource
 from scheduler_daemon.daemon.instance_gate import InstanceGate
+from scheduler_daemon.daemon.liveness import SessionLiveness
 from scheduler_daemon.db import queries
+from scheduler_daemon.db.engine import libpq_url
 from scheduler_daemon.db.queries import ClaimedRun, DueSchedule, NewRun, ScheduleDecision, SpecRow
 from scheduler_daemon.errors import SchedulerError
 from scheduler_daemon.executors.base import Executor
@@ -38,8 +40,9 @@ log = structlog.get_logger("scheduler_daemon.tick")
 STATUS_BATCH = 50
 BACKLOG_PAUSE = 0.05
 # The reaper looks at every locked schedule; during a burst the loop ticks many times a second
-# and thousands are locked, so it runs at most this often. Abandoned claims wait for a lease
-# or a dead heartbeat (tens of seconds), so a second more changes nothing.
+# and thousands are locked, so it runs at most this often: a crashed daemon's claims (its
+# session gone) wait at most this long, and while other daemons hold claims the loop wakes
+# this often to look.
 REAP_EVERY = 1.0
 PRUNE_EVERY = 3600.0
 PRUNE_BATCH = 1000
@@ -81,6 +84,9 @@ class Scheduler:
         # What the loop sleeps on between ticks; set when a dispatch frees a schedule, whose
         # next slot the last wake-up could not count while it was locked.
         self.wake = threading.Event()
+        self._liveness = SessionLiveness(
+            libpq_url(engine), self.worker_id, enabled=settings.session_liveness
+        )
         self.dispatcher = Dispatcher(
             engine,
             executor,
@@ -103,7 +109,11 @@ class Scheduler:
     def start(self) -> None:
         self._heartbeat()
         self._log.info(
-            "worker.started", hostname=self._hostname, pid=os.getpid(), version=__version__
+            "worker.started",
+            hostname=self._hostname,
+            pid=os.getpid(),
+            version=__version__,
+            session_pid=self._liveness.pid,  # None: its liveness is judged by heartbeat alone
         )
 
     def stop(self, grace: float) -> bool:
@@ -111,8 +121,11 @@ class Scheduler:
         worker stopped, which hands whatever is left to the other workers' reapers at once."""
         finished = self.dispatcher.wait_idle(grace)
         self.dispatcher.shutdown()
-        with self.engine.begin() as conn:
-            queries.mark_stopped(conn, self.worker_id)
+        try:
+            with self.engine.begin() as conn:
+                queries.mark_stopped(conn, self.worker_id)
+        finally:
+            self._liveness.close()
         self._log.info("worker.stopped", drained=finished)
         return finished
 
@@ -138,11 +151,17 @@ class Scheduler:
 
     def _heartbeat_if_due(self) -> None:
         last = self._last_heartbeat
-        # A little early rather than late: the loop wakes on the heartbeat interval.
-        if last is None or self.clock.monotonic() - last >= self.settings.heartbeat_interval * 0.9:
+        # A little early rather than late: the loop wakes on the heartbeat interval. At once
+        # when the session lock's connection was cut: the others may already count us dead.
+        if (
+            last is None
+            or self.clock.monotonic() - last >= self.settings.heartbeat_interval * 0.9
+            or self._liveness.lost()
+        ):
             self._heartbeat()
 
     def _heartbeat(self) -> None:
+        session_pid = self._liveness.check()
         with self.engine.begin() as conn:
             skew = self.clock.calibrate(queries.database_now(conn))
             queries.heartbeat(
@@ -152,6 +171,7 @@ class Scheduler:
                 pid=os.getpid(),
                 version=__version__,
                 skew=skew,
+                session_pid=session_pid,
                 held_schedules=self.dispatcher.held_schedules(),
                 held_manual_runs=self.dispatcher.held_manual_runs(),
             )
@@ -358,8 +378,12 @@ class Scheduler:
 
     def _sleep_for(self, now: datetime) -> float:
         with self.engine.connect() as conn:
-            wake_at = queries.next_wakeup(conn)
+            wake_at, others_busy = queries.next_wakeup(conn, self.worker_id)
         sleep = min(self.settings.poll_interval, self.settings.heartbeat_interval)
+        if others_busy:
+            # Their claims are ours to take over the moment their daemon dies (its session
+            # ends): look again within a reap interval.
+            sleep = min(sleep, REAP_EVERY)
         if wake_at is not None:
             sleep = min(sleep, max(0.0, (wake_at - now).total_seconds()))
         return sleep

@@ -43,6 +43,11 @@ def make_engine(
     return engine
 
 
+def libpq_url(engine: Engine) -> str:
+    """The engine's URL as psycopg itself takes it (for connections outside the pool)."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def _plan_once(dbapi_connection: Any, _: Any) -> None:
     """Prepare each statement at its first execution and keep one generic plan for it.
 

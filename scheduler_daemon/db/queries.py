@@ -746,11 +746,12 @@ DATABASE_NOW = _sql("SELECT now()")
 
 HEARTBEAT = _sql(
     """
-    INSERT INTO scheduler_workers (worker_id, hostname, pid, version, clock_skew_seconds)
-    VALUES (:worker_id, :hostname, :pid, :version, :skew)
+    INSERT INTO scheduler_workers (worker_id, hostname, pid, version, clock_skew_seconds,
+                                   session_pid)
+    VALUES (:worker_id, :hostname, :pid, :version, :skew, :session_pid)
     ON CONFLICT (worker_id) DO UPDATE
        SET heartbeat_at = now(), clock_skew_seconds = EXCLUDED.clock_skew_seconds,
-           stopped_at = NULL
+           session_pid = EXCLUDED.session_pid, stopped_at = NULL
     """
 )
 
@@ -783,6 +784,7 @@ def heartbeat(
     pid: int,
     version: str,
     skew: float,
+    session_pid: int | None = None,
     held_schedules: Sequence[uuid.UUID] = (),
     held_manual_runs: Sequence[uuid.UUID] = (),
 ) -> None:
@@ -798,6 +800,7 @@ def heartbeat(
             "pid": pid,
             "version": version,
             "skew": skew,
+            "session_pid": session_pid,
         },
     )
     if held_schedules:
@@ -824,11 +827,17 @@ def mark_stopped(conn: Connection, worker_id: str) -> None:
 def _abandoned(row: str, owner: str, since: str) -> str:
     """A claim on ``row`` that its owner gave up: under our own worker id but not among the
     claims this process holds (:held), older than the lease, or held by a worker that is
-    unknown, stopped or silent for longer than :dead_after (``w`` is the owner's row)."""
+    unknown, stopped, silent for longer than :dead_after, or whose database session is gone
+    (it held its session lock, and the lock is free: its process died or was cut off). ``w``
+    is the owner's row. The held locks are read once per statement (an uncorrelated
+    subquery), not once per row."""
     return f"""(({row}.{owner} = :worker_id AND NOT {row}.id = ANY(CAST(:held AS uuid[])))
             OR {row}.{since} < now() - make_interval(secs => :lease)
             OR w.worker_id IS NULL OR w.stopped_at IS NOT NULL
-            OR w.heartbeat_at < now() - make_interval(secs => :dead_after))"""
+            OR w.heartbeat_at < now() - make_interval(secs => :dead_after)
+            OR (w.session_pid IS NOT NULL
+                AND scheduler_worker_lock_key(w.worker_id)
+                    NOT IN (SELECT scheduler_held_advisory_keys())))"""
 
 
 SELECT_STALE_LOCKS = _sql(
@@ -1082,15 +1091,21 @@ NEXT_WAKEUP = _sql(
         (SELECT min(s.next_run_at) FROM workflow_schedules s WHERE {_DUE_PREDICATE}),
         (SELECT min(scheduled_for) FROM schedule_runs WHERE status = 'pending'),
         (SELECT min(paused_until) FROM workflow_schedules WHERE paused_until IS NOT NULL)
-    )
+    ) AS wake_at,
+    EXISTS (SELECT 1 FROM workflow_schedules
+             WHERE locked_by IS NOT NULL AND locked_by <> :worker_id)
+    OR EXISTS (SELECT 1 FROM schedule_runs
+                WHERE trigger = 'manual' AND status IN ('claimed', 'dispatching')
+                  AND worker_id <> :worker_id) AS others_hold_claims
     """
 )
 
 
-def next_wakeup(conn: Connection) -> datetime | None:
-    """The earliest slot time at which a schedule, manual run or pause becomes due."""
-    wake_at: datetime | None = conn.execute(NEXT_WAKEUP).scalar_one()
-    return wake_at
+def next_wakeup(conn: Connection, worker_id: str) -> tuple[datetime | None, bool]:
+    """The earliest slot time at which a schedule, manual run or pause becomes due; and
+    whether other workers hold claims (should one die, its claims are ours to take over)."""
+    row = conn.execute(NEXT_WAKEUP, {"worker_id": worker_id}).one()
+    return row.wake_at, row.others_hold_claims
 
 
 COUNT_DUE_BACKLOG = _sql(

@@ -379,5 +379,10 @@ scheduler_workers = Table(
         Double,
         comment="host clock minus database clock at the last heartbeat",
     ),
+    Column(
+        "session_pid",
+        Integer,
+        comment="the backend holding this worker's session lock; NULL: heartbeat only",
+    ),
     Index("ix_scheduler_workers_heartbeat_at", "heartbeat_at"),
 )

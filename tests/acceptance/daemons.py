@@ -80,6 +80,13 @@ class Daemon:
         self._log_file.close()
         return code
 
+    def freeze(self) -> None:
+        """SIGSTOP: alive, its connections open, but silent (a hung or paused process)."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         self.process.kill()
         self.process.wait(10)

@@ -45,6 +45,7 @@ def test_healthy(engine: Engine, rows: Rows, database_url: str) -> None:
         "facts": {
             "schema_revision": json.loads(out)["facts"]["schema_revision"],
             "live_workers": 1,
+            "dead_workers": [],
             "overdue_schedules": 0,
             "stale_locks": 0,
             "quarantined_or_auto_paused": 0,

@@ -71,7 +71,7 @@ def make_scheduler(engine: Engine, clock: FakeClock) -> Iterator[Callable[..., S
 
     yield make
     for scheduler in made:
-        scheduler.dispatcher.shutdown()
+        scheduler.stop(grace=0)  # also lets go of its session lock's connection
 
 
 @pytest.fixture

@@ -19,6 +19,8 @@ def test_defaults() -> None:
     assert settings.executor is ExecutorName.NOOP
     assert settings.log_format is LogFormat.AUTO
     assert settings.worker_id.count(":") == 2
+    assert settings.session_liveness is True
+    assert load_settings({}, env={"SCHEDULER_SESSION_LIVENESS": "off"}).session_liveness is False
 
 
 def test_option_beats_environment_beats_default() -> None:
@@ -59,6 +61,10 @@ def test_an_empty_variable_means_unset() -> None:
             "SCHEDULER_DATABASE_URL='sqlite:///x.db': not a valid PostgreSQL URL",
         ),
         ({"SCHEDULER_WORKER_ID": "  "}, "SCHEDULER_WORKER_ID='  ': must not be empty"),
+        (
+            {"SCHEDULER_SESSION_LIVENESS": "maybe"},
+            "SCHEDULER_SESSION_LIVENESS='maybe': must be on or off",
+        ),
         (
             {"SCHEDULER_HEARTBEAT_INTERVAL": "10", "SCHEDULER_WORKER_DEAD_AFTER": "5"},
             "SCHEDULER_WORKER_DEAD_AFTER=5.0: must be longer than the heartbeat interval (10.0s)",
