@@ -113,7 +113,9 @@ def _workers(conn: Connection, t: Thresholds, report: Report) -> None:
     row = conn.execute(
         text(
             """
-            SELECT count(*) FILTER (WHERE heartbeat_at > now() - make_interval(secs => :limit))
+            SELECT count(*) FILTER (WHERE heartbeat_at > now() - make_interval(secs => :limit)
+                                      AND (session_pid IS NULL
+                                           OR scheduler_worker_session_alive(worker_id)))
                        AS live,
                    extract(epoch FROM now() - max(heartbeat_at)) AS last_seen
               FROM scheduler_workers
@@ -138,16 +140,6 @@ def _workers(conn: Connection, t: Thresholds, report: Report) -> None:
         {"worker_id": d.worker_id, "dead_because": d.dead_because, "locks_held": d.locks_held}
         for d in dead
     ]
-    for d in dead:
-        if d.locks_held:
-            report.problems.append(
-                Problem(
-                    "workers",
-                    Severity.WARNING,
-                    f"worker {d.worker_id} is dead ({d.dead_because}) and still holds "
-                    f"{d.locks_held} lock(s): no live daemon has taken them over",
-                )
-            )
     if row.live == 0:
         seen = "never" if row.last_seen is None else f"{_duration(row.last_seen)} ago"
         report.problems.append(

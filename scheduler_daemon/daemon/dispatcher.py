@@ -20,6 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import structlog
@@ -42,6 +43,7 @@ from scheduler_daemon.db.queries import ClaimedRun
 from scheduler_daemon.executors.base import (
     ExecutionOutcome,
     Executor,
+    FoundExecution,
     OutcomeUnknownError,
     RunRequest,
 )
@@ -431,18 +433,34 @@ class Dispatcher:
             )
             self._log.error("run.unresolved", reason=reason, **fields)
             return Unresolved(reason)
+        # Nothing in the run's own window means nothing of its call reached AMC, whatever the
+        # other runs did: send it again, without the decision's lock (a burst's worth of
+        # recoveries of one workflow would queue on it).
+        own_since = listing_start(marked.started_at, [])
+        found = self._find_started(run, request, own_since)
+        if found is None:
+            return None
+        start_call = functools.partial(
+            db_recovery.start_call,
+            worker_id=self._worker_id,
+            run_id=run.id,
+            token=run.fencing_token,
+        )
+        if not found and self._write(start_call):
+            with self._gated(request.amc_instance_id):
+                return self._submit(request, recovering=True, fields=fields)
         give_up_at = time.monotonic() + RIVAL_WAIT_LIMIT
+        listed: tuple[datetime, Sequence[FoundExecution]] | None = (own_since, found)
         while True:
             rivals = self._write(functools.partial(db_recovery.claimants, run_id=run.id))
             since = listing_start(marked.started_at, rivals)
-            try:
-                with self._gated(request.amc_instance_id):
-                    found = self._executor.find_started(request, since)
-            except InstanceBusyError:
-                raise
-            except Exception as exc:
-                self._log.warning("run.recovery_deferred", error=str(exc), **fields)
-                return None
+            if listed is not None and listed[0] == since:  # what was just listed will do
+                found = listed[1]
+            else:
+                found = self._find_started(run, request, since)
+                if found is None:
+                    return None
+            listed = None
             decide = functools.partial(
                 db_recovery.decide_recovery,
                 worker_id=self._worker_id,
@@ -474,6 +492,20 @@ class Dispatcher:
                 # Still under way after all this time: a later recovery looks again.
                 self._log.warning("run.recovery_deferred", error=decision.reason, **fields)
                 return None
+
+    def _find_started(
+        self, run: ClaimedRun, request: RunRequest, since: datetime
+    ) -> Sequence[FoundExecution] | None:
+        """What the executor finds that the run's call could have started; None when it cannot
+        be asked now (a later recovery asks again)."""
+        try:
+            with self._gated(request.amc_instance_id):
+                return self._executor.find_started(request, since)
+        except InstanceBusyError:
+            raise
+        except Exception as exc:
+            self._log.warning("run.recovery_deferred", error=str(exc), **run.log_fields)
+            return None
 
     def _wait_for_rivals(self, run: ClaimedRun, give_up_at: float) -> bool:
         """Wait (asking the database, not AMC) until no other run with the same request has

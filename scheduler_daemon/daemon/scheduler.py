@@ -24,7 +24,12 @@ from scheduler_daemon.clock import Clock
 from scheduler_daemon.config import ExecutorName, Settings
 from scheduler_daemon.daemon.dispatcher import Dispatcher, DispatchJob, StatusSource
 from scheduler_daemon.daemon.instance_gate import InstanceGate
-from scheduler_daemon.daemon.liveness import SessionLiveness
+from scheduler_daemon.daemon.liveness import (
+    SESSION_GRACE,
+    SESSION_SETTLE,
+    GoneSessions,
+    SessionLiveness,
+)
 from scheduler_daemon.db import queries
 from scheduler_daemon.db.engine import libpq_url
 from scheduler_daemon.db.queries import ClaimedRun, DueSchedule, NewRun, ScheduleDecision, SpecRow
@@ -85,8 +90,13 @@ class Scheduler:
         # next slot the last wake-up could not count while it was locked.
         self.wake = threading.Event()
         self._liveness = SessionLiveness(
-            libpq_url(engine), self.worker_id, enabled=settings.session_liveness
+            libpq_url(engine),
+            self.worker_id,
+            enabled=settings.session_liveness,
+            monotonic=clock.monotonic,
+            on_lost=self.wake.set,
         )
+        self._gone = GoneSessions(clock.monotonic)
         self.dispatcher = Dispatcher(
             engine,
             executor,
@@ -256,7 +266,8 @@ class Scheduler:
 
     def _reap_if_due(self, result: TickResult) -> None:
         last = self._last_reap
-        if last is not None and self.clock.monotonic() - last < REAP_EVERY:
+        every = SESSION_GRACE if self._gone.pending else REAP_EVERY
+        if last is not None and self.clock.monotonic() - last < every:
             return
         self._reap(result)
         self._last_reap = self.clock.monotonic()
@@ -264,6 +275,7 @@ class Scheduler:
     def _reap(self, result: TickResult) -> None:
         settings = self.settings
         with self.engine.begin() as conn:
+            gone = self._sessions_gone(conn)
             reaped, runs = queries.reap_stale_locks(
                 conn,
                 self.worker_id,
@@ -271,6 +283,7 @@ class Scheduler:
                 dead_after=settings.dead_after,
                 batch_size=settings.batch_size,
                 held=self.dispatcher.held_schedules(),
+                gone=gone,
             )
             manual = queries.reap_manual_runs(
                 conn,
@@ -279,6 +292,7 @@ class Scheduler:
                 dead_after=settings.dead_after,
                 batch_size=settings.batch_size,
                 held=self.dispatcher.held_manual_runs(),
+                gone=gone,
             )
             with_runs = {run.schedule_id for run in runs}
             empty = {
@@ -293,6 +307,17 @@ class Scheduler:
         result.reaped = len(reaped)
         self.metrics.locks_reaped.inc(len(reaped))
         self._dispatch([*runs, *manual], contexts)
+
+    def _sessions_gone(self, conn: Connection) -> list[str]:
+        """Workers dead by their session: their lock free for the whole grace. None while this
+        daemon has just taken its own lock again (its session, and maybe everybody's, was
+        lost: they may be coming back)."""
+        if not (self._liveness.enabled and self._liveness.settled()):
+            return []
+        free = queries.select_sessions_gone(
+            conn, self.worker_id, dead_after=self.settings.dead_after, settle=SESSION_SETTLE
+        )
+        return self._gone.dead(free)
 
     def _claim_manual(self, now: datetime, result: TickResult) -> None:
         with self.engine.begin() as conn:
@@ -380,10 +405,11 @@ class Scheduler:
         with self.engine.connect() as conn:
             wake_at, others_busy = queries.next_wakeup(conn, self.worker_id)
         sleep = min(self.settings.poll_interval, self.settings.heartbeat_interval)
-        if others_busy:
+        if others_busy and self._liveness.enabled:
             # Their claims are ours to take over the moment their daemon dies (its session
-            # ends): look again within a reap interval.
-            sleep = min(sleep, REAP_EVERY)
+            # ends): look again within a reap interval (sooner while a free lock waits out
+            # its grace).
+            sleep = min(sleep, SESSION_GRACE if self._gone.pending else REAP_EVERY)
         if wake_at is not None:
             sleep = min(sleep, max(0.0, (wake_at - now).total_seconds()))
         return sleep

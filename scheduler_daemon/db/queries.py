@@ -827,17 +827,34 @@ def mark_stopped(conn: Connection, worker_id: str) -> None:
 def _abandoned(row: str, owner: str, since: str) -> str:
     """A claim on ``row`` that its owner gave up: under our own worker id but not among the
     claims this process holds (:held), older than the lease, or held by a worker that is
-    unknown, stopped, silent for longer than :dead_after, or whose database session is gone
-    (it held its session lock, and the lock is free: its process died or was cut off). ``w``
-    is the owner's row. The held locks are read once per statement (an uncorrelated
-    subquery), not once per row."""
+    unknown, stopped, silent for longer than :dead_after, or among :gone (its database session
+    ended: ``select_sessions_gone``, judged by the caller). ``w`` is the owner's row."""
     return f"""(({row}.{owner} = :worker_id AND NOT {row}.id = ANY(CAST(:held AS uuid[])))
             OR {row}.{since} < now() - make_interval(secs => :lease)
             OR w.worker_id IS NULL OR w.stopped_at IS NOT NULL
             OR w.heartbeat_at < now() - make_interval(secs => :dead_after)
-            OR (w.session_pid IS NOT NULL
-                AND scheduler_worker_lock_key(w.worker_id)
-                    NOT IN (SELECT scheduler_held_advisory_keys())))"""
+            OR w.worker_id = ANY(CAST(:gone AS text[])))"""
+
+
+# Workers that registered a session lock, and whose lock is free now (pg_locks is read once);
+# none while the server itself is new (after a restart every lock went at once).
+SELECT_SESSIONS_GONE = _sql(
+    """
+    SELECT w.worker_id FROM scheduler_workers w
+     WHERE w.session_pid IS NOT NULL AND w.stopped_at IS NULL AND w.worker_id <> :worker_id
+       AND w.heartbeat_at >= now() - make_interval(secs => :dead_after)
+       AND scheduler_worker_lock_key(w.worker_id) NOT IN (SELECT scheduler_held_advisory_keys())
+       AND pg_postmaster_start_time() < now() - make_interval(secs => :settle)
+    """
+)
+
+
+def select_sessions_gone(
+    conn: Connection, worker_id: str, *, dead_after: float, settle: float
+) -> list[str]:
+    """Other workers, not yet dead by their heartbeat, whose session lock is free now."""
+    params = {"worker_id": worker_id, "dead_after": dead_after, "settle": settle}
+    return list(conn.execute(SELECT_SESSIONS_GONE, params).scalars())
 
 
 SELECT_STALE_LOCKS = _sql(
@@ -890,6 +907,7 @@ def reap_stale_locks(
     dead_after: float,
     batch_size: int,
     held: Sequence[uuid.UUID] = (),
+    gone: Sequence[str] = (),
 ) -> tuple[list[ReapedLock], list[ClaimedRun]]:
     """Take over locks whose owner is dead or whose lease ran out, with a fresh fencing token;
     returns the locks taken and the unfinished runs they carried (now ours to finish).
@@ -904,6 +922,7 @@ def reap_stale_locks(
             "dead_after": dead_after,
             "batch_size": batch_size,
             "held": list(held),
+            "gone": list(gone),
         },
     ).all()
     if not stale:
@@ -958,6 +977,7 @@ def reap_manual_runs(
     dead_after: float,
     batch_size: int,
     held: Sequence[uuid.UUID] = (),
+    gone: Sequence[str] = (),
 ) -> list[ClaimedRun]:
     """Take over manual runs whose owner is dead, whose lease ran out, or which carry our own
     worker id without this process working on them."""
@@ -969,6 +989,7 @@ def reap_manual_runs(
             "dead_after": dead_after,
             "batch_size": batch_size,
             "held": list(held),
+            "gone": list(gone),
         },
     )
     return _rows_as(ClaimedRun, rows)
@@ -1093,17 +1114,14 @@ NEXT_WAKEUP = _sql(
         (SELECT min(paused_until) FROM workflow_schedules WHERE paused_until IS NOT NULL)
     ) AS wake_at,
     EXISTS (SELECT 1 FROM workflow_schedules
-             WHERE locked_by IS NOT NULL AND locked_by <> :worker_id)
-    OR EXISTS (SELECT 1 FROM schedule_runs
-                WHERE trigger = 'manual' AND status IN ('claimed', 'dispatching')
-                  AND worker_id <> :worker_id) AS others_hold_claims
+             WHERE locked_by IS NOT NULL AND locked_by <> :worker_id) AS others_hold_claims
     """
 )
 
 
 def next_wakeup(conn: Connection, worker_id: str) -> tuple[datetime | None, bool]:
     """The earliest slot time at which a schedule, manual run or pause becomes due; and
-    whether other workers hold claims (should one die, its claims are ours to take over)."""
+    whether other workers hold schedules' claims (should one die, they are ours to take)."""
     row = conn.execute(NEXT_WAKEUP, {"worker_id": worker_id}).one()
     return row.wake_at, row.others_hold_claims
 

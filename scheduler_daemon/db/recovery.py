@@ -90,10 +90,17 @@ START_CALL = text(
     """
     UPDATE schedule_runs AS r SET call_started_at = now()
      WHERE r.id = :run_id AND r.fencing_token = :token AND r.worker_id = :worker_id
-       AND r.status = 'dispatching'
+       AND r.status = 'dispatching' AND r.amc_execution_id IS NULL
     RETURNING r.id
     """
 )
+
+
+def start_call(conn: Connection, *, worker_id: str, run_id: uuid.UUID, token: int) -> bool:
+    """Mark the run's call under way before it is sent again; False when the run is no longer
+    ours, or already has an execution (an earlier recovery attributed one)."""
+    fenced = {"run_id": run_id, "token": token, "worker_id": worker_id}
+    return conn.execute(START_CALL, fenced).first() is not None
 
 
 def claimants(conn: Connection, run_id: uuid.UUID) -> list[Claimant]:

@@ -295,6 +295,23 @@ def stuck_before_amc(amc: FakeAmcServer) -> bool:
     ]
 
 
+def killed_before_reaching_amc(
+    engine: Engine, amc: FakeAmcServer, database_url: str, tmp_path: Path, env: dict[str, str]
+) -> Daemon:
+    """A daemon that claimed the slot and marked its run dispatching, then was killed while
+    waiting for its token (held back): nothing of the run reached AMC."""
+    amc.faults.slow(HELD, endpoint="token")
+    victim = Daemon(database_url, tmp_path / "victim.log", "--worker-id", "victim", env=env)
+    try:
+        wait_for_runs(engine, "dispatching", 1, "the slot to be dispatching")
+        wait_until(lambda: stuck_before_amc(amc), STARTUP, "the victim to wait for its token")
+        hold_next_slots(engine)
+    finally:
+        victim.kill()
+    assert amc.requests(endpoint="create") == []
+    return victim
+
+
 # --- the tests -----------------------------------------------------------------------------
 
 
@@ -320,16 +337,10 @@ def test_every_minute_slot_killed_before_reaching_amc_gets_a_new_execution_not_t
         scheduled_for=previous,
         dispatched_at=previous + timedelta(seconds=2),
     )
-    amc.faults.slow(HELD, endpoint="token")  # the victim waits for its token: nothing sent
     env = amc_env(amc)
-    victim = Daemon(database_url, tmp_path / "victim.log", "--worker-id", "victim", env=env)
+    victim = killed_before_reaching_amc(engine, amc, database_url, tmp_path, env)
     rescuer: Daemon | None = None
     try:
-        wait_for_runs(engine, "dispatching", 1, "slot N to be dispatching")
-        wait_until(lambda: stuck_before_amc(amc), STARTUP, "the victim to wait for its token")
-        hold_next_slots(engine)
-        victim.kill()
-        assert amc.requests(endpoint="create") == []
         rescuer = Daemon(database_url, tmp_path / "rescuer.log", "--worker-id", "rescuer", env=env)
         settle(engine, expected_runs=2)
     finally:
@@ -437,16 +448,10 @@ def test_slot_killed_mid_submit_30s_after_a_manual_run_does_not_take_the_manual_
         scheduled_for=manual_at,
         dispatched_at=manual_at + timedelta(seconds=1),
     )
-    amc.faults.slow(HELD, endpoint="token")
     env = amc_env(amc)
-    victim = Daemon(database_url, tmp_path / "victim.log", "--worker-id", "victim", env=env)
+    victim = killed_before_reaching_amc(engine, amc, database_url, tmp_path, env)
     restarted: Daemon | None = None
     try:
-        wait_for_runs(engine, "dispatching", 1, "the slot to be dispatching")
-        wait_until(lambda: stuck_before_amc(amc), STARTUP, "the victim to wait for its token")
-        hold_next_slots(engine)
-        victim.kill()
-        assert amc.requests(endpoint="create") == []
         restarted = Daemon(
             database_url, tmp_path / "restarted.log", "--worker-id", "victim", env=env
         )

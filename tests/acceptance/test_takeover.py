@@ -3,7 +3,6 @@ heartbeat and lease rules. Real processes, real PostgreSQL, kill -9 and SIGSTOP.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -11,12 +10,27 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from scheduler_daemon.daemon.liveness import SESSION_SETTLE
 from tests.acceptance.daemons import Daemon, count, insert_due_schedules, wait_until
 from tests.helpers import Rows
 
 pytestmark = pytest.mark.slow
 
 UNFINISHED = "SELECT count(*) FROM schedule_runs WHERE status IN ('claimed', 'dispatching')"
+
+
+@pytest.fixture(autouse=True)
+def _server_past_its_restart(engine: Engine) -> None:
+    """Right after the server starts, free locks prove nothing (everybody's went at once), so
+    daemons leave the session rule aside for a while: these tests need an older server."""
+    wait_until(
+        lambda: (
+            count(engine, "SELECT extract(epoch FROM now() - pg_postmaster_start_time())::int")
+            >= SESSION_SETTLE
+        ),
+        SESSION_SETTLE + 5,
+        "the server to settle",
+    )
 
 
 def db_now(engine: Engine) -> datetime:
@@ -74,14 +88,10 @@ def test_kill_9_in_a_burst_the_dead_daemons_runs_are_final_within_3_seconds(
             assert daemon.terminate() == 0
     with engine.connect() as conn:
         last = conn.execute(text("SELECT max(finished_at) FROM schedule_runs")).scalar_one()
-        taken_over = conn.execute(
-            text("SELECT count(*) FROM schedule_runs WHERE attempts = 2 OR worker_id <> 'd0'")
-        ).scalar_one()
     took = (last - killed_at).total_seconds()
     assert took <= 3.0, f"the last run was final {took:.1f} s after the kill"
     assert count(engine, "SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'") == 2000
     assert count(engine, "SELECT count(DISTINCT schedule_id) FROM schedule_runs") == 2000
-    assert taken_over > 0
     reaped_from = {
         e["previous_owner"] for d in daemons[1:] for e in d.events() if e["event"] == "lock.reaped"
     }
@@ -116,7 +126,6 @@ def test_a_frozen_daemon_keeps_its_claims_until_its_heartbeat_is_stale_then_is_f
             "5 runs mid-call",
         )
         frozen.freeze()
-        frozen_at = time.monotonic()
         survivor = Daemon(
             database_url,
             tmp_path / "survivor.log",
@@ -132,7 +141,18 @@ def test_a_frozen_daemon_keeps_its_claims_until_its_heartbeat_is_stale_then_is_f
             30,
             "the survivor to finish the frozen daemon's runs",
         )
-        took = time.monotonic() - frozen_at
+        with engine.connect() as conn:
+            # Read before the thaw: its last heartbeat, and when its runs were taken over.
+            quiet_for = conn.execute(
+                text(
+                    """
+                    SELECT extract(epoch FROM min(r.finished_at) - w.heartbeat_at)
+                      FROM schedule_runs r, scheduler_workers w
+                     WHERE w.worker_id = 'frozen'
+                     GROUP BY w.heartbeat_at
+                    """
+                )
+            ).scalar_one()
         frozen.thaw()
         wait_until(
             lambda: any(e["event"] == "claim.lost" for e in frozen.events()),
@@ -144,7 +164,8 @@ def test_a_frozen_daemon_keeps_its_claims_until_its_heartbeat_is_stale_then_is_f
         assert frozen.terminate() == 0
         if survivor is not None:
             assert survivor.terminate() == 0
-    assert took >= 4  # not before its heartbeat was stale: its session was alive all along
+    # Not before its heartbeat was stale: its session was alive all along.
+    assert float(quiet_for) >= 4
     with engine.connect() as conn:
         owners = conn.execute(text("SELECT worker_id, status FROM schedule_runs")).all()
     assert sorted(owners) == [("survivor", "succeeded")] * 5
@@ -152,22 +173,15 @@ def test_a_frozen_daemon_keeps_its_claims_until_its_heartbeat_is_stale_then_is_f
     assert not any(e["event"] == "run.finished" for e in frozen.events())
 
 
-def test_a_daemon_cut_from_the_database_reconnects_and_no_slot_is_recorded_twice(
+def test_a_daemon_cut_from_the_database_takes_its_session_again_and_runs_nothing_twice(
     engine: Engine, rows: Rows, database_url: str, tmp_path: Path
 ) -> None:
-    """Its session is ended from the server (pg_terminate_backend) while its process lives:
-    the others take its claims at once, fenced; it takes its session lock again, registers,
-    and goes on scheduling."""
+    """Its session is ended from the server (pg_terminate_backend) while its process lives and
+    its calls are under way: it takes its session lock again at once, within the grace the
+    others give a free lock, so they take nothing over and nothing is sent twice."""
     cut = Daemon(database_url, tmp_path / "cut.log", "--worker-id", "cut", "--noop-delay", "2")
     survivor: Daemon | None = None
     try:
-        wait_until(
-            lambda: (
-                count(engine, "SELECT count(*) FROM scheduler_workers WHERE session_pid > 0") == 1
-            ),
-            30,
-            "the daemon's session lock",
-        )
         insert_due_schedules(engine, rows.workflow(), 5, seconds_ahead=0)
         wait_until(
             lambda: (
@@ -187,16 +201,9 @@ def test_a_daemon_cut_from_the_database_reconnects_and_no_slot_is_recorded_twice
         )
         with engine.begin() as conn:
             old_pid = conn.execute(
-                text("SELECT session_pid FROM scheduler_workers WHERE worker_id = 'cut'; ")
+                text("SELECT session_pid FROM scheduler_workers WHERE worker_id = 'cut'")
             ).scalar_one()
             conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": old_pid})
-        wait_until(
-            lambda: (
-                count(engine, "SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'") == 5
-            ),
-            30,
-            "the runs finished",
-        )
         wait_until(
             lambda: (
                 count(
@@ -209,21 +216,23 @@ def test_a_daemon_cut_from_the_database_reconnects_and_no_slot_is_recorded_twice
             30,
             "the cut daemon registered again with a new session",
         )
-        insert_due_schedules(engine, rows.workflow(), 20, seconds_ahead=1)
         wait_until(
             lambda: (
-                count(engine, "SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'") == 25
+                count(engine, "SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'") == 5
             ),
             30,
-            "the next slots",
+            "the runs finished",
         )
     finally:
         assert cut.terminate() == 0
         if survivor is not None:
             assert survivor.terminate() == 0
-    assert count(engine, "SELECT count(DISTINCT schedule_id) FROM schedule_runs") == 25
+    assert not [e for e in survivor.events() if e["event"] == "lock.reaped"]
+    dispatched = Counter(
+        e["run_id"] for d in (cut, survivor) for e in d.events() if e["event"] == "run.dispatched"
+    )
+    assert dispatched == Counter({str(r): 1 for r in _run_ids(engine)})  # each sent once
     assert finished_events([cut, survivor]) == Counter({str(r): 1 for r in _run_ids(engine)})
-    assert any(e["event"] == "worker.session_lost" for e in cut.events())
 
 
 def _run_ids(engine: Engine) -> list[object]:

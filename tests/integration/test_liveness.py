@@ -13,12 +13,31 @@ import pytest
 from sqlalchemy import Engine, text
 
 from scheduler_daemon.clock import FakeClock
+from scheduler_daemon.daemon.liveness import SESSION_GRACE, SESSION_SETTLE
 from scheduler_daemon.daemon.scheduler import Scheduler
 from scheduler_daemon.db.engine import libpq_url
 from scheduler_daemon.db.tables import scheduler_workers, workflow_schedules
+from tests.acceptance.daemons import wait_until
 from tests.helpers import Rows
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _server_past_its_restart(engine: Engine) -> None:
+    """Right after the server starts, free locks prove nothing (everybody's went at once):
+    these tests need a server older than that."""
+    wait_until(
+        lambda: _server_age(engine) >= SESSION_SETTLE, SESSION_SETTLE + 5, "the server to settle"
+    )
+
+
+def _server_age(engine: Engine) -> float:
+    with engine.connect() as conn:
+        age = conn.execute(
+            text("SELECT extract(epoch FROM now() - pg_postmaster_start_time())")
+        ).scalar_one()
+    return float(age)
 
 
 @pytest.fixture
@@ -72,15 +91,21 @@ def test_a_worker_whose_session_is_gone_loses_its_claims_at_once(
 ) -> None:
     worker(engine, "crashed", session_pid=4242)  # its session lock is free: its process died
     worker(engine, "alive", session_pid=session_of("alive"))
+    worker(engine, "d0", session_pid=session_of("d0"))  # its lock key is negative
     worker(engine, "pooled", session_pid=None)  # heartbeat only
-    crashed, alive, pooled = (locked_by(rows, w) for w in ("crashed", "alive", "pooled"))
+    crashed, alive, pooled, negative = (
+        locked_by(rows, w) for w in ("crashed", "alive", "pooled", "d0")
+    )
     clock.set(T0 + timedelta(minutes=1))
     scheduler = make_scheduler(worker_id="survivor")
-    assert scheduler.tick().reaped == 1
+    assert scheduler.tick().reaped == 0  # its lock is free: seen, not yet trusted
+    clock.advance(SESSION_GRACE)
+    assert scheduler.tick().reaped == 1  # still free after the grace: dead
     assert scheduler.dispatcher.wait_idle(20)
     assert rows.get(workflow_schedules, crashed)["locked_by"] is None  # taken over and released
     assert rows.get(workflow_schedules, alive)["locked_by"] == "alive"
     assert rows.get(workflow_schedules, pooled)["locked_by"] == "pooled"
+    assert rows.get(workflow_schedules, negative)["locked_by"] == "d0"
     with engine.connect() as conn:
         states: dict[str, str] = dict(
             conn.execute(
@@ -91,6 +116,7 @@ def test_a_worker_whose_session_is_gone_loses_its_claims_at_once(
         "crashed": "session gone",
         "alive": "live",
         "pooled": "live",
+        "d0": "live",
         "survivor": "live",
     }
 
