@@ -463,7 +463,8 @@ class OutcomeWritten:
 
 
 # How a run's final status moves its schedule's failure count: a failure adds one and, at
-# :max_failures, pauses the schedule with the reason; a success resets it; "dispatched" (the
+# :max_failures, pauses the schedule with the reason (unless it is paused already: an
+# operator's or a quarantine's reason is kept); a success resets it; "dispatched" (the
 # outcome comes later, with the status sync) leaves it. Shared by the two statements below.
 _FAILURE_ACCOUNTING = """
                consecutive_failures = CASE WHEN run.status = 'failed'
@@ -472,10 +473,10 @@ _FAILURE_ACCOUNTING = """
                                            ELSE s.consecutive_failures END,
                last_error = CASE WHEN run.status = 'failed' THEN run.error_message
                                  ELSE s.last_error END,
-               paused_at = CASE WHEN run.status = 'failed'
+               paused_at = CASE WHEN run.status = 'failed' AND s.paused_at IS NULL
                                      AND s.consecutive_failures + 1 >= :max_failures
                                 THEN now() ELSE s.paused_at END,
-               pause_reason = CASE WHEN run.status = 'failed'
+               pause_reason = CASE WHEN run.status = 'failed' AND s.paused_at IS NULL
                                         AND s.consecutive_failures + 1 >= :max_failures
                                    THEN 'auto-paused after ' || (s.consecutive_failures + 1)
                                         || ' consecutive failures; last error: '
@@ -534,7 +535,9 @@ RECORD_OUTCOMES = _sql(
           FROM run
          WHERE run.trigger = 'scheduled' AND s.id = run.schedule_id
            AND {_LOCKED_BY_ME} AND s.fencing_token = run.token
-        RETURNING s.id, s.paused_at IS NOT NULL AS paused, s.pause_reason
+        -- Paused by this statement: its pause carries this transaction's now(), an earlier
+        -- pause (an operator's, say) another.
+        RETURNING s.id, s.paused_at IS NOT DISTINCT FROM now() AS paused, s.pause_reason
     )
     SELECT run.id AS run_id, run.trigger, schedule.id IS NOT NULL AS schedule_updated,
            COALESCE(schedule.paused, false) AS paused, schedule.pause_reason,

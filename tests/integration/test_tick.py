@@ -307,6 +307,43 @@ def test_consecutive_failures_pause_the_schedule(
     assert [e["event"] for e in logs].count("schedule.paused") == 1
 
 
+class _GatedFailure(GatedExecutor):
+    """Fails, once the test opens the gate."""
+
+    def submit(self, request: RunRequest) -> ExecutionOutcome:
+        super().submit(request)
+        return ExecutionOutcome("failed", error="AMC said no")
+
+
+def test_an_operators_pause_made_while_a_run_is_sent_is_kept_and_not_an_auto_pause(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    """The failure that reaches the limit lands on a schedule an operator paused meanwhile:
+    the operator's pause and reason stay, and no auto-pause is logged or counted."""
+    schedule_id = rows.schedule(
+        cron_expression="* * * * *", enabled=True, next_run_at=T0, consecutive_failures=2
+    )
+    executor = _GatedFailure()
+    scheduler = make_scheduler(executor, max_consecutive_failures=3)
+    clock.set(T0)
+    with capture_logs() as logs:
+        scheduler.tick()
+        assert executor.entered.wait(20)
+        with engine.begin() as conn:
+            conn.execute(
+                update(workflow_schedules)
+                .where(workflow_schedules.c.id == schedule_id)
+                .values(paused_at=text("now()"), pause_reason="maintenance")
+            )
+        executor.gate.set()
+        assert scheduler.dispatcher.wait_idle(20)
+    schedule = schedule_of(rows, schedule_id)
+    assert (schedule["pause_reason"], schedule["consecutive_failures"]) == ("maintenance", 3)
+    assert "schedule.paused" not in [e["event"] for e in logs]
+    paused = scheduler.metrics.registry.get_sample_value("scheduler_schedules_auto_paused_total")
+    assert paused == 0
+
+
 def test_a_success_resets_the_failure_count(
     engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
 ) -> None:
