@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from scheduler_daemon.daemon.liveness import SESSION_SETTLE
 from scheduler_daemon.db.engine import make_engine
+from tests.acceptance.daemons import count, wait_until
 from tests.helpers import Rows
 from tests.postgres import (
     TEST_URL_VARIABLE,
@@ -83,3 +85,13 @@ def rows(engine: Engine) -> Rows:
 @pytest.fixture
 def project_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def settled_server(engine: Engine) -> None:
+    """A server started long enough ago for free session locks to mean dead daemons: right
+    after it starts everybody's lock went at once, and daemons leave that rule aside."""
+    age = "SELECT floor(extract(epoch FROM now() - pg_postmaster_start_time()))::int"
+    wait_until(
+        lambda: count(engine, age) >= SESSION_SETTLE, SESSION_SETTLE + 5, "the server to settle"
+    )

@@ -6,9 +6,10 @@ import itertools
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, insert, select, text
 
 from scheduler_daemon.db.tables import (
     amc_accounts,
@@ -109,6 +110,34 @@ class Rows:
             }
             | values,
         )
+
+    def claim(
+        self,
+        owner: str,
+        token: int,
+        slot: datetime,
+        workflow_id: uuid.UUID | None = None,
+        *,
+        locked_at: Any = None,
+        **run: Any,
+    ) -> tuple[uuid.UUID, uuid.UUID]:
+        """A daily schedule locked by ``owner`` (at ``locked_at``, default now) with the run
+        of its ``slot`` under the same fencing token, as a claim leaves them; ``run``
+        overrides the run's columns (its status, say)."""
+        schedule_id = self.schedule(
+            workflow_id,
+            cron_expression=f"{slot.minute} {slot.hour} * * *",
+            enabled=True,
+            next_run_at=slot + timedelta(days=1),
+            last_run_at=slot,
+            locked_by=owner,
+            locked_at=text("now()") if locked_at is None else locked_at,
+            fencing_token=token,
+        )
+        run_id = self.run(
+            schedule_id, scheduled_for=slot, worker_id=owner, fencing_token=token, **run
+        )
+        return schedule_id, run_id
 
     def get(self, table: Any, row_id: uuid.UUID) -> dict[str, Any]:
         with self.engine.connect() as conn:

@@ -49,6 +49,13 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> floa
     return time.monotonic() - start
 
 
+def wait_for_count(
+    engine: Engine, sql: str, expected: int, what: str, timeout: float = 30
+) -> float:
+    """Poll until the single number ``sql`` selects is ``expected``; the seconds it took."""
+    return wait_until(lambda: count(engine, sql) == expected, timeout, what)
+
+
 class Daemon:
     def __init__(
         self, database_url: str, log_path: Path, *args: str, env: dict[str, str] | None = None

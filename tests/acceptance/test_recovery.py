@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -280,12 +280,24 @@ def assert_each_run_owns_one_execution(engine: Engine, amc: FakeAmcServer, body_
     )
 
 
-def stop_all(killed: Sequence[Daemon], running: Sequence[Daemon | None]) -> list[int]:
-    """SIGKILL the victims (again, if the test got that far: a no-op) and SIGTERM the others;
-    the exit codes of the others."""
-    for daemon in killed:
-        daemon.kill()
-    return [daemon.terminate() for daemon in running if daemon is not None]
+def recovered_by(
+    engine: Engine,
+    database_url: str,
+    tmp_path: Path,
+    worker_id: str,
+    env: dict[str, str],
+    expected_runs: int,
+) -> int:
+    """A daemon started after the victim died (a survivor, or the victim restarted with its
+    own worker id) runs until the runs settle; its exit code on SIGTERM."""
+    daemon = Daemon(
+        database_url, tmp_path / f"recovery-{worker_id}.log", "--worker-id", worker_id, env=env
+    )
+    try:
+        settle(engine, expected_runs)
+    finally:
+        code = daemon.terminate()
+    return code
 
 
 def stuck_before_amc(amc: FakeAmcServer) -> bool:
@@ -297,7 +309,7 @@ def stuck_before_amc(amc: FakeAmcServer) -> bool:
 
 def killed_before_reaching_amc(
     engine: Engine, amc: FakeAmcServer, database_url: str, tmp_path: Path, env: dict[str, str]
-) -> Daemon:
+) -> None:
     """A daemon that claimed the slot and marked its run dispatching, then was killed while
     waiting for its token (held back): nothing of the run reached AMC."""
     amc.faults.slow(HELD, endpoint="token")
@@ -309,7 +321,6 @@ def killed_before_reaching_amc(
     finally:
         victim.kill()
     assert amc.requests(endpoint="create") == []
-    return victim
 
 
 # --- the tests -----------------------------------------------------------------------------
@@ -338,16 +349,11 @@ def test_every_minute_slot_killed_before_reaching_amc_gets_a_new_execution_not_t
         dispatched_at=previous + timedelta(seconds=2),
     )
     env = amc_env(amc)
-    victim = killed_before_reaching_amc(engine, amc, database_url, tmp_path, env)
-    rescuer: Daemon | None = None
-    try:
-        rescuer = Daemon(database_url, tmp_path / "rescuer.log", "--worker-id", "rescuer", env=env)
-        settle(engine, expected_runs=2)
-    finally:
-        codes = stop_all([victim], [rescuer])
+    killed_before_reaching_amc(engine, amc, database_url, tmp_path, env)
+    code = recovered_by(engine, database_url, tmp_path, "rescuer", env, expected_runs=2)
     assert_each_run_owns_one_execution(engine, amc, body_runs=2)
     assert len(amc.requests(endpoint="create")) == 1  # slot N's, sent once by the rescuer
-    assert codes == [0]
+    assert code == 0
 
 
 def test_create_accepted_but_not_recorded_is_adopted_without_a_second_create(
@@ -363,26 +369,21 @@ def test_create_accepted_but_not_recorded_is_adopted_without_a_second_create(
     amc.faults.slow(HELD, endpoint="create")  # AMC starts the execution, the answer is held
     env = amc_env(amc)
     victim = Daemon(database_url, tmp_path / "victim.log", "--worker-id", "victim", env=env)
-    restarted: Daemon | None = None
     try:
         wait_for_runs(engine, "dispatching", 1, "the slot to be dispatching")
         wait_until(lambda: len(amc.executions()) == 1, STARTUP, "AMC to accept the create")
         hold_next_slots(engine)
-        victim.kill()
-        (accepted,) = amc.executions()
-        assert count_runs(engine, "dispatching") == 1  # died before recording it
-        # The same worker id: the restarted daemon takes its predecessor's claims at once.
-        restarted = Daemon(
-            database_url, tmp_path / "restarted.log", "--worker-id", "victim", env=env
-        )
-        settle(engine, expected_runs=1)
     finally:
-        codes = stop_all([victim], [restarted])
+        victim.kill()
+    (accepted,) = amc.executions()
+    assert count_runs(engine, "dispatching") == 1  # died before recording it
+    # The same worker id: the restarted daemon takes its predecessor's claims at once.
+    code = recovered_by(engine, database_url, tmp_path, "victim", env, expected_runs=1)
     assert_each_run_owns_one_execution(engine, amc, body_runs=1)
     (run,) = runs(engine)
     assert run["amc_execution_id"] == accepted["workflowExecutionId"]
     assert len(amc.requests(endpoint="create")) == 1
-    assert codes == [0]
+    assert code == 0
 
 
 @pytest.mark.parametrize("accepted", [2, 1], ids=["both-creates-accepted", "one-create-accepted"])
@@ -405,7 +406,6 @@ def test_two_schedules_with_the_same_request_due_together_each_get_their_own_exe
     victim = Daemon(
         database_url, tmp_path / "victim.log", "--worker-id", "victim", env=amc_env(amc, **cap)
     )
-    rescuer: Daemon | None = None
     try:
         wait_for_runs(engine, "dispatching", 2, "both runs to be dispatching")
         wait_until(
@@ -413,17 +413,13 @@ def test_two_schedules_with_the_same_request_due_together_each_get_their_own_exe
         )
         assert len(amc.requests(endpoint="create")) == accepted
         hold_next_slots(engine)
-        victim.kill()
-        assert count_runs(engine, "dispatching") == 2
-        rescuer = Daemon(
-            database_url, tmp_path / "rescuer.log", "--worker-id", "rescuer", env=amc_env(amc)
-        )
-        settle(engine, expected_runs=2)
     finally:
-        codes = stop_all([victim], [rescuer])
+        victim.kill()
+    assert count_runs(engine, "dispatching") == 2
+    code = recovered_by(engine, database_url, tmp_path, "rescuer", amc_env(amc), expected_runs=2)
     assert_each_run_owns_one_execution(engine, amc, body_runs=2)
     assert len(amc.requests(endpoint="create")) == 2  # the one not accepted was sent once
-    assert codes == [0]
+    assert code == 0
 
 
 def test_slot_killed_mid_submit_30s_after_a_manual_run_does_not_take_the_manual_runs_execution(
@@ -449,18 +445,11 @@ def test_slot_killed_mid_submit_30s_after_a_manual_run_does_not_take_the_manual_
         dispatched_at=manual_at + timedelta(seconds=1),
     )
     env = amc_env(amc)
-    victim = killed_before_reaching_amc(engine, amc, database_url, tmp_path, env)
-    restarted: Daemon | None = None
-    try:
-        restarted = Daemon(
-            database_url, tmp_path / "restarted.log", "--worker-id", "victim", env=env
-        )
-        settle(engine, expected_runs=2)
-    finally:
-        codes = stop_all([victim], [restarted])
+    killed_before_reaching_amc(engine, amc, database_url, tmp_path, env)
+    code = recovered_by(engine, database_url, tmp_path, "victim", env, expected_runs=2)
     assert_each_run_owns_one_execution(engine, amc, body_runs=2)
     assert len(amc.requests(endpoint="create")) == 1  # the slot's, sent once after the restart
-    assert codes == [0]
+    assert code == 0
 
 
 def test_lost_create_response_is_not_answered_with_an_older_identical_execution_of_another_run(
@@ -494,9 +483,9 @@ def test_lost_create_response_is_not_answered_with_an_older_identical_execution_
         (lost,) = (e for e in amc.executions() if e["workflowExecutionId"] != older)
         settle(engine, expected_runs=2)
     finally:
-        codes = stop_all([], [daemon])
+        code = daemon.terminate()
     assert_each_run_owns_one_execution(engine, amc, body_runs=2)
     (slot_run,) = (r for r in runs(engine) if r["trigger"] == "scheduled")
     assert slot_run["amc_execution_id"] == lost["workflowExecutionId"]
     assert len(amc.requests(endpoint="create")) == 1
-    assert codes == [0]
+    assert code == 0

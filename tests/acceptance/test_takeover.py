@@ -10,27 +10,18 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from scheduler_daemon.daemon.liveness import SESSION_SETTLE
-from tests.acceptance.daemons import Daemon, count, insert_due_schedules, wait_until
+from tests.acceptance.daemons import (
+    Daemon,
+    count,
+    insert_due_schedules,
+    wait_for_count,
+    wait_until,
+)
 from tests.helpers import Rows
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("settled_server")]
 
 UNFINISHED = "SELECT count(*) FROM schedule_runs WHERE status IN ('claimed', 'dispatching')"
-
-
-@pytest.fixture(autouse=True)
-def _server_past_its_restart(engine: Engine) -> None:
-    """Right after the server starts, free locks prove nothing (everybody's went at once), so
-    daemons leave the session rule aside for a while: these tests need an older server."""
-    wait_until(
-        lambda: (
-            count(engine, "SELECT extract(epoch FROM now() - pg_postmaster_start_time())::int")
-            >= SESSION_SETTLE
-        ),
-        SESSION_SETTLE + 5,
-        "the server to settle",
-    )
 
 
 def db_now(engine: Engine) -> datetime:
@@ -62,9 +53,7 @@ def test_kill_9_in_a_burst_the_dead_daemons_runs_are_final_within_3_seconds(
     ]
     victim = daemons[0]
     try:
-        wait_until(
-            lambda: count(engine, "SELECT count(*) FROM live_workers") == 4, 60, "4 live workers"
-        )
+        wait_for_count(engine, "SELECT count(*) FROM live_workers", 4, "4 live workers", 60)
         insert_due_schedules(engine, rows.workflow(), 2000, seconds_ahead=1)
         wait_until(
             lambda: (
@@ -117,13 +106,12 @@ def test_a_frozen_daemon_keeps_its_claims_until_its_heartbeat_is_stale_then_is_f
     survivor: Daemon | None = None
     try:
         insert_due_schedules(engine, rows.workflow(), 5, seconds_ahead=0)
-        wait_until(
-            lambda: (
-                count(engine, "SELECT count(*) FROM schedule_runs WHERE status = 'dispatching'")
-                == 5
-            ),
-            30,
+        wait_for_count(
+            engine,
+            "SELECT count(*) FROM schedule_runs WHERE status = 'dispatching'",
+            5,
             "5 runs mid-call",
+            30,
         )
         frozen.freeze()
         survivor = Daemon(
@@ -134,12 +122,12 @@ def test_a_frozen_daemon_keeps_its_claims_until_its_heartbeat_is_stale_then_is_f
             *timing,
             env={"SCHEDULER_WORKER_DEAD_AFTER": "4"},
         )
-        wait_until(
-            lambda: (
-                count(engine, "SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'") == 5
-            ),
-            30,
+        wait_for_count(
+            engine,
+            "SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'",
+            5,
             "the survivor to finish the frozen daemon's runs",
+            30,
         )
         with engine.connect() as conn:
             # Read before the thaw: its last heartbeat, and when its runs were taken over.
@@ -169,7 +157,7 @@ def test_a_frozen_daemon_keeps_its_claims_until_its_heartbeat_is_stale_then_is_f
     with engine.connect() as conn:
         owners = conn.execute(text("SELECT worker_id, status FROM schedule_runs")).all()
     assert sorted(owners) == [("survivor", "succeeded")] * 5
-    assert finished_events([frozen, survivor]) == Counter({str(r): 1 for r in _run_ids(engine)})
+    assert finished_events([frozen, survivor]) == once_each(engine)
     assert not any(e["event"] == "run.finished" for e in frozen.events())
 
 
@@ -183,45 +171,40 @@ def test_a_daemon_cut_from_the_database_takes_its_session_again_and_runs_nothing
     survivor: Daemon | None = None
     try:
         insert_due_schedules(engine, rows.workflow(), 5, seconds_ahead=0)
-        wait_until(
-            lambda: (
-                count(engine, "SELECT count(*) FROM schedule_runs WHERE status = 'dispatching'")
-                == 5
-            ),
-            30,
+        wait_for_count(
+            engine,
+            "SELECT count(*) FROM schedule_runs WHERE status = 'dispatching'",
+            5,
             "5 runs mid-call",
+            30,
         )
         survivor = Daemon(database_url, tmp_path / "survivor.log", "--worker-id", "survivor")
-        wait_until(
-            lambda: (
-                count(engine, "SELECT count(*) FROM live_workers WHERE worker_id = 'survivor'") == 1
-            ),
-            30,
+        wait_for_count(
+            engine,
+            "SELECT count(*) FROM live_workers WHERE worker_id = 'survivor'",
+            1,
             "the survivor",
+            30,
         )
         with engine.begin() as conn:
             old_pid = conn.execute(
                 text("SELECT session_pid FROM scheduler_workers WHERE worker_id = 'cut'")
             ).scalar_one()
             conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": old_pid})
-        wait_until(
-            lambda: (
-                count(
-                    engine,
-                    "SELECT count(*) FROM worker_status WHERE worker_id = 'cut' AND state = 'live' "
-                    f"AND session_pid IS NOT NULL AND session_pid <> {int(old_pid)}",
-                )
-                == 1
-            ),
-            30,
+        wait_for_count(
+            engine,
+            "SELECT count(*) FROM worker_status WHERE worker_id = 'cut' AND state = 'live' "
+            f"AND session_pid IS NOT NULL AND session_pid <> {int(old_pid)}",
+            1,
             "the cut daemon registered again with a new session",
-        )
-        wait_until(
-            lambda: (
-                count(engine, "SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'") == 5
-            ),
             30,
+        )
+        wait_for_count(
+            engine,
+            "SELECT count(*) FROM schedule_runs WHERE status = 'succeeded'",
+            5,
             "the runs finished",
+            30,
         )
     finally:
         assert cut.terminate() == 0
@@ -231,10 +214,11 @@ def test_a_daemon_cut_from_the_database_takes_its_session_again_and_runs_nothing
     dispatched = Counter(
         e["run_id"] for d in (cut, survivor) for e in d.events() if e["event"] == "run.dispatched"
     )
-    assert dispatched == Counter({str(r): 1 for r in _run_ids(engine)})  # each sent once
-    assert finished_events([cut, survivor]) == Counter({str(r): 1 for r in _run_ids(engine)})
+    assert dispatched == once_each(engine)  # each sent once
+    assert finished_events([cut, survivor]) == once_each(engine)
 
 
-def _run_ids(engine: Engine) -> list[object]:
+def once_each(engine: Engine) -> Counter[str]:
+    """Every run of the database, once."""
     with engine.connect() as conn:
-        return list(conn.execute(text("SELECT id FROM schedule_runs")).scalars())
+        return Counter(str(r) for r in conn.execute(text("SELECT id FROM schedule_runs")).scalars())

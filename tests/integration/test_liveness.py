@@ -13,31 +13,15 @@ import pytest
 from sqlalchemy import Engine, text
 
 from scheduler_daemon.clock import FakeClock
-from scheduler_daemon.daemon.liveness import SESSION_GRACE, SESSION_SETTLE
+from scheduler_daemon.daemon.liveness import SESSION_GRACE
 from scheduler_daemon.daemon.scheduler import Scheduler
 from scheduler_daemon.db.engine import libpq_url
 from scheduler_daemon.db.tables import scheduler_workers, workflow_schedules
-from tests.acceptance.daemons import wait_until
 from tests.helpers import Rows
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
-
-@pytest.fixture(autouse=True)
-def _server_past_its_restart(engine: Engine) -> None:
-    """Right after the server starts, free locks prove nothing (everybody's went at once):
-    these tests need a server older than that."""
-    wait_until(
-        lambda: _server_age(engine) >= SESSION_SETTLE, SESSION_SETTLE + 5, "the server to settle"
-    )
-
-
-def _server_age(engine: Engine) -> float:
-    with engine.connect() as conn:
-        age = conn.execute(
-            text("SELECT extract(epoch FROM now() - pg_postmaster_start_time())")
-        ).scalar_one()
-    return float(age)
+pytestmark = pytest.mark.usefixtures("settled_server")
 
 
 @pytest.fixture
@@ -71,15 +55,8 @@ def worker(engine: Engine, worker_id: str, session_pid: int | None) -> None:
 
 
 def locked_by(rows: Rows, owner: str) -> uuid.UUID:
-    return rows.schedule(
-        cron_expression="0 9 * * *",
-        enabled=True,
-        next_run_at=T0 + timedelta(days=1),
-        last_run_at=T0,
-        locked_by=owner,
-        locked_at=text("now()"),
-        fencing_token=3,
-    )
+    schedule_id, _ = rows.claim(owner, 3, T0)
+    return schedule_id
 
 
 def test_a_worker_whose_session_is_gone_loses_its_claims_at_once(

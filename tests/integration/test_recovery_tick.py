@@ -56,27 +56,18 @@ def execution(execution_id: str, seconds_after_start: float) -> FoundExecution:
 
 def interrupted_run(rows: Rows, workflow_id: uuid.UUID, owner: str = "gone") -> uuid.UUID:
     """A schedule of ``workflow_id`` whose T0 run was mid-call when its owner vanished."""
-    schedule_id = rows.schedule(
+    _, run_id = rows.claim(
+        owner,
+        5,
+        T0,
         workflow_id,
-        cron_expression="0 9 * * *",
-        enabled=True,
-        next_run_at=T0 + timedelta(days=1),
-        last_run_at=T0,
-        locked_by=owner,
-        locked_at=text("now()"),
-        fencing_token=5,
-    )
-    return rows.run(
-        schedule_id,
-        scheduled_for=T0,
         status="dispatching",
-        worker_id=owner,
-        fencing_token=5,
         attempts=1,
         started_at=STARTED,
         call_started_at=STARTED,
         request=REQUEST,  # what the cut-short call sent
     )
+    return run_id
 
 
 def run(rows: Rows, run_id: uuid.UUID) -> dict[str, Any]:

@@ -505,17 +505,7 @@ def _claim_left_at_t0(
     rows: Rows, owner: str, token: int, **run: Any
 ) -> tuple[uuid.UUID, uuid.UUID]:
     """A schedule locked ten minutes ago by ``owner`` with the run of its T0 slot unfinished."""
-    schedule_id = rows.schedule(
-        cron_expression="0 9 * * *",
-        enabled=True,
-        next_run_at=T0 + timedelta(days=1),
-        last_run_at=T0,
-        locked_by=owner,
-        locked_at=text("now() - interval '10 minutes'"),
-        fencing_token=token,
-    )
-    run_id = rows.run(schedule_id, scheduled_for=T0, worker_id=owner, fencing_token=token, **run)
-    return schedule_id, run_id
+    return rows.claim(owner, token, T0, locked_at=text("now() - interval '10 minutes'"), **run)
 
 
 def test_a_claim_this_worker_abandoned_expires_and_is_finished(
