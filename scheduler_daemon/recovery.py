@@ -51,6 +51,14 @@ class Resubmit:
 
 
 @dataclass(frozen=True)
+class Relist:
+    """A rival began dispatching earlier than the listing reached: list again from ``since``,
+    so that every run sharing the executions out sees the same ones."""
+
+    since: datetime
+
+
+@dataclass(frozen=True)
 class Wait:
     """Another run's call with the same request is under way: what it started is not yet
     attributed, so the executions found cannot be told apart until it is."""
@@ -66,7 +74,7 @@ class Unresolved:
     reason: str
 
 
-Decision = Adopt | Resubmit | Wait | Unresolved
+Decision = Adopt | Resubmit | Relist | Wait | Unresolved
 
 
 def listing_start(
@@ -107,10 +115,9 @@ def decide(
     )
     if not free:
         return Resubmit()
-    if listed_since is not None and listed_since > listing_start(
-        dispatch_started_at, rivals, margin
-    ):
-        return Wait("a run with the same request began earlier than the listing reached")
+    needed = listing_start(dispatch_started_at, rivals, margin)
+    if listed_since is not None and listed_since > needed:
+        return Relist(needed)
     calling = sorted(str(r.run_id) for r in rivals if r.calling)
     if calling:
         return Wait(

@@ -49,7 +49,7 @@ from scheduler_daemon.executors.base import (
 )
 from scheduler_daemon.log import lines_together
 from scheduler_daemon.metrics import Metrics
-from scheduler_daemon.recovery import Adopt, Resubmit, Unresolved, listing_start
+from scheduler_daemon.recovery import Adopt, Relist, Resubmit, Unresolved, listing_start
 from scheduler_daemon.resolve import ResolutionError, resolve
 
 log = structlog.get_logger("scheduler_daemon.dispatch")
@@ -338,11 +338,10 @@ class Dispatcher:
         for row in finished:
             self._log.info(
                 "run.finished",
-                run_id=str(row.run_id),
-                schedule_id=str(row.schedule_id),
                 status=row.status,
                 error=row.error_message,
                 via="status_sync",
+                **row.log_fields,
             )
             self._metrics.count_run(row.status, "status_sync")
             if row.paused:
@@ -366,6 +365,8 @@ class Dispatcher:
             **fields,
         )
         self._metrics.count_run(outcome.status, outcome.run.trigger)
+        if outcome.status == "unresolved":  # an operator must look (docs/runbook.md)
+            self._log.error("run.unresolved", reason=outcome.error_message, **fields)
         if result.paused:
             self._auto_paused(result.pause_reason, fields)
 
@@ -393,7 +394,6 @@ class Dispatcher:
         if isinstance(request, ResolutionError):
             if recovering:  # what its first call sent cannot be looked for any more
                 reason = f"its cut-short call was not checked: {request}"
-                self._log.error("run.unresolved", reason=reason, **run.log_fields)
                 return queries.Outcome(run, "unresolved", None, reason, item.release)
             return queries.Outcome(run, "failed", None, str(request), item.release)
         try:
@@ -427,47 +427,24 @@ class Dispatcher:
         cannot be told (docs/semantics.md, "Recovery"). None: try again at a later recovery."""
         fields = run.log_fields
         if marked.attempts > MAX_DISPATCH_ATTEMPTS:
-            reason = (
+            return Unresolved(
                 f"sent {marked.attempts - 1} times without a known outcome; "
                 "not sent again, to avoid duplicates"
             )
-            self._log.error("run.unresolved", reason=reason, **fields)
-            return Unresolved(reason)
-        # Nothing in the run's own window means nothing of its call reached AMC, whatever the
-        # other runs did: send it again, without the decision's lock (a burst's worth of
-        # recoveries of one workflow would queue on it).
-        own_since = listing_start(marked.started_at, [])
-        found = self._find_started(run, request, own_since)
-        if found is None:
-            return None
-        start_call = functools.partial(
-            db_recovery.start_call,
-            worker_id=self._worker_id,
-            run_id=run.id,
-            token=run.fencing_token,
-        )
-        if not found and self._write(start_call):
-            with self._gated(request.amc_instance_id):
-                return self._submit(request, recovering=True, fields=fields)
+        fence = db_recovery.Fence(self._worker_id, run.id, run.fencing_token)
+        since = listing_start(marked.started_at, [])  # the run's own window, to begin with
         give_up_at = time.monotonic() + RIVAL_WAIT_LIMIT
-        listed: tuple[datetime, Sequence[FoundExecution]] | None = (own_since, found)
         while True:
-            rivals = self._write(functools.partial(db_recovery.claimants, run_id=run.id))
-            since = listing_start(marked.started_at, rivals)
-            if listed is not None and listed[0] == since:  # what was just listed will do
-                found = listed[1]
-            else:
-                found = self._find_started(run, request, since)
-                if found is None:
-                    return None
-            listed = None
+            found = self._find_started(run, request, since)
+            if found is None:
+                return None
+            # Nothing there: nothing of its call reached AMC, whatever the other runs did.
+            # Sent again without the decision's lock (a burst's recoveries would queue on it).
+            if not found and self._write(functools.partial(db_recovery.start_call, fence=fence)):
+                with self._gated(request.amc_instance_id):
+                    return self._submit(request, recovering=True, fields=fields)
             decide = functools.partial(
-                db_recovery.decide_recovery,
-                worker_id=self._worker_id,
-                run_id=run.id,
-                token=run.fencing_token,
-                found=found,
-                listed_since=since,
+                db_recovery.decide_recovery, fence=fence, found=found, listed_since=since
             )
             try:
                 decision = self._write(decide, transaction=True)
@@ -485,8 +462,10 @@ class Dispatcher:
                 with self._gated(request.amc_instance_id):
                     return self._submit(request, recovering=True, fields=fields)
             if isinstance(decision, Unresolved):
-                self._log.error("run.unresolved", reason=decision.reason, **fields)
                 return decision
+            if isinstance(decision, Relist):
+                since = decision.since
+                continue
             self._log.info("run.recovery_waiting", reason=decision.reason, **fields)
             if not self._wait_for_rivals(run, give_up_at):
                 # Still under way after all this time: a later recovery looks again.

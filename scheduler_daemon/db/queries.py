@@ -124,13 +124,26 @@ class ClaimedRun:
     @functools.cached_property
     def log_fields(self) -> dict[str, str]:
         """What every log line about this run carries (built once: a run logs three)."""
-        return {
-            "run_id": str(self.id),
-            "schedule_id": str(self.schedule_id),
-            "scheduled_for": self.scheduled_for.isoformat(),
-            "correlation_id": str(self.correlation_id),
-            "trigger": self.trigger,
-        }
+        return run_log_fields(
+            self.id, self.schedule_id, self.scheduled_for, self.correlation_id, self.trigger
+        )
+
+
+def run_log_fields(
+    run_id: uuid.UUID,
+    schedule_id: uuid.UUID,
+    scheduled_for: datetime,
+    correlation_id: uuid.UUID,
+    trigger: str,
+) -> dict[str, str]:
+    """The fields every log line about a run carries, whichever path it is on."""
+    return {
+        "run_id": str(run_id),
+        "schedule_id": str(schedule_id),
+        "scheduled_for": scheduled_for.isoformat(),
+        "correlation_id": str(correlation_id),
+        "trigger": trigger,
+    }
 
 
 _RUN_COLUMNS = """
@@ -483,6 +496,11 @@ _FAILURE_ACCOUNTING = """
                                         || COALESCE(run.error_message, 'unknown')
                                    ELSE s.pause_reason END"""
 
+# Whether the statement (its own transaction) paused the schedule: such a pause carries this
+# transaction's now(); an earlier one (an operator's, or a previous auto-pause) another, and
+# the accounting above leaves it alone.
+_PAUSED_HERE = "s.paused_at IS NOT DISTINCT FROM now()"
+
 # One statement records a batch: the runs (fenced by token), then, for scheduled runs, their
 # schedules' failure counts, auto-pause and lock release (fenced by owner and token). Each
 # schedule appears at most once per batch.
@@ -535,9 +553,7 @@ RECORD_OUTCOMES = _sql(
           FROM run
          WHERE run.trigger = 'scheduled' AND s.id = run.schedule_id
            AND {_LOCKED_BY_ME} AND s.fencing_token = run.token
-        -- Paused by this statement: its pause carries this transaction's now(), an earlier
-        -- pause (an operator's, say) another.
-        RETURNING s.id, s.paused_at IS NOT DISTINCT FROM now() AS paused, s.pause_reason
+        RETURNING s.id, {_PAUSED_HERE} AS paused, s.pause_reason
     )
     SELECT run.id AS run_id, run.trigger, schedule.id IS NOT NULL AS schedule_updated,
            COALESCE(schedule.paused, false) AS paused, schedule.pause_reason,
@@ -635,9 +651,7 @@ class StatusSeen:
 
 
 # Records what AMC said; a final status also finishes the run and, for scheduled runs,
-# updates the schedule's failure count (auto-pause) as a dispatch outcome would. A schedule
-# counts as paused by this statement only if it was not paused before: its row is read locked,
-# as it is when updated (a pause committed meanwhile by another statement is not this one's).
+# updates the schedule's failure count (auto-pause) as a dispatch outcome would.
 RECORD_STATUSES = _sql(
     f"""
     WITH seen AS (
@@ -666,28 +680,19 @@ RECORD_STATUSES = _sql(
          WHERE r.id = execution.schedule_run_id AND {_run_status_is("dispatched")}
            AND execution.status IN ('succeeded', 'failed', 'cancelled', 'unknown')
         RETURNING r.id, r.schedule_id, r.scheduled_for, r.correlation_id, r.trigger, r.status,
-                  r.error_message, r.amc_execution_id
-    ), previous AS MATERIALIZED (
-        SELECT s.id, s.paused_at IS NOT NULL AS was_paused
-          FROM workflow_schedules s
-         WHERE s.id = ANY(ARRAY(SELECT run.schedule_id FROM run
-                                 WHERE run.trigger = 'scheduled'
-                                   AND run.status IN ('succeeded', 'failed')))
-         ORDER BY s.id
-           FOR UPDATE
+                  r.error_message
     ), schedule AS (
         UPDATE workflow_schedules AS s
            SET {_FAILURE_ACCOUNTING},
                updated_at = now()
-          FROM run JOIN previous ON previous.id = run.schedule_id
+          FROM run
          WHERE run.trigger = 'scheduled' AND s.id = run.schedule_id
            AND run.status IN ('succeeded', 'failed')
         -- The run whose status was applied, when a batch holds several of one schedule.
-        RETURNING run.id AS run_id, s.pause_reason,
-                  s.paused_at IS NOT NULL AND NOT previous.was_paused AS paused
+        RETURNING run.id AS run_id, s.pause_reason, {_PAUSED_HERE} AS paused
     )
     SELECT run.id AS run_id, run.schedule_id, run.scheduled_for, run.correlation_id,
-           run.trigger, run.status, run.error_message, run.amc_execution_id,
+           run.trigger, run.status, run.error_message,
            COALESCE(schedule.paused, false) AS paused,
            CASE WHEN schedule.paused THEN schedule.pause_reason END AS pause_reason
       FROM run LEFT JOIN schedule ON schedule.run_id = run.id
@@ -707,20 +712,14 @@ class StatusFinished:
     trigger: str
     status: str
     error_message: str | None
-    amc_execution_id: str | None
     paused: bool
     pause_reason: str | None
 
     @property
     def log_fields(self) -> dict[str, str]:
-        """The run's fields, as a dispatched run logs them (``ClaimedRun.log_fields``)."""
-        return {
-            "run_id": str(self.run_id),
-            "schedule_id": str(self.schedule_id),
-            "scheduled_for": self.scheduled_for.isoformat(),
-            "correlation_id": str(self.correlation_id),
-            "trigger": self.trigger,
-        }
+        return run_log_fields(
+            self.run_id, self.schedule_id, self.scheduled_for, self.correlation_id, self.trigger
+        )
 
 
 def record_statuses(

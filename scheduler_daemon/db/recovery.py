@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, text
@@ -96,11 +97,23 @@ START_CALL = text(
 )
 
 
-def start_call(conn: Connection, *, worker_id: str, run_id: uuid.UUID, token: int) -> bool:
+@dataclass(frozen=True)
+class Fence:
+    """The run being recovered, as every write for it quotes it: ours only while it is."""
+
+    worker_id: str
+    run_id: uuid.UUID
+    token: int
+
+    @property
+    def params(self) -> dict[str, object]:
+        return {"worker_id": self.worker_id, "run_id": self.run_id, "token": self.token}
+
+
+def start_call(conn: Connection, fence: Fence) -> bool:
     """Mark the run's call under way before it is sent again; False when the run is no longer
     ours, or already has an execution (an earlier recovery attributed one)."""
-    fenced = {"run_id": run_id, "token": token, "worker_id": worker_id}
-    return conn.execute(START_CALL, fenced).first() is not None
+    return conn.execute(START_CALL, fence.params).first() is not None
 
 
 def claimants(conn: Connection, run_id: uuid.UUID) -> list[Claimant]:
@@ -112,20 +125,14 @@ def claimants(conn: Connection, run_id: uuid.UUID) -> list[Claimant]:
 
 
 def decide_recovery(
-    conn: Connection,
-    *,
-    worker_id: str,
-    run_id: uuid.UUID,
-    token: int,
-    found: Sequence[FoundExecution],
-    listed_since: datetime,
+    conn: Connection, fence: Fence, found: Sequence[FoundExecution], listed_since: datetime
 ) -> Decision | None:
     """Decide what run ``run_id`` adopts, given the executions ``found`` for its request, and
     write the decision: an adopted execution is attributed to the run at once, a resubmission
     marks the run's call as under way. None when the run is no longer ours (claim lost)."""
-    fenced = {"run_id": run_id, "token": token, "worker_id": worker_id}
+    run_id = fence.run_id
     conn.execute(LOCK_REQUEST, {"run_id": run_id})
-    run = conn.execute(SELECT_RECOVERING_RUN, fenced).first()
+    run = conn.execute(SELECT_RECOVERING_RUN, fence.params).first()
     if run is None:
         return None
     if run.amc_execution_id is not None:  # attributed by an earlier recovery that went no further
@@ -141,10 +148,10 @@ def decide_recovery(
         listed_since=listed_since,
     )
     if isinstance(decision, Adopt):
-        params = fenced | {"execution_id": decision.execution_id}
+        params = fence.params | {"execution_id": decision.execution_id}
         if conn.execute(RESERVE_EXECUTION, params).first() is None:
             return None
-    elif isinstance(decision, Resubmit) and conn.execute(START_CALL, fenced).first() is None:
+    elif isinstance(decision, Resubmit) and not start_call(conn, fence):
         return None
     return decision
 

@@ -19,6 +19,7 @@ from scheduler_daemon.recovery import (
     Adopt,
     Claimant,
     FoundExecution,
+    Relist,
     Resubmit,
     Unresolved,
     Wait,
@@ -71,6 +72,15 @@ def test_a_rival_mid_call_makes_the_run_wait_rather_than_take_its_execution() ->
 
 def test_a_rival_mid_call_does_not_delay_a_run_when_nothing_free_was_found() -> None:
     assert decide(ME, T, [], set(), [Claimant(OTHER, T, calling=True)]) == Resubmit()
+
+
+def test_a_listing_that_misses_an_earlier_rivals_window_is_done_again_from_there() -> None:
+    """To share executions out alike, every run must see what the earliest rival could have
+    started: a listing that began later is not decided on."""
+    rival = Claimant(OTHER, T - timedelta(seconds=90), calling=False)
+    own_window = T - CREATION_SKEW_MARGIN
+    decision = decide(ME, T, [found("e1", 1)], set(), [rival], listed_since=own_window)
+    assert decision == Relist(rival.dispatch_started_at - CREATION_SKEW_MARGIN)
 
 
 def test_more_executions_than_runs_that_could_have_made_them_is_unresolved() -> None:
