@@ -418,7 +418,10 @@ MARK_DISPATCHING = _sql(
      WHERE r.id = v.id AND r.id = ANY(CAST(:ids AS uuid[]))
        AND r.fencing_token = v.token AND r.worker_id = :worker_id
        AND {_run_status_is("claimed", "dispatching")}
-    RETURNING r.id, r.started_at, r.attempts, r.request
+    -- the stored request only for a run marked before (a recovery looks for it): a burst's
+    -- fresh runs do not send their bodies back
+    RETURNING r.id, r.started_at, r.attempts, CASE WHEN r.attempts > 1 THEN r.request END
+              AS request
     """
 )
 
@@ -426,7 +429,7 @@ MARK_DISPATCHING = _sql(
 @dataclass(frozen=True)
 class Marked:
     """A run marked ``dispatching``: when it first began, how many times it has been marked,
-    and the request its first call sent (what a recovery looks for)."""
+    and, when marked before, the request its first call sent (what a recovery looks for)."""
 
     started_at: datetime
     attempts: int
