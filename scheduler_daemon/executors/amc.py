@@ -79,12 +79,12 @@ class AmcExecutor:
 
     def submit(self, request: RunRequest) -> ExecutionOutcome:
         try:
-            result = self.client.create_execution(_target(request), _body(request))
+            execution = self.client.create_execution(_target(request), _body(request))
         except AmcOutcomeUnknownError:
             raise
         except AmcError as exc:
             return ExecutionOutcome("failed", error=str(exc))
-        return ExecutionOutcome("dispatched", execution_id=result.execution_id)
+        return ExecutionOutcome("dispatched", execution_id=execution.execution_id)
 
     def find_started(self, request: RunRequest, since: datetime) -> Sequence[FoundExecution]:
         """The executions of this request's workflow created since ``since`` whose window and

@@ -152,7 +152,9 @@ def test_a_lost_response_with_amc_unreachable_is_not_sent_again(
         AmcOutcomeUnknownError, match="not sent again, to avoid a duplicate"
     ) as caught:
         executor.submit(request_)
-    assert isinstance(caught.value, OutcomeUnknownError)  # the dispatcher's signal to reconcile
+    assert isinstance(
+        caught.value, OutcomeUnknownError
+    )  # the dispatcher's signal to recover the run
     assert len(amc.requests(endpoint="create")) == 1
     assert len(amc.executions()) == 1
 

@@ -611,18 +611,18 @@ class _UnknownThenFound:
 
     def __init__(self) -> None:
         self.submits = 0
-        self.reconciles = 0
+        self.listings = 0
 
     def submit(self, request: RunRequest) -> ExecutionOutcome:
         self.submits += 1
         raise OutcomeUnknownError("connection reset after sending; AMC unreachable to ask")
 
     def find_started(self, request: RunRequest, since: datetime) -> Sequence[FoundExecution]:
-        self.reconciles += 1
+        self.listings += 1
         return [FoundExecution("amc-exec-1", since)]
 
 
-def test_an_unknown_outcome_is_left_to_reconciliation_never_resubmitted_blindly(
+def test_an_unknown_outcome_is_left_to_recovery_never_resubmitted_blindly(
     engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
 ) -> None:
     schedule_id = rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
@@ -636,7 +636,7 @@ def test_an_unknown_outcome_is_left_to_reconciliation_never_resubmitted_blindly(
     tick(scheduler)
     [run] = runs_of(engine, schedule_id)
     assert (run["status"], run["amc_execution_id"]) == ("dispatched", "amc-exec-1")
-    assert (executor.submits, executor.reconciles) == (1, 1)
+    assert (executor.submits, executor.listings) == (1, 1)
     assert schedule_of(rows, schedule_id)["locked_by"] is None
 
 
