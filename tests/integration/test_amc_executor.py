@@ -1,6 +1,6 @@
 """The amc executor end to end against the fake: lifecycle and status, finding what a call
-started, the circuit breaker, the in-flight cap, identical requests for manual and scheduled runs, and
-no secret anywhere."""
+started, the circuit breaker, the in-flight cap, identical requests for manual and scheduled
+runs, and no secret anywhere."""
 
 from __future__ import annotations
 
