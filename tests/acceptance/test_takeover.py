@@ -87,12 +87,13 @@ def test_kill_9_in_a_burst_the_dead_daemons_runs_are_final_within_3_seconds(
     assert reaped_from == {"d0"}
 
 
-def test_a_frozen_daemon_keeps_its_claims_until_its_heartbeat_is_stale_then_is_fenced(
+def test_a_frozen_daemon_keeps_its_claims_until_its_lease_runs_out_then_is_fenced(
     engine: Engine, rows: Rows, database_url: str, tmp_path: Path
 ) -> None:
-    """SIGSTOP: its session lives on, so it is not dead at once; its claims go only by the
-    heartbeat rule, and once thawed its late writes touch nothing."""
-    timing = ("--heartbeat-interval", "1")
+    """SIGSTOP past its lease: its session lives on, so it is not dead at once; its claims go
+    only by the lease rule, and once thawed its late writes touch nothing."""
+    # Its heartbeat would take a minute to go stale: the 4 s lease is what frees its claims.
+    timing = ("--heartbeat-interval", "1", "--lease", "4")
     frozen = Daemon(
         database_url,
         tmp_path / "frozen.log",
@@ -101,7 +102,7 @@ def test_a_frozen_daemon_keeps_its_claims_until_its_heartbeat_is_stale_then_is_f
         "--noop-delay",
         "2",
         *timing,
-        env={"SCHEDULER_WORKER_DEAD_AFTER": "4"},
+        env={"SCHEDULER_WORKER_DEAD_AFTER": "60"},
     )
     survivor: Daemon | None = None
     try:
@@ -120,7 +121,7 @@ def test_a_frozen_daemon_keeps_its_claims_until_its_heartbeat_is_stale_then_is_f
             "--worker-id",
             "survivor",
             *timing,
-            env={"SCHEDULER_WORKER_DEAD_AFTER": "4"},
+            env={"SCHEDULER_WORKER_DEAD_AFTER": "60"},
         )
         wait_for_count(
             engine,
@@ -152,7 +153,8 @@ def test_a_frozen_daemon_keeps_its_claims_until_its_heartbeat_is_stale_then_is_f
         assert frozen.terminate() == 0
         if survivor is not None:
             assert survivor.terminate() == 0
-    # Not before its heartbeat was stale: its session was alive all along.
+    # Not before its lease ran out (4 s after its last renewal): its session was alive all
+    # along, so it was not taken for dead.
     assert float(quiet_for) >= 4
     with engine.connect() as conn:
         owners = conn.execute(text("SELECT worker_id, status FROM schedule_runs")).all()
