@@ -11,7 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from scheduler_daemon.db.queries import DueSchedule, NewRun, ScheduleDecision
+from scheduler_daemon.domain import (
+    DueSchedule,
+    MisfirePolicy,
+    NewRun,
+    OverlapPolicy,
+    RunStatus,
+    ScheduleDecision,
+    SkipReason,
+)
 from scheduler_daemon.timing import COUNT_CAP, ScheduleSpec, interval_spec, parse_spec
 
 _TINY = timedelta(microseconds=1)
@@ -55,22 +63,22 @@ def plan(schedule: DueSchedule, spec: ScheduleSpec, now: datetime, min_grace: fl
         old_last_run_at=schedule.last_run_at,
         last_run_at=max(run.scheduled_for for run in runs),
         next_run_at=next_run_at,
-        take_lock=any(run.status == "claimed" for run in runs),
+        take_lock=any(run.status is RunStatus.CLAIMED for run in runs),
     )
     return Plan(decision, runs)
 
 
 def _dispatch_or_overlap(schedule: DueSchedule, slot: datetime) -> NewRun:
-    if schedule.has_unfinished_run and schedule.overlap_policy == "skip":
+    if schedule.has_unfinished_run and schedule.overlap_policy == OverlapPolicy.SKIP:
         return NewRun(
             schedule.id,
             schedule.workflow_id,
             slot,
-            "skipped",
-            skip_reason="overlap",
+            RunStatus.SKIPPED,
+            skip_reason=SkipReason.OVERLAP,
             message="skipped: the previous run was still in progress (overlap policy 'skip')",
         )
-    return NewRun(schedule.id, schedule.workflow_id, slot, "claimed")
+    return NewRun(schedule.id, schedule.workflow_id, slot, RunStatus.CLAIMED)
 
 
 def _missed_slots(
@@ -93,11 +101,11 @@ def _missed_slots(
 def _misfire_runs(
     schedule: DueSchedule, spec: ScheduleSpec, slot: datetime, cutoff: datetime, grace: float
 ) -> list[NewRun]:
-    keep = 1 if schedule.misfire_policy != "run_all" else schedule.max_catchup_runs
+    keep = 1 if schedule.misfire_policy != MisfirePolicy.RUN_ALL else schedule.max_catchup_runs
     count, last = _missed_slots(spec, slot, cutoff, keep)
-    if schedule.misfire_policy == "skip":
+    if schedule.misfire_policy == MisfirePolicy.SKIP:
         return [_missed_row(schedule, slot, count, f"up to {last[-1].isoformat()}", grace)]
-    to_run = last if schedule.misfire_policy == "run_all" else last[-1:]
+    to_run = last if schedule.misfire_policy == MisfirePolicy.RUN_ALL else last[-1:]
     runs = [_dispatch_or_overlap(schedule, s) for s in to_run]
     dropped = count - len(to_run)
     if dropped > 0:
@@ -116,8 +124,8 @@ def _missed_row(
         schedule.id,
         schedule.workflow_id,
         first,
-        "skipped",
-        skip_reason="misfire",
+        RunStatus.SKIPPED,
+        skip_reason=SkipReason.MISFIRE,
         missed_slots=count,
         message=(
             f"missed {at_least}{count} {plural} ({span}): older than the misfire grace of "

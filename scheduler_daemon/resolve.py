@@ -15,7 +15,7 @@ import structlog
 
 from scheduler_daemon.amc.body import ParameterError, build_request_body, merge_parameters
 from scheduler_daemon.amc.windows import WindowError
-from scheduler_daemon.db.queries import ClaimedRun
+from scheduler_daemon.domain import ClaimedRun, RunContext
 from scheduler_daemon.errors import SchedulerError
 from scheduler_daemon.executors.base import RunRequest
 
@@ -94,33 +94,33 @@ def _warn_unusual_instance_id(instance_id: str) -> None:
     log.warning("amc.instance_id_unusual", instance_id=instance_id)
 
 
-def _workflow_named(context: dict[str, Any]) -> str:
+def _workflow_named(context: RunContext) -> str:
     """The workflow as an error names it (built only for an error: it formats a UUID)."""
-    return f"workflow {context.get('workflow_name')!r} ({context['workflow_id']})"
+    return f"workflow {context.workflow_name!r} ({context.workflow_id})"
 
 
 def resolve(
-    run: ClaimedRun, context: dict[str, Any] | None, *, require_entity_prefix: bool = True
+    run: ClaimedRun, context: RunContext | None, *, require_entity_prefix: bool = True
 ) -> RunRequest:
     """Resolve one run from its joined context row; raise ResolutionError naming the problem.
 
     ``require_entity_prefix``: refuse an entity id that does not look like ``ENTITY…``.
     """
-    if context is None or context.get("workflow_id") is None:
+    if context is None or context.workflow_id is None:
         raise ResolutionError(f"run {run.id}: its workflow {run.workflow_id} does not exist")
-    instance_id: Any = context.get("amc_instance_id")
-    entity_id: Any = context.get("amc_entity_id")
-    marketplace_id: Any = context.get("marketplace_id")
-    amc_workflow_id: Any = context.get("amc_workflow_id")
+    instance_id: Any = context.amc_instance_id
+    entity_id: Any = context.amc_entity_id
+    marketplace_id: Any = context.marketplace_id
+    amc_workflow_id: Any = context.amc_workflow_id
     problem = _context_problem(
         instance_id, entity_id, marketplace_id, amc_workflow_id, require_entity_prefix
     )
     if problem:
         raise ResolutionError(f"{_workflow_named(context)}: {problem}")
-    timezone = context.get("timezone") or "UTC"
+    timezone = context.timezone or "UTC"
     parameters = merge_parameters(
-        context.get("workflow_parameters"),
-        context.get("schedule_parameters"),
+        context.workflow_parameters,
+        context.schedule_parameters,
         run.parameters_override,
     )
     try:
@@ -141,6 +141,6 @@ def resolve(
         parameters=parameters,
         body=body,
         timezone=timezone,
-        workflow_name=context.get("workflow_name"),
-        region=context.get("region"),
+        workflow_name=context.workflow_name,
+        region=context.region,
     )

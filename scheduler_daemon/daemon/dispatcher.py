@@ -39,7 +39,7 @@ from scheduler_daemon.daemon.instance_gate import InstanceBusyError, InstanceGat
 from scheduler_daemon.db import queries
 from scheduler_daemon.db import recovery as db_recovery
 from scheduler_daemon.db.engine import is_transient, make_engine
-from scheduler_daemon.db.queries import ClaimedRun
+from scheduler_daemon.domain import ClaimedRun, Outcome, RunContext, RunStatus
 from scheduler_daemon.executors.base import (
     ExecutionOutcome,
     Executor,
@@ -60,13 +60,13 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class DispatchJob:
     runs: Sequence[ClaimedRun]
-    contexts: dict[uuid.UUID, dict[str, Any]]
+    contexts: dict[uuid.UUID, RunContext]
 
 
 @dataclass(frozen=True)
 class _Item:
     run: ClaimedRun
-    context: dict[str, Any] | None
+    context: RunContext | None
     release: bool
 
 
@@ -355,7 +355,7 @@ class Dispatcher:
         self._log.warning("claim.lost", step=step, **run.log_fields)
         self._metrics.claims_lost.inc()
 
-    def _finished(self, outcome: queries.Outcome, result: queries.OutcomeWritten) -> None:
+    def _finished(self, outcome: Outcome, result: queries.OutcomeWritten) -> None:
         fields = outcome.run.log_fields
         self._log.info(
             "run.finished",
@@ -385,7 +385,7 @@ class Dispatcher:
 
     def _call(
         self, item: _Item, request: RunRequest | ResolutionError, marked: queries.Marked
-    ) -> queries.Outcome | None:
+    ) -> Outcome | None:
         """Send one run, or recover one whose earlier call was cut short. None means nobody
         can tell yet whether a call started an execution: the run stays ``dispatching`` and,
         once this chunk lets go of it, the reaper hands it to a recovery."""
@@ -394,8 +394,8 @@ class Dispatcher:
         if isinstance(request, ResolutionError):
             if recovering:  # what its first call sent cannot be looked for any more
                 reason = f"its cut-short call was not checked: {request}"
-                return queries.Outcome(run, "unresolved", None, reason, item.release)
-            return queries.Outcome(run, "failed", None, str(request), item.release)
+                return Outcome(run, RunStatus.UNRESOLVED, None, reason, item.release)
+            return Outcome(run, RunStatus.FAILED, None, str(request), item.release)
         try:
             if recovering:
                 if marked.request:  # look for what the first call sent, not today's request
@@ -415,9 +415,9 @@ class Dispatcher:
         if outcome is None:
             return None
         if isinstance(outcome, Unresolved):
-            return queries.Outcome(run, "unresolved", None, outcome.reason, item.release)
-        return queries.Outcome(
-            run, outcome.status, outcome.execution_id, outcome.error, item.release
+            return Outcome(run, RunStatus.UNRESOLVED, None, outcome.reason, item.release)
+        return Outcome(
+            run, RunStatus(outcome.status), outcome.execution_id, outcome.error, item.release
         )
 
     def _recover(

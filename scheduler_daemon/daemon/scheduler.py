@@ -14,7 +14,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 import structlog
 from sqlalchemy import Connection, Engine
@@ -32,7 +31,8 @@ from scheduler_daemon.daemon.liveness import (
 )
 from scheduler_daemon.db import queries
 from scheduler_daemon.db.engine import libpq_url
-from scheduler_daemon.db.queries import ClaimedRun, DueSchedule, NewRun, ScheduleDecision, SpecRow
+from scheduler_daemon.db.queries import SpecRow
+from scheduler_daemon.domain import ClaimedRun, DueSchedule, NewRun, RunContext, ScheduleDecision
 from scheduler_daemon.errors import SchedulerError
 from scheduler_daemon.executors.base import Executor
 from scheduler_daemon.log import lines_together
@@ -388,9 +388,7 @@ class Scheduler:
             new_runs.extend(planned.runs)
         return decisions, new_runs
 
-    def _dispatch(
-        self, runs: Sequence[ClaimedRun], contexts: dict[uuid.UUID, dict[str, Any]]
-    ) -> None:
+    def _dispatch(self, runs: Sequence[ClaimedRun], contexts: dict[uuid.UUID, RunContext]) -> None:
         jobs: dict[tuple[uuid.UUID, str], list[ClaimedRun]] = defaultdict(list)
         for run in runs:
             key = (

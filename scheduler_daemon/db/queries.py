@@ -23,7 +23,17 @@ from typing import Any, TypeVar
 import orjson
 from sqlalchemy import Connection, Result, TextClause, text
 
-from scheduler_daemon.db.tables import EXECUTION_STATUSES, IN_PROGRESS_RUN_STATUSES, RUN_STATUSES
+from scheduler_daemon.db.tables import EXECUTION_STATUSES, RUN_STATUSES
+from scheduler_daemon.domain import (
+    IN_PROGRESS_RUN_STATUSES,
+    ClaimedRun,
+    DueSchedule,
+    NewRun,
+    Outcome,
+    RunContext,
+    ScheduleDecision,
+    run_log_fields,
+)
 
 
 def _sql(statement: str) -> TextClause:
@@ -68,82 +78,6 @@ _LOCKED_BY_ME = "s.locked_by IS NOT DISTINCT FROM :worker_id"
 _DUE_PREDICATE = """
     s.enabled AND s.deleted_at IS NULL AND s.paused_at IS NULL AND s.locked_by IS NULL
 """
-
-
-@dataclass(frozen=True)
-class DueSchedule:
-    id: uuid.UUID
-    workflow_id: uuid.UUID
-    cron_expression: str | None
-    interval_seconds: int | None
-    interval_anchor: datetime | None
-    timezone: str
-    next_run_at: datetime
-    last_run_at: datetime | None
-    misfire_policy: str
-    misfire_grace_seconds: int
-    max_catchup_runs: int
-    overlap_policy: str
-    has_unfinished_run: bool
-
-
-@dataclass(frozen=True)
-class ScheduleDecision:
-    """What a claim writes to one schedule row."""
-
-    schedule_id: uuid.UUID
-    old_last_run_at: datetime | None
-    last_run_at: datetime | None
-    next_run_at: datetime
-    take_lock: bool
-
-
-@dataclass(frozen=True)
-class NewRun:
-    schedule_id: uuid.UUID
-    workflow_id: uuid.UUID
-    scheduled_for: datetime
-    status: str  # 'claimed' or 'skipped'
-    skip_reason: str | None = None
-    missed_slots: int | None = None
-    message: str | None = None
-
-
-@dataclass(frozen=True)
-class ClaimedRun:
-    id: uuid.UUID
-    schedule_id: uuid.UUID
-    workflow_id: uuid.UUID
-    scheduled_for: datetime
-    trigger: str
-    status: str
-    fencing_token: int
-    correlation_id: uuid.UUID
-    parameters_override: dict[str, Any] | None = None
-
-    @functools.cached_property
-    def log_fields(self) -> dict[str, str]:
-        """What every log line about this run carries (built once: a run logs three)."""
-        return run_log_fields(
-            self.id, self.schedule_id, self.scheduled_for, self.correlation_id, self.trigger
-        )
-
-
-def run_log_fields(
-    run_id: uuid.UUID,
-    schedule_id: uuid.UUID,
-    scheduled_for: datetime,
-    correlation_id: uuid.UUID,
-    trigger: str,
-) -> dict[str, str]:
-    """The fields every log line about a run carries, whichever path it is on."""
-    return {
-        "run_id": str(run_id),
-        "schedule_id": str(schedule_id),
-        "scheduled_for": scheduled_for.isoformat(),
-        "correlation_id": str(correlation_id),
-        "trigger": trigger,
-    }
 
 
 _RUN_COLUMNS = """
@@ -293,7 +227,7 @@ INSERT_RUNS = _sql(
 
 def insert_runs(
     conn: Connection, worker_id: str, runs: Sequence[NewRun], tokens: dict[uuid.UUID, int]
-) -> tuple[list[ClaimedRun], dict[uuid.UUID, dict[str, Any]]]:
+) -> tuple[list[ClaimedRun], dict[uuid.UUID, RunContext]]:
     """Insert the run rows of won claims; returns them and their contexts. A slot that already
     has a row is refused by the unique constraint and simply not returned."""
     if not runs:
@@ -317,15 +251,16 @@ def insert_runs(
 
 def _runs_with_contexts(
     result: Result[Any],
-) -> tuple[list[ClaimedRun], dict[uuid.UUID, dict[str, Any]]]:
+) -> tuple[list[ClaimedRun], dict[uuid.UUID, RunContext]]:
     """Rows of a run's columns followed by its context's (``_CONTEXT_COLUMNS``)."""
     n = _require_leading_columns(ClaimedRun, result)
-    context_columns = list(result.keys())[n:]
+    if tuple(result.keys())[n:] != _field_names(RunContext):
+        raise AssertionError(f"RunContext built from columns {tuple(result.keys())[n:]}")
     runs, contexts = [], {}
     for row in result.all():
         run = ClaimedRun(*row[:n])
         runs.append(run)
-        contexts[run.id] = dict(zip(context_columns, row[n:], strict=True))
+        contexts[run.id] = RunContext(*row[n:])
     return runs, contexts
 
 
@@ -457,18 +392,6 @@ def mark_dispatching(
         },
     )
     return {row.id: Marked(row.started_at, row.attempts, row.request) for row in rows.all()}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What to record for one dispatched run; ``release`` frees the schedule's lock. (The
-    request it sent was stored when it was marked ``dispatching``.)"""
-
-    run: ClaimedRun
-    status: str
-    amc_execution_id: str | None
-    error_message: str | None
-    release: bool
 
 
 @dataclass(frozen=True)
@@ -1169,7 +1092,7 @@ SELECT_RUN_CONTEXT = _sql(
 
 def select_run_context(
     conn: Connection, run_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, dict[str, Any]]:
+) -> dict[uuid.UUID, RunContext]:
     if not run_ids:
         return {}
     _, contexts = _runs_with_contexts(conn.execute(SELECT_RUN_CONTEXT, {"run_ids": list(run_ids)}))

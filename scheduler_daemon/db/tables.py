@@ -23,6 +23,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
+from scheduler_daemon.domain import (
+    UNFINISHED_RUN_STATUSES,
+    ExecutionStatus,
+    MisfirePolicy,
+    OverlapPolicy,
+    RunStatus,
+    RunTrigger,
+    SkipReason,
+)
+
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -33,32 +43,17 @@ NAMING_CONVENTION = {
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
-MISFIRE_POLICIES = ("skip", "run_once", "run_all")
-OVERLAP_POLICIES = ("skip", "allow")
-RUN_TRIGGERS = ("scheduled", "manual")
-# pending: a manual run waiting for a daemon; claimed: owned, nothing sent yet;
-# dispatching: the executor call may have reached AMC; dispatched: AMC accepted it;
-# unresolved: recovery could not tell which execution, if any, the run's call started (final,
-# nothing resent; an operator decides).
-RUN_STATUSES = (
-    "pending",
-    "claimed",
-    "dispatching",
-    "dispatched",
-    "succeeded",
-    "failed",
-    "skipped",
-    "cancelled",
-    "unresolved",
-)
-IN_PROGRESS_RUN_STATUSES = ("claimed", "dispatching", "dispatched")
-UNFINISHED_RUN_STATUSES = ("pending", *IN_PROGRESS_RUN_STATUSES)
-SKIP_REASONS = ("misfire", "overlap", "quarantined")
-EXECUTION_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled", "unknown")
+# Each list of allowed values comes from its enum in the domain module.
+MISFIRE_POLICIES = tuple(MisfirePolicy)
+OVERLAP_POLICIES = tuple(OverlapPolicy)
+RUN_TRIGGERS = tuple(RunTrigger)
+RUN_STATUSES = tuple(RunStatus)
+SKIP_REASONS = tuple(SkipReason)
+EXECUTION_STATUSES = tuple(ExecutionStatus)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+    return f"{column} IN ({', '.join(repr(str(v)) for v in values)})"
 
 
 def _uuid_pk() -> Column[object]:

@@ -27,7 +27,7 @@ from scheduler_daemon.amc.fake_server import (
 from scheduler_daemon.amc.fake_state import Script
 from scheduler_daemon.amc.testing import fake_executor, run_request
 from scheduler_daemon.clock import FakeClock, SystemClock
-from scheduler_daemon.db.queries import ClaimedRun
+from scheduler_daemon.domain import ClaimedRun, RunContext
 from scheduler_daemon.executors.amc import AmcExecutor
 from scheduler_daemon.executors.base import ExecutionOutcome
 from scheduler_daemon.resolve import resolve
@@ -199,17 +199,18 @@ def test_manual_and_scheduled_runs_of_one_slot_send_identical_requests(
 ) -> None:
     slot = datetime(2026, 3, 9, 13, tzinfo=UTC)
     workflow_id = uuid.uuid4()
-    context = {
-        "workflow_id": workflow_id,
-        "workflow_name": "spend",
-        "amc_workflow_id": "wf",
-        "workflow_parameters": {"time_window": {"kind": "previous_days", "days": 1}},
-        "schedule_parameters": {"country": "US"},
-        "timezone": "America/New_York",
-        "amc_instance_id": DEFAULT_INSTANCE_ID,
-        "amc_entity_id": DEFAULT_ACCOUNT_ID,
-        "marketplace_id": DEFAULT_MARKETPLACE_ID,
-    }
+    context = RunContext(
+        workflow_id=workflow_id,
+        workflow_name="spend",
+        amc_workflow_id="wf",
+        workflow_parameters={"time_window": {"kind": "previous_days", "days": 1}},
+        schedule_parameters={"country": "US"},
+        timezone="America/New_York",
+        amc_instance_id=DEFAULT_INSTANCE_ID,
+        amc_entity_id=DEFAULT_ACCOUNT_ID,
+        marketplace_id=DEFAULT_MARKETPLACE_ID,
+        region=None,
+    )
     for trigger in ("scheduled", "manual"):
         run = ClaimedRun(
             id=uuid.uuid4(),

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from scheduler_daemon.db.queries import DueSchedule
+from scheduler_daemon.domain import DueSchedule
 from scheduler_daemon.policies import plan, spec_of
 from scheduler_daemon.timing import COUNT_CAP
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from scheduler_daemon.db.queries import ClaimedRun
+from scheduler_daemon.domain import ClaimedRun, RunContext
 from scheduler_daemon.resolve import ResolutionError, resolve
 
 SLOT = datetime(2026, 3, 9, 13, tzinfo=UTC)  # 09:00 in New York, the day after spring forward
@@ -33,9 +33,8 @@ def run(
     )
 
 
-def context(**overrides: Any) -> dict[str, Any]:
-    return {
-        "run_id": uuid.uuid4(),
+def context(**overrides: Any) -> RunContext:
+    fields: dict[str, Any] = {
         "workflow_id": WORKFLOW_ID,
         "workflow_name": "daily spend",
         "amc_workflow_id": "daily-spend",
@@ -46,7 +45,8 @@ def context(**overrides: Any) -> dict[str, Any]:
         "amc_entity_id": "ENTITY1AA1AA11AAA1",
         "marketplace_id": "ATVPDKIKX0DER",
         "region": "NA",
-    } | overrides
+    }
+    return RunContext(**(fields | overrides))
 
 
 def test_resolves_ids_headers_and_body() -> None:
