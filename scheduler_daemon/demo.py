@@ -18,7 +18,7 @@ from psycopg import sql
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from scheduler_daemon.amc.fake_server import FakeAmcServer
+from scheduler_daemon.amc.fake.server import FakeAmcServer
 from scheduler_daemon.config import ExecutorName, Settings
 from scheduler_daemon.db.engine import make_engine
 from scheduler_daemon.db.migrate import upgrade_to_head

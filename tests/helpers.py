@@ -20,7 +20,7 @@ from scheduler_daemon.db.tables import (
 )
 
 if TYPE_CHECKING:
-    from scheduler_daemon.amc.fake_server import FakeAmcServer
+    from scheduler_daemon.amc.fake.server import FakeAmcServer
 
 _counter = itertools.count(1)
 

@@ -12,8 +12,7 @@ Modules, one job each:
 - ``client``: the HTTP client (retries, refresh-and-retry, adoption after a lost response).
 - ``errors``: what can go wrong, each with a one-line message free of secrets.
 - ``defaults``: the default settings, shared by ``config`` and the executor.
-- ``fake_server`` (+ ``fake_state``, ``fake_faults``): a real HTTP fake of AMC on loopback.
-- ``testing``: an executor wired to the fake with fast retries, for tests and demos.
+- ``fake``: a real HTTP fake of AMC on loopback, for the demo, tests and benches.
 
 The executor that plugs this into the daemon is ``scheduler_daemon.executors.amc``.
 """

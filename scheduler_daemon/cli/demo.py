@@ -7,7 +7,7 @@ import threading
 
 import click
 
-from scheduler_daemon.amc.fake_server import FakeAmcServer
+from scheduler_daemon.amc.fake.server import FakeAmcServer
 from scheduler_daemon.cli.common import CliState
 from scheduler_daemon.clock import SystemClock
 from scheduler_daemon.config import LogFormat

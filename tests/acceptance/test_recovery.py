@@ -28,7 +28,7 @@ import pytest
 from sqlalchemy import Engine, RowMapping, text
 
 from scheduler_daemon.amc.body import build_request_body
-from scheduler_daemon.amc.fake_server import (
+from scheduler_daemon.amc.fake.server import (
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     DEFAULT_REFRESH_TOKEN,

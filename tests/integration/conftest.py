@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from scheduler_daemon.amc.fake_server import FakeAmcServer
-from scheduler_daemon.amc.testing import fake_executor
+from scheduler_daemon.amc.fake.server import FakeAmcServer
+from scheduler_daemon.amc.fake.testing import fake_executor
 from scheduler_daemon.clock import FakeClock
 from scheduler_daemon.config import Settings
 from scheduler_daemon.daemon.scheduler import Scheduler

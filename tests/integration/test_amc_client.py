@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from scheduler_daemon.amc.errors import AmcOutcomeUnknownError
-from scheduler_daemon.amc.fake_server import DEFAULT_INSTANCE_ID, FakeAmcServer
-from scheduler_daemon.amc.fake_state import Script
-from scheduler_daemon.amc.testing import fake_executor, run_request
+from scheduler_daemon.amc.fake.server import DEFAULT_INSTANCE_ID, FakeAmcServer
+from scheduler_daemon.amc.fake.state import Script
+from scheduler_daemon.amc.fake.testing import fake_executor, run_request
 from scheduler_daemon.executors.amc import AmcExecutor
 from scheduler_daemon.executors.base import OutcomeUnknownError, RunRequest
 
@@ -297,7 +297,7 @@ def test_amc_unreachable_fails_after_the_retries(request_: RunRequest) -> None:
 
 
 def fake_executor_for_stopped(amc: FakeAmcServer) -> AmcExecutor:
-    from scheduler_daemon.amc.testing import FAST_RETRY
+    from scheduler_daemon.amc.fake.testing import FAST_RETRY
     from scheduler_daemon.executors.amc import AmcSettings, make_amc_executor
 
     return make_amc_executor(

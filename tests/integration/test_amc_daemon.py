@@ -14,9 +14,9 @@ from sqlalchemy import Engine, select, text
 from structlog.testing import capture_logs
 
 from scheduler_daemon import management
-from scheduler_daemon.amc.fake_server import FakeAmcServer
-from scheduler_daemon.amc.fake_state import Script
-from scheduler_daemon.amc.testing import fake_executor
+from scheduler_daemon.amc.fake.server import FakeAmcServer
+from scheduler_daemon.amc.fake.state import Script
+from scheduler_daemon.amc.fake.testing import fake_executor
 from scheduler_daemon.clock import FakeClock
 from scheduler_daemon.daemon.scheduler import Scheduler
 from scheduler_daemon.db.tables import (

@@ -16,7 +16,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from scheduler_daemon.amc.errors import AmcError, AmcRejectedError
-from scheduler_daemon.amc.fake_server import (
+from scheduler_daemon.amc.fake.server import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_CLIENT_SECRET,
     DEFAULT_INSTANCE_ID,
@@ -24,8 +24,8 @@ from scheduler_daemon.amc.fake_server import (
     DEFAULT_REFRESH_TOKEN,
     FakeAmcServer,
 )
-from scheduler_daemon.amc.fake_state import Script
-from scheduler_daemon.amc.testing import fake_executor, run_request
+from scheduler_daemon.amc.fake.state import Script
+from scheduler_daemon.amc.fake.testing import fake_executor, run_request
 from scheduler_daemon.clock import FakeClock, SystemClock
 from scheduler_daemon.domain import ClaimedRun, RunContext
 from scheduler_daemon.executors.amc import AmcExecutor

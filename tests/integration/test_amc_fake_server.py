@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from scheduler_daemon.amc.fake_server import (
+from scheduler_daemon.amc.fake.server import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
@@ -19,7 +19,7 @@ from scheduler_daemon.amc.fake_server import (
     DEFAULT_REFRESH_TOKEN,
     FakeAmcServer,
 )
-from scheduler_daemon.amc.fake_state import Script
+from scheduler_daemon.amc.fake.state import Script
 from scheduler_daemon.clock import FakeClock, SystemClock
 
 EXECUTIONS = f"/amc/reporting/{DEFAULT_INSTANCE_ID}/workflowExecutions"

@@ -10,9 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from scheduler_daemon.amc.credentials import AmcCredentials
-from scheduler_daemon.amc.fake_server import DEFAULT_CLIENT_ID, FakeAmcServer
+from scheduler_daemon.amc.fake.server import DEFAULT_CLIENT_ID, FakeAmcServer
+from scheduler_daemon.amc.fake.testing import fake_executor, fast_settings, run_request
 from scheduler_daemon.amc.secret import Secret
-from scheduler_daemon.amc.testing import fake_executor, fast_settings, run_request
 from scheduler_daemon.clock import FakeClock, SystemClock
 from scheduler_daemon.executors.amc import AmcExecutor, make_amc_executor
 from scheduler_daemon.executors.base import ExecutionOutcome

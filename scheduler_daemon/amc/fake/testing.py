@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from scheduler_daemon.amc.client import RetryPolicy
-from scheduler_daemon.amc.fake_server import (
+from scheduler_daemon.amc.fake.server import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_INSTANCE_ID,
     DEFAULT_MARKETPLACE_ID,

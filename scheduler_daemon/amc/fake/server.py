@@ -29,8 +29,8 @@ from types import TracebackType
 from typing import Any
 
 from scheduler_daemon.amc.credentials import AmcCredentials
-from scheduler_daemon.amc.fake_faults import Fault, Faults
-from scheduler_daemon.amc.fake_state import (
+from scheduler_daemon.amc.fake.faults import Fault, Faults
+from scheduler_daemon.amc.fake.state import (
     FakeAmcState,
     FakeHttpError,
     FakeSettings,
@@ -623,7 +623,7 @@ def _echo(body: Any, headers: Mapping[str, str], request_body: Any) -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Serve a seeded fake on loopback until interrupted, for demos:
-    ``python -m scheduler_daemon.amc.fake_server --port 8765 --workflow daily-spend``."""
+    ``python -m scheduler_daemon.amc.fake.server --port 8765 --workflow daily-spend``."""
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--instance", default=DEFAULT_INSTANCE_ID)
