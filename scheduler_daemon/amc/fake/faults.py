@@ -8,18 +8,7 @@ from typing import Any, Literal
 
 FaultKind = Literal["status", "drop", "lose_response", "slow"]
 # Endpoint names of the fake; None in a fault means "any AMC endpoint" (never the token one).
-ENDPOINTS = (
-    "token",
-    "create",
-    "get",
-    "list",
-    "cancel",
-    "download",
-    "workflows",
-    "accounts",
-    "instances",
-    "s3",
-)
+ENDPOINTS = ("token", "create", "get", "list", "cancel")
 
 
 @dataclass(eq=False)

@@ -6,9 +6,11 @@
         ... AmcClient(..., base_url=amc.base_url), TokenProvider(..., token_url=amc.token_url)
         amc.requests(endpoint="create")     # what the client sent (secrets masked)
 
-It enforces AMC's header and body validations, runs executions through PENDING → RUNNING →
-SUCCEEDED on the given clock (seconds configurable down to ~0.1 s; at most 10 RUNNING per
-instance, as AMC), injects the faults of ``fake_faults`` and records every request.
+It serves the calls the real client makes, and no others: the token endpoint, and create,
+get, list and cancel (PUT, or DELETE) of workflow executions. It enforces AMC's header and body
+validations, runs executions through PENDING → RUNNING → SUCCEEDED on the given clock (seconds
+configurable down to ~0.1 s; at most 10 RUNNING per instance, as AMC), injects the faults of
+``faults`` and records every request.
 """
 
 from __future__ import annotations
@@ -48,13 +50,7 @@ DEFAULT_ACCOUNT_ID = "ENTITY1AA1AA11AAA1"
 DEFAULT_MARKETPLACE_ID = "ATVPDKIKX0DER"
 DEFAULT_WORKFLOW_ID = "my-first-workflow"
 _SECRET_FORM_FIELDS = ("client_secret", "refresh_token", "access_token")
-_EXECUTIONS = re.compile(
-    r"^/amc/reporting/([^/]+)/workflowExecutions(?:/([^/]+)(/downloadUrls)?)?$"
-)
-_WORKFLOWS = re.compile(r"^/amc/reporting/([^/]+)/workflows(?:/([^/]+))?$")
-_INSTANCES = re.compile(r"^/amc/instances(?:/([^/]+))?$")
-_S3 = re.compile(r"^/_s3/([A-Za-z0-9_-]+\.(?:csv|json))$")
-_LEGACY = re.compile(r"/prod/workflowExecutions")
+_EXECUTIONS = re.compile(r"^/amc/reporting/([^/]+)/workflowExecutions(?:/([^/]+))?$")
 
 
 @dataclass
@@ -253,151 +249,54 @@ class FakeAmcServer:
     def _route(
         self, method: str, path: str, query: Mapping[str, str]
     ) -> tuple[str, str | None, Callable[[Mapping[str, str], Any], _Answer]]:
-        """The endpoint name, the instance in the path and the function that answers."""
+        """The endpoint name, the instance in the path and the function that answers: only
+        the calls AmcClient and TokenProvider make."""
         state = self.state
         if path == TOKEN_PATH and method == "POST":
             return "token", None, lambda _h, body: _Answer(200, state.issue_token(body or {}))
-        if _LEGACY.search(path):
-            return "legacy", None, _gone
-        if match := _EXECUTIONS.match(path):
-            instance_id, execution_id, download = match.groups()
-            return self._execution_route(method, instance_id, execution_id, download, query)
-        if match := _WORKFLOWS.match(path):
-            return self._workflow_route(method, *match.groups())
-        if path == "/amc/accounts" and method == "GET":
-            return "accounts", None, self._amc(None, False, lambda _a, _b: state.list_accounts())
-        if (match := _INSTANCES.match(path)) and method == "GET":
-            wanted = match.group(1)
-            return "instances", None, self._amc(None, True, self._instances(wanted))
-        if (match := _S3.match(path)) and method == "GET":
-            return "s3", None, lambda _h, _b: _s3_answer(state.s3_object(match.group(1)))
-        return "unknown", None, _not_found(path)
-
-    def _execution_route(
-        self,
-        method: str,
-        instance_id: str,
-        execution_id: str | None,
-        download: str | None,
-        query: Mapping[str, str],
-    ) -> tuple[str, str | None, Callable[[Mapping[str, str], Any], _Answer]]:
-        state = self.state
+        match = _EXECUTIONS.match(path)
+        if match is None:
+            return "unknown", None, _not_found(path)
+        instance_id, execution_id = match.groups()
         wrap = state.settings.wrap_responses
 
         def wrapped(payload: dict[str, Any]) -> dict[str, Any]:
             return {"workflowExecution": payload} if wrap else payload
 
-        if execution_id is None:
-            if method == "POST":
-                return (
-                    "create",
-                    instance_id,
-                    self._amc(
-                        instance_id,
-                        True,
-                        lambda _a, body: wrapped(state.create_execution(instance_id, body)),
-                    ),
-                )
-            if method == "GET":
-                return (
-                    "list",
-                    instance_id,
-                    self._amc(
-                        instance_id, True, lambda _a, _b: state.list_executions(instance_id, query)
-                    ),
-                )
-        elif download:
-            if method == "GET":
-                return (
-                    "download",
-                    instance_id,
-                    self._amc(
-                        instance_id,
-                        True,
-                        lambda _a, _b: state.download_urls(
-                            instance_id, execution_id, self.base_url
-                        ),
-                    ),
-                )
-        elif method == "GET":
-            include = query.get("includeWorkflow", "false").lower() == "true"
-            return (
+        def cancel(body: Any) -> dict[str, Any]:
+            return state.cancel_execution(instance_id, execution_id, body)
+
+        handlers: dict[tuple[str, bool], tuple[str, Callable[[Any], dict[str, Any]]]] = {
+            ("POST", False): (
+                "create",
+                lambda body: wrapped(state.create_execution(instance_id, body)),
+            ),
+            ("GET", False): ("list", lambda _b: state.list_executions(instance_id, query)),
+            ("GET", True): (
                 "get",
-                instance_id,
-                self._amc(
-                    instance_id,
-                    True,
-                    lambda _a, _b: wrapped(
-                        state.get_execution(instance_id, execution_id, include_workflow=include)
-                    ),
-                ),
-            )
-        elif method == "PUT" or (method == "DELETE" and state.settings.delete_enabled):
-            return (
-                "cancel",
-                instance_id,
-                self._amc(
-                    instance_id,
-                    True,
-                    lambda _a, body: state.cancel_execution(
-                        instance_id, execution_id, body if method == "PUT" else None
-                    ),
-                ),
-            )
-        return "unknown", instance_id, _not_allowed(method)
-
-    def _workflow_route(
-        self, method: str, instance_id: str, workflow_id: str | None
-    ) -> tuple[str, str | None, Callable[[Mapping[str, str], Any], _Answer]]:
-        state = self.state
-        handlers: dict[tuple[str, bool], Callable[[str | None, Any], dict[str, Any]]] = {
-            ("GET", False): lambda _a, _b: state.list_workflows(instance_id),
-            ("POST", False): lambda _a, body: state.put_workflow(
-                instance_id, None, body, create=True
+                lambda _b: wrapped(state.get_execution(instance_id, execution_id)),
             ),
-            ("GET", True): lambda _a, _b: state.get_workflow(instance_id, str(workflow_id)),
-            ("PUT", True): lambda _a, body: state.put_workflow(
-                instance_id, workflow_id, body, create=False
-            ),
-            ("DELETE", True): lambda _a, _b: state.delete_workflow(instance_id, str(workflow_id)),
+            # PUT {"status": "CANCELLED"} as the API reference has it, DELETE as the guides do:
+            # the client falls back to DELETE when PUT is not allowed.
+            ("PUT", True): ("cancel", cancel),
+            ("DELETE", True): ("cancel", lambda _b: cancel(None)),
         }
-        handler = handlers.get((method, workflow_id is not None))
-        if handler is None:
-            return "workflows", instance_id, _not_allowed(method)
-        return "workflows", instance_id, self._amc(instance_id, True, handler)
-
-    def _instances(self, wanted: str | None) -> Callable[[str | None, Any], dict[str, Any]]:
-        def answer(account_id: str | None, _body: Any) -> dict[str, Any]:
-            assert account_id is not None
-            listing = self.state.list_instances(account_id, self.base_url)
-            if wanted is None:
-                return listing
-            for item in listing["instances"]:
-                if item["instanceId"] == wanted:
-                    return dict(item)
-            raise FakeHttpError(404, f"Instance {wanted} not found")
-
-        return answer
+        found = handlers.get((method, execution_id is not None))
+        if found is None:
+            return "unknown", instance_id, _not_allowed(method)
+        endpoint, handler = found
+        return endpoint, instance_id, self._amc(instance_id, handler)
 
     def _amc(
-        self,
-        instance_id: str | None,
-        need_account: bool,
-        handler: Callable[[str | None, Any], dict[str, Any]],
+        self, instance_id: str, handler: Callable[[Any], dict[str, Any]]
     ) -> Callable[[Mapping[str, str], Any], _Answer]:
         """An AMC endpoint: authenticate the headers, then answer 200 with the handler's JSON."""
 
         def answer(headers: Mapping[str, str], body: Any) -> _Answer:
-            account_id = self.state.authenticate(
-                headers, instance_id=instance_id, need_account=need_account
-            )
-            return _Answer(200, handler(account_id, body))
+            self.state.authenticate(headers, instance_id)
+            return _Answer(200, handler(body))
 
         return answer
-
-
-def _gone(_headers: Mapping[str, str], _body: Any) -> _Answer:
-    return _Answer(410, {"code": "410", "details": "The instance-level AMC API was retired"})
 
 
 def _not_found(path: str) -> Callable[[Mapping[str, str], Any], _Answer]:
@@ -408,11 +307,6 @@ def _not_found(path: str) -> Callable[[Mapping[str, str], Any], _Answer]:
 
 def _not_allowed(method: str) -> Callable[[Mapping[str, str], Any], _Answer]:
     return lambda _h, _b: _Answer(405, {"code": "405", "details": f"Method {method} not allowed"})
-
-
-def _s3_answer(found: tuple[str, bytes]) -> _Answer:
-    content_type, content = found
-    return _Answer(200, content, {"Content-Type": content_type})
 
 
 def _masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -513,7 +407,7 @@ class _Handler(BaseHTTPRequestHandler):
                 fake._finish(entry, status)
 
         try:
-            if fake.latency and endpoint not in ("token", "s3"):
+            if fake.latency and endpoint != "token":
                 time.sleep(fake.latency)
             self._respond(
                 fault,
@@ -566,7 +460,6 @@ class _Handler(BaseHTTPRequestHandler):
             "application/json",
             "application/x-www-form-urlencoded",
             "application/vnd.amcworkflowexecutions.v1+json",
-            "application/vnd.amcworkflows.v1+json",
         ):
             return _Answer(
                 415, {"code": "415", "details": f"Unsupported Media Type {content_type}"}
@@ -578,13 +471,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, answer: _Answer) -> None:
         headers = dict(answer.headers)
-        if isinstance(answer.body, bytes):
-            content = answer.body
-        elif isinstance(answer.body, str):
+        if isinstance(answer.body, str):
             content = answer.body.encode()
             headers.setdefault(
                 "Content-Type",
-                "text/html" if answer.body.lstrip().startswith("<html") else "application/xml",
+                "text/html" if answer.body.lstrip().startswith("<html") else "text/plain",
             )
         else:
             content = json.dumps(answer.body).encode()

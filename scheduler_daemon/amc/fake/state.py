@@ -27,37 +27,11 @@ TIME_WINDOW_TYPES = (
     "ALL",
 )
 TERMINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "REJECTED"})
-KNOWN_BODY_FIELDS = frozenset(
-    {
-        "workflowId",
-        "workflow",
-        "timeWindowType",
-        "timeWindowStart",
-        "timeWindowEnd",
-        "timeWindowTimeZone",
-        "parameterValues",
-        "requireSyntheticData",
-        "disableAggregationControls",
-        "dryRun",
-        "skipPublish",
-        "workflowExecutionTimeoutSeconds",
-        "advertisers",
-        "maxCertifiedTime",
-        "maxDimensionTime",
-        "additionalAcrResultsReceivers",
-        "ignoreDataGaps",
-        "outputFormat",
-    }
-)
 COMPILE_ERROR_MARKER = "FORCE_COMPILE_ERROR"
 DEFAULT_TIMEOUT_SECONDS = 21600
-_STRICT_WALL = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
-_LENIENT_WALL = re.compile(
-    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.\d+)?(?:Z|[+-]\d{2}:?\d{2})?$"
-)
+_WALL = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}$")
 _INSTANCE_ID = re.compile(r"^amc[a-z0-9]{8}$")
 _ENTITY_ID = re.compile(r"^ENTITY[A-Z0-9]+$")
-_WORKFLOW_ID = re.compile(r"^[A-Za-z0-9._-]+$")
 _UNAUTHORIZED = "Unauthorized request"
 MAX_LIST_LIMIT = 100
 
@@ -87,7 +61,6 @@ def utc_text(moment: datetime) -> str:
 class FakeInstance:
     instance_id: str
     account_id: str
-    name: str
     sandbox: bool = False
 
 
@@ -112,20 +85,17 @@ class Script:
 class FakeExecution:
     execution_id: str
     instance_id: str
-    account_id: str
     workflow_id: str
-    sql_query: str
     status: str
     created_at: datetime
     updated_at: datetime
-    request: dict[str, Any]
     fields: dict[str, Any]
     script: Script
     eligible_at: datetime
     finish_at: datetime | None = None
     reason: str | None = None
 
-    def to_json(self, *, include_workflow: bool = False) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         payload = {
             "workflowExecutionId": self.execution_id,
             "workflowId": self.workflow_id,
@@ -140,8 +110,6 @@ class FakeExecution:
         }
         if self.reason is not None:
             payload["statusReason"] = self.reason
-        if include_workflow:
-            payload["sqlQuery"] = self.sql_query
         return payload
 
 
@@ -150,15 +118,8 @@ class FakeSettings:
     pending_seconds: float = 0.1
     running_seconds: float = 0.2
     max_running_per_instance: int = 10
-    max_running_per_account: int = 200
     token_expires_in: int = 3600
-    expired_token_status: int = 401
-    strict_timestamps: bool = True
-    reject_unknown_fields: bool = False
-    delete_enabled: bool = True
-    unknown_instance_status: int = 403
-    adhoc_daily_quota: int | None = None
-    download_url_ttl: float = 600.0
+    # Answers create and get inside {"workflowExecution": ...}, as AMC's spec has them.
     wrap_responses: bool = False
 
 
@@ -182,7 +143,6 @@ class FakeAmcState:
     workflows: dict[tuple[str, str], FakeWorkflow] = field(default_factory=dict)
     executions: dict[str, FakeExecution] = field(default_factory=dict)
     scripts: dict[str, Script] = field(default_factory=dict)
-    downloads: dict[str, tuple[str, float]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     # --- set-up ----------------------------------------------------------------------------
@@ -208,15 +168,11 @@ class FakeAmcState:
         with self.lock:
             self.accounts[account_id] = marketplace_id
 
-    def add_instance(
-        self, instance_id: str, account_id: str, *, name: str | None = None, sandbox: bool = False
-    ) -> None:
+    def add_instance(self, instance_id: str, account_id: str, *, sandbox: bool = False) -> None:
         with self.lock:
             if account_id not in self.accounts:
                 raise ValueError(f"unknown account {account_id!r}; add it first")
-            self.instances[instance_id] = FakeInstance(
-                instance_id, account_id, name or f"instance {instance_id}", sandbox
-            )
+            self.instances[instance_id] = FakeInstance(instance_id, account_id, sandbox)
 
     def add_workflow(
         self,
@@ -270,27 +226,20 @@ class FakeAmcState:
 
     # --- authentication of AMC calls -------------------------------------------------------
 
-    def authenticate(
-        self, headers: Mapping[str, str], *, instance_id: str | None, need_account: bool
-    ) -> str | None:
-        """Check the headers (in AMC's documented order); the account id, if one was needed."""
+    def authenticate(self, headers: Mapping[str, str], instance_id: str) -> None:
+        """Check the headers of a call to the instance, in AMC's documented order."""
         authorization = headers.get("authorization", "")
         if not authorization.startswith("Bearer "):
             raise FakeHttpError(401, "Authentication failed")
         with self.lock:
             token = self.access_tokens.get(authorization[len("Bearer ") :])
             if token is None or self.clock.monotonic() >= token.expires_at:
-                status = self.settings.expired_token_status
-                raise FakeHttpError(
-                    status, "Authentication failed" if status == 401 else _UNAUTHORIZED
-                )
+                raise FakeHttpError(401, "Authentication failed")
             client_id = headers.get("amazon-advertising-api-clientid")
             if not client_id:
                 raise FakeHttpError(400, "Amazon-Advertising-API-ClientId header is missing")
             if client_id != token.client_id:
                 raise FakeHttpError(401, "Authentication failed")
-            if not need_account:
-                return None
             account_id = headers.get("amazon-advertising-api-advertiserid")
             if not account_id:
                 raise FakeHttpError(400, "entityId provided is null")
@@ -301,15 +250,13 @@ class FakeAmcState:
                 raise FakeHttpError(403, _UNAUTHORIZED)
             if self.accounts[account_id] != marketplace_id:
                 raise FakeHttpError(403, _UNAUTHORIZED)
-            if instance_id is not None:
-                instance = self.instances.get(instance_id)
-                if (
-                    not _INSTANCE_ID.match(instance_id)
-                    or instance is None
-                    or instance.account_id != account_id
-                ):
-                    raise FakeHttpError(self.settings.unknown_instance_status, _UNAUTHORIZED)
-            return account_id
+            instance = self.instances.get(instance_id)
+            if (
+                not _INSTANCE_ID.match(instance_id)
+                or instance is None
+                or instance.account_id != account_id
+            ):
+                raise FakeHttpError(403, _UNAUTHORIZED)
 
     # --- executions ------------------------------------------------------------------------
 
@@ -317,11 +264,8 @@ class FakeAmcState:
         value = body.get(name)
         if not isinstance(value, str):
             raise FakeHttpError(400, f"{name} must be a string of the form yyyy-MM-dd'T'HH:mm:ss")
-        if _STRICT_WALL.match(value):
+        if _WALL.match(value):
             return value
-        lenient = _LENIENT_WALL.match(value)
-        if lenient and not self.settings.strict_timestamps:
-            return lenient.group(1)
         raise FakeHttpError(400, f"Invalid {name} {value!r}: expected format yyyy-MM-dd'T'HH:mm:ss")
 
     def _window(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -363,21 +307,7 @@ class FakeAmcState:
         return fields
 
     def _workflow_of(self, instance_id: str, body: Mapping[str, Any]) -> FakeWorkflow:
-        workflow_id, adhoc = body.get("workflowId"), body.get("workflow")
-        sql = adhoc.get("sqlQuery") if isinstance(adhoc, Mapping) else None
-        if workflow_id is not None and sql is not None:
-            raise FakeHttpError(400, "workflowId cannot be populated at the same time as sqlQuery")
-        if sql is not None:
-            if not isinstance(sql, str) or not sql.strip():
-                raise FakeHttpError(400, "workflow.sqlQuery must be a non-empty string")
-            declared = adhoc.get("inputParameters") if isinstance(adhoc, Mapping) else None
-            names = tuple(
-                str(item.get("name")) for item in declared or () if isinstance(item, Mapping)
-            )
-            given_id = adhoc.get("workflowId") if isinstance(adhoc, Mapping) else None
-            return FakeWorkflow(
-                given_id if isinstance(given_id, str) else f"transient_{uuid.uuid4()}", sql, names
-            )
+        workflow_id = body.get("workflowId")
         if not isinstance(workflow_id, str) or not workflow_id:
             raise FakeHttpError(400, "workflowId is required if a sqlQuery is not provided")
         workflow = self.workflows.get((instance_id, workflow_id))
@@ -388,10 +318,6 @@ class FakeAmcState:
     def _check_body(
         self, instance: FakeInstance, workflow: FakeWorkflow, body: Mapping[str, Any]
     ) -> None:
-        if self.settings.reject_unknown_fields:
-            unknown = sorted(set(body) - KNOWN_BODY_FIELDS)
-            if unknown:
-                raise FakeHttpError(400, f"Unknown field(s): {', '.join(unknown)}")
         timeout = body.get("workflowExecutionTimeoutSeconds", DEFAULT_TIMEOUT_SECONDS)
         try:
             timeout_value = int(timeout)
@@ -424,20 +350,6 @@ class FakeAmcState:
                 400, "From line 1, column 8 to line 1, column 12: Object 'x' not found"
             )
 
-    def _check_quota(self, instance_id: str, now: datetime) -> None:
-        quota = self.settings.adhoc_daily_quota
-        if quota is None:
-            return
-        today = [
-            e
-            for e in self.executions.values()
-            if e.instance_id == instance_id and e.created_at.date() == now.date()
-        ]
-        if len(today) >= quota:
-            raise FakeHttpError(
-                429, f"Ad hoc workflow executions are limited to {quota} per day per instance"
-            )
-
     def create_execution(self, instance_id: str, body: Any) -> dict[str, Any]:
         if not isinstance(body, Mapping):
             raise FakeHttpError(400, "Request body must be a JSON object")
@@ -447,7 +359,6 @@ class FakeAmcState:
             fields = self._window(body)
             self._check_body(instance, workflow, body)
             now = self.clock.now()
-            self._check_quota(instance_id, now)
             values = {str(k): str(v) for k, v in body.get("parameterValues", {}).items()}
             fields |= {
                 "parameterValues": values,
@@ -461,13 +372,10 @@ class FakeAmcState:
             execution = FakeExecution(
                 execution_id=str(uuid.uuid4()),
                 instance_id=instance_id,
-                account_id=instance.account_id,
                 workflow_id=workflow.workflow_id,
-                sql_query=workflow.sql_query,
                 status="PENDING",
                 created_at=now,
                 updated_at=now,
-                request=json.loads(json.dumps(body)),
                 fields=fields,
                 script=script,
                 eligible_at=now + timedelta(seconds=self.settings.pending_seconds),
@@ -479,7 +387,7 @@ class FakeAmcState:
 
     def advance(self) -> None:
         """Move executions through PENDING → RUNNING → final, in time order, honouring the
-        running caps per instance and per account (extra executions wait in PENDING)."""
+        running cap per instance (extra executions wait in PENDING)."""
         with self.lock:
             now = self.clock.now()
             floor = datetime.min.replace(tzinfo=UTC)
@@ -506,10 +414,8 @@ class FakeAmcState:
 
     def _next_start(self, running: list[FakeExecution], now: datetime) -> FakeExecution | None:
         by_instance: dict[str, int] = {}
-        by_account: dict[str, int] = {}
         for execution in running:
             by_instance[execution.instance_id] = by_instance.get(execution.instance_id, 0) + 1
-            by_account[execution.account_id] = by_account.get(execution.account_id, 0) + 1
         pending = sorted(
             (
                 e
@@ -519,10 +425,7 @@ class FakeAmcState:
             key=lambda e: (e.eligible_at, e.created_at),
         )
         for execution in pending:
-            if (
-                by_instance.get(execution.instance_id, 0) < self.settings.max_running_per_instance
-                and by_account.get(execution.account_id, 0) < self.settings.max_running_per_account
-            ):
+            if by_instance.get(execution.instance_id, 0) < self.settings.max_running_per_instance:
                 return execution
         return None
 
@@ -532,19 +435,16 @@ class FakeAmcState:
             raise FakeHttpError(404, f"Workflow execution with ID {execution_id} not found")
         return execution
 
-    def get_execution(
-        self, instance_id: str, execution_id: str, *, include_workflow: bool
-    ) -> dict[str, Any]:
+    def get_execution(self, instance_id: str, execution_id: str) -> dict[str, Any]:
         with self.lock:
             self.advance()
-            execution = self._execution(instance_id, execution_id)
-            return execution.to_json(include_workflow=include_workflow)
+            return self._execution(instance_id, execution_id).to_json()
 
-    def _creation_bound(self, query: Mapping[str, str], name: str) -> datetime | None:
-        raw = query.get(name)
-        if raw is None:
+    def _min_creation_time(self, query: Mapping[str, str]) -> datetime | None:
+        name = "minCreationTime"
+        if name not in query:
             return None
-        wall = self._wall({name: raw}, name)
+        wall = self._wall(query, name)
         zone_name = query.get("timeZone", "UTC")
         try:
             zone = load_zone(zone_name)
@@ -557,8 +457,7 @@ class FakeAmcState:
         workflow_id = query.get("workflowId")
         if workflow_id is None and "minCreationTime" not in query:
             raise FakeHttpError(400, "Either workflowId or minCreationTime must be provided")
-        low = self._creation_bound(query, "minCreationTime")
-        high = self._creation_bound(query, "maxCreationTime")
+        low = self._min_creation_time(query)
         try:
             limit = int(query.get("limit", MAX_LIST_LIMIT))
         except ValueError:
@@ -576,7 +475,6 @@ class FakeAmcState:
                 if e.instance_id == instance_id
                 and (workflow_id is None or e.workflow_id == workflow_id)
                 and (low is None or e.created_at >= low)
-                and (high is None or e.created_at <= high)
                 and (include_cancelled or e.status != "CANCELLED")
             ]
             found.sort(key=lambda e: (e.created_at, e.execution_id), reverse=not ascending)
@@ -603,125 +501,6 @@ class FakeAmcState:
             execution.status, execution.updated_at = "CANCELLED", self.clock.now()
             execution.finish_at = None
             return {}
-
-    def download_urls(self, instance_id: str, execution_id: str, base_url: str) -> dict[str, Any]:
-        with self.lock:
-            self.advance()
-            execution = self._execution(instance_id, execution_id)
-            if execution.status != "SUCCEEDED":
-                raise FakeHttpError(
-                    400, f"Execution with ID {execution_id} is unavailable for download."
-                )
-            if execution.request.get("dryRun") is True or execution.request.get("skipPublish"):
-                return {"downloadUrls": [], "metadataDownloadUrls": []}
-            urls: dict[str, list[str]] = {"downloadUrls": [], "metadataDownloadUrls": []}
-            for key, suffix in (("downloadUrls", "csv"), ("metadataDownloadUrls", "json")):
-                token = secrets.token_urlsafe(16)
-                self.downloads[token] = (execution_id, self.clock.monotonic())
-                urls[key].append(f"{base_url}/_s3/{token}.{suffix}")
-            return dict(urls)
-
-    def s3_object(self, token: str) -> tuple[str, bytes]:
-        name, _, suffix = token.partition(".")
-        with self.lock:
-            entry = self.downloads.get(name)
-            if entry is None or self.clock.monotonic() - entry[1] > self.settings.download_url_ttl:
-                raise FakeHttpError(
-                    403,
-                    body='<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied'
-                    "</Code><Message>Request has expired</Message></Error>",
-                )
-            execution = self.executions[entry[0]]
-        if suffix == "json":
-            return "application/json", json.dumps(
-                {"workflowExecutionId": execution.execution_id, "columns": ["n"]}
-            ).encode()
-        return "text/csv", f"n,workflow_id\n1,{execution.workflow_id}\n".encode()
-
-    # --- workflows, accounts, instances ----------------------------------------------------
-
-    def workflow_json(self, instance_id: str, workflow: FakeWorkflow) -> dict[str, Any]:
-        return {
-            "workflowId": workflow.workflow_id,
-            "sqlQuery": workflow.sql_query,
-            "inputParameters": [{"name": name} for name in workflow.input_parameters],
-        }
-
-    def list_workflows(self, instance_id: str) -> dict[str, Any]:
-        with self.lock:
-            return {
-                "workflows": [
-                    self.workflow_json(instance_id, w)
-                    for (owner, _), w in sorted(self.workflows.items())
-                    if owner == instance_id
-                ]
-            }
-
-    def get_workflow(self, instance_id: str, workflow_id: str) -> dict[str, Any]:
-        with self.lock:
-            workflow = self.workflows.get((instance_id, workflow_id))
-            if workflow is None:
-                raise FakeHttpError(404, f"Workflow with ID {workflow_id} does not exist")
-            return self.workflow_json(instance_id, workflow)
-
-    def put_workflow(
-        self, instance_id: str, workflow_id: str | None, body: Any, *, create: bool
-    ) -> dict[str, Any]:
-        if not isinstance(body, Mapping):
-            raise FakeHttpError(400, "Request body must be a JSON object")
-        workflow_id = workflow_id or body.get("workflowId")
-        sql = body.get("sqlQuery")
-        if not isinstance(workflow_id, str) or not _WORKFLOW_ID.match(workflow_id):
-            raise FakeHttpError(400, f"Invalid workflowId {workflow_id!r}")
-        if not isinstance(sql, str) or not sql.strip():
-            raise FakeHttpError(400, "sqlQuery is required")
-        names = tuple(
-            str(item.get("name"))
-            for item in body.get("inputParameters") or ()
-            if isinstance(item, Mapping)
-        )
-        with self.lock:
-            exists = (instance_id, workflow_id) in self.workflows
-            if create and exists:
-                raise FakeHttpError(400, f"Workflow with ID {workflow_id} already exists.")
-            if not create and not exists:
-                raise FakeHttpError(404, f"Workflow with ID {workflow_id} does not exist")
-            self.workflows[(instance_id, workflow_id)] = FakeWorkflow(workflow_id, sql, names)
-        return {}
-
-    def delete_workflow(self, instance_id: str, workflow_id: str) -> dict[str, Any]:
-        with self.lock:
-            if self.workflows.pop((instance_id, workflow_id), None) is None:
-                raise FakeHttpError(404, f"Workflow with ID {workflow_id} does not exist")
-        return {}
-
-    def list_accounts(self) -> dict[str, Any]:
-        with self.lock:
-            return {
-                "amcAccounts": [
-                    {"accountId": a, "accountName": a.lower(), "marketplaceId": m}
-                    for a, m in sorted(self.accounts.items())
-                ]
-            }
-
-    def list_instances(self, account_id: str, base_url: str) -> dict[str, Any]:
-        with self.lock:
-            return {
-                "instances": [
-                    self.instance_json(i, base_url)
-                    for i in sorted(self.instances.values(), key=lambda i: i.instance_id)
-                    if i.account_id == account_id
-                ]
-            }
-
-    def instance_json(self, instance: FakeInstance, base_url: str) -> dict[str, Any]:
-        return {
-            "instanceId": instance.instance_id,
-            "instanceName": instance.name,
-            "apiEndpoint": base_url,
-            "creationStatus": "COMPLETED",
-            "instanceType": "SANDBOX" if instance.sandbox else "STANDARD",
-        }
 
 
 def _encode_page_token(offset: int) -> str:
