@@ -1,6 +1,7 @@
 """One frozen settings object, built once at the CLI edge.
 
-Precedence: CLI option > ``SCHEDULER_*`` environment variable > the DEFAULT_* constant.
+Precedence: CLI option > ``SCHEDULER_*`` environment variable > the default (a DEFAULT_*
+constant; the AMC executor's are in ``amc.settings.AmcSettings``, held as ``Settings.amc``).
 Nothing else in the package reads ``os.environ``; the settings are passed down.
 """
 
@@ -19,8 +20,8 @@ import platformdirs
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-from scheduler_daemon.amc import defaults as amc_defaults
 from scheduler_daemon.amc.credentials import AmcCredentials, credentials_from_env
+from scheduler_daemon.amc.settings import AmcSettings
 from scheduler_daemon.errors import ConfigError
 
 ENV_PREFIX = "SCHEDULER_"
@@ -76,12 +77,9 @@ class Settings:
     noop_delay: float = 0.0
     metrics_port: int | None = None
     history_retention_days: float = DEFAULT_HISTORY_RETENTION_DAYS
-    amc_api_url: str = amc_defaults.API_URL
-    amc_token_url: str = amc_defaults.TOKEN_URL
-    amc_max_in_flight: int = amc_defaults.MAX_IN_FLIGHT
-    amc_circuit_failures: int = amc_defaults.CIRCUIT_FAILURES
-    amc_circuit_cool_down: float = amc_defaults.CIRCUIT_COOL_DOWN
-    amc_request_timeout: float = amc_defaults.REQUEST_TIMEOUT
+    # The amc executor's, passed to it as they are; max_in_flight is also the daemons'
+    # instance gate's cap.
+    amc: AmcSettings = field(default_factory=AmcSettings)
     status_poll_interval: float = 60.0
     status_deadline_hours: float = 24.0
     # Read only when the executor is amc, from SCHEDULER_AMC_CLIENT_ID / _CLIENT_SECRET /
@@ -212,21 +210,27 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "noop_delay": _parse_non_negative_float,
     "metrics_port": _parse_port,
     "history_retention_days": _parse_non_negative_float,
-    "amc_api_url": _parse_http_url,
-    "amc_token_url": _parse_http_url,
-    "amc_max_in_flight": _parse_positive_int,
-    "amc_circuit_failures": _parse_positive_int,
-    "amc_circuit_cool_down": _parse_positive_float,
-    "amc_request_timeout": _parse_positive_float,
     "status_poll_interval": _parse_positive_float,
     "status_deadline_hours": _parse_positive_float,
     "log_format": _enum_parser(LogFormat),
     "log_level": _parse_log_level,
 }
 
+# The settings held in ``Settings.amc``: the name that makes their variable and option
+# (amc_max_in_flight: SCHEDULER_AMC_MAX_IN_FLIGHT, --amc-max-in-flight), the AmcSettings
+# field each sets, and its parser.
+_AMC_PARSERS: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "amc_api_url": ("api_url", _parse_http_url),
+    "amc_token_url": ("token_url", _parse_http_url),
+    "amc_max_in_flight": ("max_in_flight", _parse_positive_int),
+    "amc_circuit_failures": ("failure_threshold", _parse_positive_int),
+    "amc_circuit_cool_down": ("cool_down", _parse_positive_float),
+    "amc_request_timeout": ("request_timeout", _parse_positive_float),
+}
+
 
 def env_var(name: str) -> str:
-    """The environment variable that sets the field ``name``."""
+    """The environment variable that sets the setting ``name`` (a key of the tables)."""
     return ENV_PREFIX + name.upper()
 
 
@@ -242,14 +246,14 @@ def load_settings(
     Raises ConfigError naming the variable or option and its value.
     """
     env = os.environ if env is None else env
+    options = options or {}
     values: dict[str, Any] = {}
     for name, parse in _PARSERS.items():
-        raw_env = env.get(env_var(name))
-        if raw_env is not None and raw_env != "":
-            values[name] = _apply(parse, env_var(name), raw_env)
-        given = (options or {}).get(name)
-        if given is not None:
-            values[name] = _apply(parse, option_name(name), str(given))
+        _take(values, name, name, parse, options=options, env=env)
+    amc: dict[str, Any] = {}
+    for name, (amc_field, parse) in _AMC_PARSERS.items():
+        _take(amc, amc_field, name, parse, options=options, env=env)
+    values["amc"] = AmcSettings(**amc)
     if values.get("executor") is ExecutorName.AMC:
         values["amc_credentials"] = credentials_from_env(env)
     settings = Settings(**values)
@@ -260,6 +264,24 @@ def load_settings(
             f"must be longer than the heartbeat interval ({settings.heartbeat_interval}s)",
         )
     return settings
+
+
+def _take(
+    values: dict[str, Any],
+    key: str,
+    name: str,
+    parse: Callable[[str], Any],
+    *,
+    options: Mapping[str, object],
+    env: Mapping[str, str],
+) -> None:
+    """``values[key]`` from the option ``name``, else its variable, when either is given."""
+    raw_env = env.get(env_var(name))
+    if raw_env is not None and raw_env != "":
+        values[key] = _apply(parse, env_var(name), raw_env)
+    given = options.get(name)
+    if given is not None:
+        values[key] = _apply(parse, option_name(name), str(given))
 
 
 def _apply(parse: Callable[[str], Any], source: str, raw: str) -> Any:

@@ -1,17 +1,19 @@
-"""Prometheus metrics of one daemon process, in a registry of its own."""
+"""Prometheus metrics of one daemon process, in a registry of its own. The AMC layer's are
+told by direct calls: ``Metrics`` is the executor's ``AmcObserver``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from scheduler_daemon.amc.observer import CircuitState, TokenRefreshOutcome
 
 _LATENESS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
 _DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
-_CIRCUIT_STATES = {"amc.circuit_closed": 0, "amc.circuit_half_open": 1, "amc.circuit_opened": 2}
+_CIRCUIT_STATES: dict[CircuitState, int] = {"closed": 0, "half_open": 1, "open": 2}
 
 
 class Metrics:
@@ -104,17 +106,16 @@ class Metrics:
             child = self._children[key] = metric.labels(*labels)
         return child
 
-    def observe_log_event(self, event: Mapping[str, Any]) -> None:
-        """Count what the AMC client reports in its log events (a log tap)."""
-        name = event.get("event")
-        if name == "amc.request":
-            self.amc_responses.labels(str(event.get("status", "error"))).inc()
-        elif name == "amc.token_refreshed":
-            self.token_refreshes.labels("refreshed").inc()
-        elif name == "amc.token_refresh_failed":
-            self.token_refreshes.labels("failed").inc()
-        elif name in _CIRCUIT_STATES:
-            self.circuit_state.labels(str(event.get("instance_id"))).set(_CIRCUIT_STATES[name])
+    # --- AmcObserver ------------------------------------------------------------------------
+
+    def response(self, status: str) -> None:
+        self._child(self.amc_responses, status).inc()
+
+    def token_refresh(self, outcome: TokenRefreshOutcome) -> None:
+        self._child(self.token_refreshes, outcome).inc()
+
+    def circuit(self, instance_id: str, state: CircuitState) -> None:
+        self._child(self.circuit_state, instance_id).set(_CIRCUIT_STATES[state])
 
     def serve(self, port: int) -> None:
         # On every interface: Prometheus scrapes from other hosts.

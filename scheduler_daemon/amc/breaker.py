@@ -5,6 +5,9 @@ Closed: calls pass; ``failure_threshold`` failures in a row open it. Open: calls
 with CircuitOpenError until ``cool_down`` seconds have passed. Half-open: one probe call
 passes (the others still fail fast); its success closes the breaker, its failure re-opens it.
 A call that ends neither way (e.g. no token) releases the probe without deciding.
+
+Each change of state is told to the observer (the daemon's metrics), under the breaker's lock
+so that racing changes reach it in the order they happened.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ from typing import Literal
 import structlog
 
 from scheduler_daemon.amc.errors import CircuitOpenError
+from scheduler_daemon.amc.observer import NO_OBSERVER, AmcObserver, CircuitState
 
 log = structlog.get_logger("scheduler_daemon.amc")
 
-State = Literal["closed", "open", "half_open"]
 Verdict = Literal["success", "failure", "neutral"]
 
 
@@ -47,6 +50,7 @@ class CircuitBreaker:
     _: KW_ONLY
     failure_threshold: int
     cool_down: float
+    observer: AmcObserver = field(default=NO_OBSERVER, repr=False)
     _failures: int = 0
     _opened_at: float | None = None
     _probing: bool = False
@@ -54,11 +58,11 @@ class CircuitBreaker:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
-    def state(self) -> State:
+    def state(self) -> CircuitState:
         with self._lock:
             return self._state()
 
-    def _state(self) -> State:
+    def _state(self) -> CircuitState:
         if self._opened_at is None:
             return "closed"
         if self.monotonic() - self._opened_at >= self.cool_down:
@@ -74,6 +78,7 @@ class CircuitBreaker:
             if state == "half_open" and not self._probing:
                 self._probing = True
                 log.info("amc.circuit_half_open", instance_id=self.name)
+                self.observer.circuit(self.name, "half_open")
                 return True
             assert self._opened_at is not None
             wait = max(0.0, self.cool_down - (self.monotonic() - self._opened_at))
@@ -92,6 +97,7 @@ class CircuitBreaker:
             if record.verdict == "success":
                 if self._opened_at is not None:
                     log.info("amc.circuit_closed", instance_id=self.name)
+                    self.observer.circuit(self.name, "closed")
                 self._failures = 0
                 self._opened_at = None
             elif record.verdict == "failure":
@@ -106,6 +112,7 @@ class CircuitBreaker:
                         cool_down=self.cool_down,
                         reason=record.reason,
                     )
+                    self.observer.circuit(self.name, "open")
 
     @contextmanager
     def guard(self) -> Iterator[CallRecord]:
@@ -126,6 +133,7 @@ class CircuitBreakers:
     _: KW_ONLY
     failure_threshold: int
     cool_down: float
+    observer: AmcObserver = field(default=NO_OBSERVER, repr=False)
     _breakers: dict[str, CircuitBreaker] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -138,6 +146,7 @@ class CircuitBreakers:
                     self.monotonic,
                     failure_threshold=self.failure_threshold,
                     cool_down=self.cool_down,
+                    observer=self.observer,
                 )
                 self._breakers[instance_id] = breaker
             return breaker

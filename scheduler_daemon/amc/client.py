@@ -6,7 +6,11 @@ sending, or a 5xx) is sent again only when AMC lists no execution that it could 
 if it lists any, the call ends in AmcOutcomeUnknownError and the daemon's recovery decides,
 knowing what other runs hold: the client never adopts an execution itself. A 401, or a 403
 that may come from an expired token, gets one token refresh and one retry. Each instance has
-a circuit breaker and a cap on requests in flight.
+a circuit breaker.
+
+The client has no cap on requests in flight. AMC's per-instance limit holds across all
+daemons, so the daemon holds a slot of its instance gate (``daemon.instance_gate``, PostgreSQL
+advisory locks) around every call it makes; the client used alone (tests, the demo) is uncapped.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from scheduler_daemon.amc.errors import (
     AmcRejectedError,
     AmcUnavailableError,
 )
+from scheduler_daemon.amc.observer import NO_OBSERVER, AmcObserver
 from scheduler_daemon.amc.responses import (
     TERMINAL,
     Execution,
@@ -51,7 +56,7 @@ from scheduler_daemon.amc.responses import (
     parse_execution_list,
 )
 from scheduler_daemon.amc.secret import Secret, scrub
-from scheduler_daemon.amc.slots import InstanceSlots
+from scheduler_daemon.amc.settings import RetryPolicy
 from scheduler_daemon.amc.tokens import TokenProvider
 from scheduler_daemon.clock import Clock
 from scheduler_daemon.recovery import CREATION_SKEW_MARGIN
@@ -75,18 +80,6 @@ class AmcTarget:
     instance_id: str
     advertiser_id: str
     marketplace_id: str
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    attempts: int = 5
-    backoff: float = 1.0
-    backoff_max: float = 30.0
-    max_retry_after: float = 120.0
-    lookup_delay: float = 2.0
-    max_list_pages: int = 10
-    # Bounds how long one call may hold a dispatcher thread, Retry-After waits included.
-    deadline: float = 300.0
 
 
 class _RetryableError(Exception):
@@ -141,7 +134,8 @@ def _segment(value: str, what: str) -> str:
 
 
 class AmcClient:
-    """Thread-safe; one per process, shared by all dispatcher threads."""
+    """Thread-safe; one per process, shared by all dispatcher threads. Every HTTP answer
+    (or its absence) and every change of an instance's breaker is told to ``observer``."""
 
     def __init__(
         self,
@@ -150,20 +144,22 @@ class AmcClient:
         http: httpx.Client,
         base_url: str,
         retry: RetryPolicy,
-        max_in_flight: int,
-        slot_wait: float,
         failure_threshold: int,
         cool_down: float,
         clock: Clock,
+        observer: AmcObserver = NO_OBSERVER,
     ) -> None:
         self._tokens = tokens
         self._http = http
         self._base_url = base_url.rstrip("/")
         self._retry = retry
         self._clock = clock
-        self._slots = InstanceSlots(limit=max_in_flight, wait=slot_wait)
+        self._observer = observer
         self._breakers = CircuitBreakers(
-            clock.monotonic, failure_threshold=failure_threshold, cool_down=cool_down
+            clock.monotonic,
+            failure_threshold=failure_threshold,
+            cool_down=cool_down,
+            observer=observer,
         )
 
     def __repr__(self) -> str:
@@ -249,11 +245,8 @@ class AmcClient:
 
     @contextmanager
     def _guarded(self, target: AmcTarget) -> Iterator[None]:
-        """The instance's breaker and slot around one operation, judged by how it ended."""
-        with (
-            self._breakers(target.instance_id).guard() as record,
-            self._slots.hold(target.instance_id),
-        ):
+        """The instance's breaker around one operation, judged by how it ended."""
+        with self._breakers(target.instance_id).guard() as record:
             try:
                 yield
             except (AmcAuthError, AmcUnavailableError, AmcOutcomeUnknownError) as exc:
@@ -387,6 +380,7 @@ class AmcClient:
             )
         except httpx.TransportError as exc:
             reason = self._scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
+            self._observer.response("error")
             log.warning(
                 "amc.request",
                 method=method,
@@ -397,6 +391,7 @@ class AmcClient:
             if safe or isinstance(exc, _NOT_SENT):
                 raise _RetryableError(reason) from None
             raise _AmbiguousError(reason) from None
+        self._observer.response(str(response.status_code))
         log.log(
             logging.DEBUG if response.is_success else logging.WARNING,
             "amc.request",

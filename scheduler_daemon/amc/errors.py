@@ -54,9 +54,8 @@ class CircuitOpenError(AmcError):
 
 
 class InstanceBusyError(AmcError):
-    """Too many requests to one instance are in flight; no slot freed in time. Raised both by
-    the client's cap in this process and by the daemons' shared gate
-    (``scheduler_daemon.daemon.instance_gate``)."""
+    """Too many requests to one instance are in flight across the daemons; no slot of the
+    instance gate (``scheduler_daemon.daemon.instance_gate``) freed in time."""
 
 
 class TokenError(AmcError):

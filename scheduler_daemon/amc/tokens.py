@@ -1,6 +1,7 @@
 """Login-with-Amazon access tokens: cached, refreshed shortly before they expire, one
 refresh at a time per credential (concurrent callers wait and share the result), and a
-refused credential remembered for a while instead of asking the token endpoint again."""
+refused credential remembered for a while instead of asking the token endpoint again. Each
+request to the token endpoint is told to the observer (the daemon's metrics)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from scheduler_daemon.amc.credentials import (
     AmcCredentials,
 )
 from scheduler_daemon.amc.errors import TokenError
+from scheduler_daemon.amc.observer import NO_OBSERVER, AmcObserver
 from scheduler_daemon.amc.responses import error_details
 from scheduler_daemon.amc.secret import Secret, scrub
 from scheduler_daemon.clock import Clock
@@ -71,6 +73,7 @@ class TokenProvider:
         attempts: int,
         retry_wait: float,
         transient_backoff: float = 5.0,
+        observer: AmcObserver = NO_OBSERVER,
     ) -> None:
         self._credentials = credentials
         self._http = http
@@ -81,6 +84,7 @@ class TokenProvider:
         self._transient_backoff = transient_backoff
         self._attempts = attempts
         self._retry_wait = retry_wait
+        self._observer = observer
         self._lock = threading.Lock()
         self._current: _Token | None = None
         self._failure: _Failure | None = None
@@ -143,12 +147,14 @@ class TokenProvider:
             log.error(
                 "amc.token_refresh_failed", error=str(exc), permanent=exc.permanent, backoff=backoff
             )
+            self._observer.token_refresh("failed")
             raise
         margin = min(self._refresh_margin, expires_in / 2)
         self._failure = None
         self._issued = (*self._issued[-(_KEPT_TOKENS - 1) :], value)
         self._current = _Token(value, now + expires_in - margin, now + expires_in, after_rejection)
         log.info("amc.token_refreshed", reason=reason, expires_in=expires_in)
+        self._observer.token_refresh("refreshed")
         return value
 
     def _request_token(self) -> tuple[Secret, float]:

@@ -3,6 +3,9 @@
 Each call holds one of N PostgreSQL advisory locks (session level, on a connection of its own,
 no transaction) named after the instance, for as long as the call lasts. A daemon that dies
 mid-call loses its session and so its slot: the gate can only err toward fewer calls.
+
+It is the only cap (``AmcSettings.max_in_flight``): the AMC client has none of its own, so a
+call waits here, before it takes a pooled HTTP connection, and nowhere else.
 """
 
 from __future__ import annotations

@@ -11,17 +11,18 @@ a guess and a resend).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import httpx
 
-from scheduler_daemon.amc import defaults
-from scheduler_daemon.amc.client import AmcClient, AmcTarget, RetryPolicy
+from scheduler_daemon.amc.client import AmcClient, AmcTarget
 from scheduler_daemon.amc.credentials import AmcCredentials
 from scheduler_daemon.amc.errors import AmcError, AmcOutcomeUnknownError
+from scheduler_daemon.amc.observer import NO_OBSERVER, AmcObserver
 from scheduler_daemon.amc.responses import NormalizedStatus
+from scheduler_daemon.amc.settings import AmcSettings
 from scheduler_daemon.amc.tokens import TokenProvider
 from scheduler_daemon.clock import Clock, SystemClock
 from scheduler_daemon.executors.base import ExecutionOutcome, FoundExecution, RunRequest
@@ -36,25 +37,6 @@ class ExecutionStatus:
     status: NormalizedStatus
     raw_status: str | None
     reason: str | None
-
-
-@dataclass(frozen=True)
-class AmcSettings:
-    """Everything ``make_amc_executor`` needs besides the credentials."""
-
-    api_url: str = defaults.API_URL
-    token_url: str = defaults.TOKEN_URL
-    max_in_flight: int = defaults.MAX_IN_FLIGHT
-    slot_wait: float = defaults.SLOT_WAIT
-    failure_threshold: int = defaults.CIRCUIT_FAILURES
-    cool_down: float = defaults.CIRCUIT_COOL_DOWN
-    request_timeout: float = defaults.REQUEST_TIMEOUT
-    connect_timeout: float = defaults.CONNECT_TIMEOUT
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    token_refresh_margin: float = defaults.TOKEN_REFRESH_MARGIN
-    token_failure_backoff: float = defaults.TOKEN_FAILURE_BACKOFF
-    token_attempts: int = defaults.TOKEN_ATTEMPTS
-    token_retry_wait: float = defaults.TOKEN_RETRY_WAIT
 
 
 def _target(request: RunRequest) -> AmcTarget:
@@ -118,9 +100,15 @@ class AmcExecutor:
 
 
 def make_amc_executor(
-    credentials: AmcCredentials, settings: AmcSettings, *, clock: Clock | None = None
+    credentials: AmcCredentials,
+    settings: AmcSettings,
+    *,
+    clock: Clock | None = None,
+    observer: AmcObserver = NO_OBSERVER,
 ) -> AmcExecutor:
-    """An executor with its own HTTP connection pool, token provider and client."""
+    """An executor with its own HTTP connection pool, token provider and client, reporting
+    to ``observer``. It has no cap on calls in flight: ``settings.max_in_flight`` is for the
+    daemon's instance gate, which wraps every call the daemon makes."""
     clock = clock or SystemClock()
     http = httpx.Client(
         timeout=httpx.Timeout(settings.request_timeout, connect=settings.connect_timeout),
@@ -135,16 +123,16 @@ def make_amc_executor(
         failure_backoff=settings.token_failure_backoff,
         attempts=settings.token_attempts,
         retry_wait=settings.token_retry_wait,
+        observer=observer,
     )
     client = AmcClient(
         tokens,
         http=http,
         base_url=settings.api_url,
         retry=settings.retry,
-        max_in_flight=settings.max_in_flight,
-        slot_wait=settings.slot_wait,
         failure_threshold=settings.failure_threshold,
         cool_down=settings.cool_down,
         clock=clock,
+        observer=observer,
     )
     return AmcExecutor(client, on_close=http.close)

@@ -1,4 +1,5 @@
-"""A scrape of a running daemon's metrics shows the counters moving by the right amounts."""
+"""A scrape of a running daemon's metrics shows the counters moving by the right amounts,
+the AMC executor's included."""
 
 from __future__ import annotations
 
@@ -6,11 +7,18 @@ import socket
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 
+from scheduler_daemon.amc.fake.server import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_REFRESH_TOKEN,
+    FakeAmcServer,
+)
 from tests.acceptance.daemons import Daemon, count, insert_due_schedules, wait_until
-from tests.helpers import Rows
+from tests.helpers import Rows, seeded_amc_instance
 
 
 def free_port() -> int:
@@ -90,3 +98,66 @@ def test_counters_move_by_the_right_amounts(
     )
     assert after[("scheduler_claims_lost_total", ())] == 0
     assert after[("scheduler_database_available", ())] == 1
+
+
+@pytest.mark.slow
+def test_amc_metrics_move_with_the_log_at_warning(
+    engine: Engine, rows: Rows, database_url: str, tmp_path: Path
+) -> None:
+    """The executor tells the metrics itself: at log level warning no event is even made for
+    a 2xx answer or a token refresh, and those counters still move."""
+    port = free_port()
+    with FakeAmcServer(pending_seconds=0.2, running_seconds=0.3) as amc:
+        healthy = seeded_amc_instance(rows, amc, {"wf": ()})
+        broken = seeded_amc_instance(rows, amc, {"wf": ()})
+        amc.faults.throttle(
+            retry_after=0, endpoint="create", instance_id=broken.instance_id, times=None
+        )
+        env = {
+            "SCHEDULER_EXECUTOR": "amc",
+            "SCHEDULER_AMC_API_URL": amc.base_url,
+            "SCHEDULER_AMC_TOKEN_URL": amc.token_url,
+            "SCHEDULER_AMC_CLIENT_ID": DEFAULT_CLIENT_ID,
+            "SCHEDULER_AMC_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+            "SCHEDULER_AMC_REFRESH_TOKEN": DEFAULT_REFRESH_TOKEN,
+            "SCHEDULER_AMC_CIRCUIT_FAILURES": "1",
+            "SCHEDULER_STATUS_POLL_INTERVAL": "1",
+        }
+        args = ("--worker-id", "m", "--metrics-port", str(port), "--log-level", "warning")
+        daemon = Daemon(database_url, tmp_path / "d.log", *args, env=env)
+        try:
+            wait_until(
+                lambda: count(engine, "SELECT count(*) FROM live_workers") == 1, 60, "a live worker"
+            )
+            for instance, schedules in ((healthy.id, 3), (broken.id, 1)):
+                workflow_id = rows.workflow(instance, amc_workflow_id="wf")
+                insert_due_schedules(engine, workflow_id, schedules, seconds_ahead=0)
+            wait_until(
+                lambda: (
+                    count(
+                        engine,
+                        "SELECT count(*) FROM schedule_runs "
+                        "WHERE status NOT IN ('claimed', 'dispatching')",
+                    )
+                    == 4
+                ),
+                60,
+                "4 runs sent",
+            )
+            after = scrape(port)
+        finally:
+            assert daemon.terminate() == 0
+    responses = {
+        labels[0][1]: value
+        for (name, labels), value in after.items()
+        if name == "scheduler_amc_http_responses_total"
+    }
+    assert responses["429"] == 5  # every attempt of the broken instance's create
+    assert responses["200"] >= 3  # the healthy creates, then status polls
+    refreshes = ("scheduler_amc_token_refreshes_total", (("outcome", "refreshed"),))
+    assert after[refreshes] == 1  # one token, shared by every call
+    circuit = ("scheduler_amc_circuit_state", (("instance_id", broken.instance_id),))
+    assert after[circuit] == 2
+    events = {event["event"] for event in daemon.events()}
+    assert "amc.request" in events  # the 429s, logged at warning
+    assert not events & {"amc.token_refreshed", "amc.execution_created", "run.finished"}

@@ -298,7 +298,8 @@ def test_amc_unreachable_fails_after_the_retries(request_: RunRequest) -> None:
 
 def fake_executor_for_stopped(amc: FakeAmcServer) -> AmcExecutor:
     from scheduler_daemon.amc.fake.testing import FAST_RETRY
-    from scheduler_daemon.executors.amc import AmcSettings, make_amc_executor
+    from scheduler_daemon.amc.settings import AmcSettings
+    from scheduler_daemon.executors.amc import make_amc_executor
 
     return make_amc_executor(
         amc.credentials,

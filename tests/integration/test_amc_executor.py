@@ -1,6 +1,7 @@
 """The amc executor end to end against the fake: lifecycle and status, finding what a call
-started, the circuit breaker, the in-flight cap, identical requests for manual and scheduled
-runs, and no secret anywhere."""
+started, the circuit breaker, no in-flight cap of its own (the daemons' gate is the cap),
+identical requests for manual and scheduled runs, what it tells the metrics, and no secret
+anywhere."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from structlog.testing import capture_logs
+import structlog
+from structlog.testing import LogCapture, capture_logs
 
 from scheduler_daemon.amc.errors import AmcError, AmcRejectedError
 from scheduler_daemon.amc.fake.server import (
@@ -30,6 +32,7 @@ from scheduler_daemon.clock import FakeClock, SystemClock
 from scheduler_daemon.domain import ClaimedRun, RunContext
 from scheduler_daemon.executors.amc import AmcExecutor
 from scheduler_daemon.executors.base import ExecutionOutcome
+from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.resolve import resolve
 
 NOW = SystemClock().now()
@@ -175,23 +178,77 @@ def test_circuit_breaker_isolates_a_failing_instance(amc: FakeAmcServer) -> None
         executor.close()
 
 
-def test_in_flight_cap_per_instance_under_30_concurrent_submits(amc: FakeAmcServer) -> None:
-    amc.latency = 0.1  # long enough for the first ten requests to overlap
-    executor = fake_executor(amc, max_in_flight=10)
-    barrier = threading.Barrier(30)
+def test_the_executor_alone_has_no_in_flight_cap(amc: FakeAmcServer) -> None:
+    """``max_in_flight`` is the daemons' gate's cap (tests/integration/test_instance_gate.py);
+    the client never waits for a slot of its own."""
+    amc.latency = 0.5  # long enough for all the requests to overlap
+    executor = fake_executor(amc, max_in_flight=2)
+    executor.submit(run_request(NOW, body=body()))  # the token, fetched once beforehand
+    barrier = threading.Barrier(12)
 
     def submit(_: int) -> ExecutionOutcome:
         barrier.wait(5)
         return executor.submit(run_request(NOW, body=body()))
 
     try:
-        with ThreadPoolExecutor(30) as pool:
-            outcomes = list(pool.map(submit, range(30)))
+        with ThreadPoolExecutor(12) as pool:
+            outcomes = list(pool.map(submit, range(12)))
     finally:
         executor.close()
-    assert [o.status for o in outcomes] == ["dispatched"] * 30
-    assert amc.max_in_flight(DEFAULT_INSTANCE_ID) == 10
-    assert len(amc.executions(instance_id=DEFAULT_INSTANCE_ID)) == 30
+    assert [o.status for o in outcomes] == ["dispatched"] * 12
+    assert amc.max_in_flight(DEFAULT_INSTANCE_ID) > 2
+    assert len(amc.executions(instance_id=DEFAULT_INSTANCE_ID)) == 13
+
+
+def test_metrics_are_told_directly_not_through_the_log(amc: FakeAmcServer) -> None:
+    """With the log at warning there is no debug or info event that could feed a metric (a
+    2xx answer, a token refresh, a breaker half-open or closed): the metrics still move."""
+    metrics = Metrics()
+    breaker_clock = FakeClock(NOW)
+    executor = fake_executor(
+        amc, clock=breaker_clock, observer=metrics, failure_threshold=1, cool_down=30
+    )
+    logged = LogCapture()
+    # The daemon's level filter, without configure_logging's logger cache, which would keep
+    # the AMC modules' loggers writing here after the test.
+    structlog.configure(
+        processors=[logged],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        cache_logger_on_first_use=False,
+    )
+    try:
+        first = executor.submit(run_request(NOW, body=body()))  # a token, then a 200
+        assert first.execution_id is not None
+        amc.faults.drop(endpoint="get")  # no answer, then a 200
+        executor.get_status(*IDS, first.execution_id)
+        throttled = amc.faults.throttle(retry_after=0, endpoint="create", times=None)
+        assert "gave up after 4 attempts" in (executor.submit(run_request(NOW)).error or "")
+        assert sample(metrics, "scheduler_amc_circuit_state", instance_id=IDS[0]) == 2
+        amc.faults.remove(throttled)
+        breaker_clock.advance(30)  # half-open: the next call probes, succeeds, closes
+        assert executor.submit(run_request(NOW, body=body())).status == "dispatched"
+        assert sample(metrics, "scheduler_amc_circuit_state", instance_id=IDS[0]) == 0
+        amc.revoke_refresh_token()
+        amc.faults.expired_token()  # a 401; the refresh it asks for is refused
+        assert "refused the refresh token" in (executor.submit(run_request(NOW)).error or "")
+    finally:
+        executor.close()
+        structlog.reset_defaults()
+    responses = {
+        status: sample(metrics, "scheduler_amc_http_responses_total", status=status)
+        for status in ("200", "429", "401", "error")
+    }
+    assert responses == {"200": 3, "429": 4, "401": 1, "error": 1}
+    assert sample(metrics, "scheduler_amc_token_refreshes_total", outcome="refreshed") == 1
+    assert sample(metrics, "scheduler_amc_token_refreshes_total", outcome="failed") == 1
+    events = [entry["event"] for entry in logged.entries]
+    assert "amc.token_refreshed" not in events
+    assert "amc.circuit_closed" not in events
+    assert events.count("amc.request") == 4 + 1 + 1  # only the failed ones, at warning
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.get_sample_value(name, labels)
 
 
 def test_manual_and_scheduled_runs_of_one_slot_send_identical_requests(

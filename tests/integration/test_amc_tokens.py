@@ -12,6 +12,7 @@ import pytest
 from scheduler_daemon.amc.credentials import AmcCredentials
 from scheduler_daemon.amc.fake.server import DEFAULT_CLIENT_ID, FakeAmcServer
 from scheduler_daemon.amc.fake.testing import fake_executor, fast_settings, run_request
+from scheduler_daemon.amc.observer import NoObserver, TokenRefreshOutcome
 from scheduler_daemon.amc.secret import Secret
 from scheduler_daemon.clock import FakeClock, SystemClock
 from scheduler_daemon.executors.amc import AmcExecutor, make_amc_executor
@@ -164,3 +165,26 @@ def test_a_transient_token_error_is_retried(amc: FakeAmcServer, executor: AmcExe
     amc.faults.server_error(500, endpoint="token")
     assert executor.submit(run_request(NOW)).status == "dispatched"
     assert [r.status for r in amc.requests(endpoint="token")] == [500, 200]
+
+
+def test_each_request_for_a_token_is_told_to_the_observer(
+    amc: FakeAmcServer, clock: FakeClock
+) -> None:
+    told: list[TokenRefreshOutcome] = []
+
+    class Refreshes(NoObserver):
+        def token_refresh(self, outcome: TokenRefreshOutcome) -> None:
+            told.append(outcome)
+
+    executor = fake_executor(amc, clock=clock, observer=Refreshes())
+    try:
+        for _ in range(2):  # one token for both
+            assert executor.submit(run_request(NOW)).status == "dispatched"
+        amc.revoke_refresh_token()
+        clock.advance(3600)  # expired: refreshed, and refused
+        assert executor.submit(run_request(NOW)).status == "failed"
+        assert executor.submit(run_request(NOW)).status == "failed"  # refused from memory
+    finally:
+        executor.close()
+    assert told == ["refreshed", "failed"]
+    assert len(amc.requests(endpoint="token")) == 2

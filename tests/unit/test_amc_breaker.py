@@ -1,15 +1,14 @@
-"""The per-instance circuit breaker and the in-flight cap, on a fake clock."""
+"""The per-instance circuit breaker, on a fake clock, and what it tells its observer."""
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, datetime
 
 import pytest
 
-from scheduler_daemon.amc.breaker import CircuitBreaker
-from scheduler_daemon.amc.errors import CircuitOpenError, InstanceBusyError
-from scheduler_daemon.amc.slots import InstanceSlots
+from scheduler_daemon.amc.breaker import CircuitBreaker, CircuitBreakers
+from scheduler_daemon.amc.errors import CircuitOpenError
+from scheduler_daemon.amc.observer import CircuitState, TokenRefreshOutcome
 from scheduler_daemon.clock import FakeClock
 
 
@@ -70,37 +69,41 @@ def test_a_neutral_probe_releases_without_deciding(clock: FakeClock) -> None:
     assert str(breaker.state) == "closed"
 
 
-def test_slots_cap_and_bounded_wait() -> None:
-    slots = InstanceSlots(limit=2, wait=0.05)
-    with slots.hold("a"), slots.hold("a"):
-        with (
-            pytest.raises(
-                InstanceBusyError,
-                match=r"AMC instance a: 2 requests already in flight and none finished within 0\.05 s",
-            ),
-            slots.hold("a"),
-        ):
-            pass  # pragma: no cover
-        with slots.hold("b"):  # another instance is not affected
-            pass
-    with slots.hold("a"):
-        pass
+class Transitions:
+    """An AmcObserver that keeps the breakers' changes of state."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, CircuitState]] = []
+
+    def response(self, status: str) -> None:
+        raise AssertionError("the breaker sends no request")
+
+    def token_refresh(self, outcome: TokenRefreshOutcome) -> None:
+        raise AssertionError("the breaker fetches no token")
+
+    def circuit(self, instance_id: str, state: CircuitState) -> None:
+        self.seen.append((instance_id, state))
 
 
-def test_slots_wait_for_a_free_one() -> None:
-    slots = InstanceSlots(limit=1, wait=5)
-    held = threading.Event()
-    release = threading.Event()
-
-    def holder() -> None:
-        with slots.hold("a"):
-            held.set()
-            release.wait(5)
-
-    thread = threading.Thread(target=holder)
-    thread.start()
-    assert held.wait(5)
-    threading.Timer(0.05, release.set).start()
-    with slots.hold("a"):
-        pass
-    thread.join(5)
+def test_every_change_of_state_is_told_to_the_observer(clock: FakeClock) -> None:
+    observer = Transitions()
+    breakers = CircuitBreakers(
+        clock.monotonic, failure_threshold=2, cool_down=10, observer=observer
+    )
+    a, b = breakers("a"), breakers("b")
+    fail(a)
+    succeed(a)  # closed all along: nothing to tell
+    fail(a)
+    fail(a)
+    fail(b)
+    clock.advance(10)
+    fail(a)  # the probe fails
+    clock.advance(10)
+    succeed(a)
+    assert observer.seen == [
+        ("a", "open"),
+        ("a", "half_open"),
+        ("a", "open"),
+        ("a", "half_open"),
+        ("a", "closed"),
+    ]

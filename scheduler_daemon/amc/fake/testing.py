@@ -7,7 +7,6 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from scheduler_daemon.amc.client import RetryPolicy
 from scheduler_daemon.amc.fake.server import (
     DEFAULT_ACCOUNT_ID,
     DEFAULT_INSTANCE_ID,
@@ -15,8 +14,10 @@ from scheduler_daemon.amc.fake.server import (
     DEFAULT_WORKFLOW_ID,
     FakeAmcServer,
 )
+from scheduler_daemon.amc.observer import NO_OBSERVER, AmcObserver
+from scheduler_daemon.amc.settings import AmcSettings, RetryPolicy
 from scheduler_daemon.clock import Clock
-from scheduler_daemon.executors.amc import AmcExecutor, AmcSettings, make_amc_executor
+from scheduler_daemon.executors.amc import AmcExecutor, make_amc_executor
 from scheduler_daemon.executors.base import RunRequest
 
 # Retries in milliseconds instead of seconds; everything else as in production.
@@ -32,17 +33,22 @@ def fast_settings(fake: FakeAmcServer, **overrides: Any) -> AmcSettings:
         retry=FAST_RETRY,
         request_timeout=5.0,
         connect_timeout=2.0,
-        slot_wait=10.0,
         token_retry_wait=0.01,
     )
     return replace(settings, **overrides)
 
 
 def fake_executor(
-    fake: FakeAmcServer, *, clock: Clock | None = None, **overrides: Any
+    fake: FakeAmcServer,
+    *,
+    clock: Clock | None = None,
+    observer: AmcObserver = NO_OBSERVER,
+    **overrides: Any,
 ) -> AmcExecutor:
     """An executor wired to the fake with its default credentials and fast retries."""
-    return make_amc_executor(fake.credentials, fast_settings(fake, **overrides), clock=clock)
+    return make_amc_executor(
+        fake.credentials, fast_settings(fake, **overrides), clock=clock, observer=observer
+    )
 
 
 def run_request(
