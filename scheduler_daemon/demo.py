@@ -13,17 +13,19 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-import psycopg
-from psycopg import sql
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
 from scheduler_daemon.amc.fake.server import FakeAmcServer
 from scheduler_daemon.config import ExecutorName, Settings
+from scheduler_daemon.db import catalog
+from scheduler_daemon.db.databases import drop_database, recreate_database
 from scheduler_daemon.db.engine import make_engine
 from scheduler_daemon.db.migrate import upgrade_to_head
 from scheduler_daemon.db.queries import insert_manual_run
-from scheduler_daemon.management import insert_schedule, spec_of_row
+from scheduler_daemon.db.runs import run_feed
+from scheduler_daemon.db.schedules import insert_schedule
+from scheduler_daemon.management import DEFINITION_DEFAULTS, spec_of_row
 
 DEMO_DATABASE = "scheduler_demo"
 INSTANCE = "amc1demo0a1"
@@ -48,16 +50,12 @@ SCHEDULES: tuple[tuple[str, str, str | None, int | None, str, dict[str, Any]], .
 @contextlib.contextmanager
 def demo_database(admin_url: str) -> Iterator[str]:
     """A fresh demo database on the embedded server, dropped again afterwards."""
-    name = sql.Identifier(DEMO_DATABASE)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(name))
+    recreate_database(admin_url, DEMO_DATABASE)
     url = make_url(admin_url).set(database=DEMO_DATABASE).render_as_string(hide_password=False)
     try:
         yield url
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+        drop_database(admin_url, DEMO_DATABASE)
 
 
 def seed(engine: Engine, amc: FakeAmcServer, now: datetime) -> None:
@@ -66,36 +64,20 @@ def seed(engine: Engine, amc: FakeAmcServer, now: datetime) -> None:
         INSTANCE, ENTITY, MARKETPLACE, {"spend-by-country": ("country",), "daily-conversions": ()}
     )
     with engine.begin() as conn:
-        account = conn.execute(
-            text(
-                "INSERT INTO amc_accounts (account_id, marketplace_id, region, name) "
-                "VALUES (:entity, :marketplace, 'NA', 'Demo advertiser') RETURNING id"
-            ),
-            {"entity": ENTITY, "marketplace": MARKETPLACE},
-        ).scalar_one()
-        instance = conn.execute(
-            text(
-                "INSERT INTO amc_instances (instance_id, account_id, name) "
-                "VALUES (:instance, :account, 'Demo instance') RETURNING id"
-            ),
-            {"instance": INSTANCE, "account": account},
-        ).scalar_one()
-        workflows = {}
-        for amc_id, name in (
-            ("spend-by-country", "Spend by country"),
-            ("daily-conversions", "Daily conversions"),
-        ):
-            workflows[amc_id] = conn.execute(
-                text(
-                    "INSERT INTO workflows (name, instance_id, amc_workflow_id, sql_query) "
-                    "VALUES (:name, :instance, :amc_id, 'SELECT 1') RETURNING id"
-                ),
-                {"name": name, "instance": instance, "amc_id": amc_id},
-            ).scalar_one()
+        account = catalog.insert_account(conn, ENTITY, MARKETPLACE, "NA", "Demo advertiser")
+        instance = catalog.insert_instance(conn, INSTANCE, account, "Demo instance")
+        workflows = {
+            amc_id: catalog.insert_workflow(conn, name, instance, amc_id, "SELECT 1")
+            for amc_id, name in (
+                ("spend-by-country", "Spend by country"),
+                ("daily-conversions", "Daily conversions"),
+            )
+        }
         for name, amc_id, cron, interval, zone, parameters in SCHEDULES:
             # Not management.create_schedule: it refuses intervals under a minute, and the
             # demo wants one every 10 s.
             values: dict[str, Any] = {
+                **DEFINITION_DEFAULTS,
                 "workflow_id": workflows[amc_id],
                 "name": name,
                 "cron_expression": cron,
@@ -117,8 +99,7 @@ def demo_settings(settings: Settings, amc: FakeAmcServer) -> Settings:
         settings,
         executor=ExecutorName.AMC,
         amc_credentials=amc.credentials,
-        amc_api_url=amc.base_url,
-        amc_token_url=amc.token_url,
+        amc=replace(settings.amc, api_url=amc.base_url, token_url=amc.token_url),
         poll_interval=5.0,
         status_poll_interval=1.0,
     )
@@ -126,17 +107,6 @@ def demo_settings(settings: Settings, amc: FakeAmcServer) -> Settings:
 
 class RunPrinter(threading.Thread):
     """Prints each run as it happens and each change of its status, from the database."""
-
-    QUERY = text(
-        """
-        SELECT r.id, r.scheduled_for, r.trigger, r.status, r.amc_execution_id, r.error_message,
-               s.name AS schedule, w.name AS workflow
-          FROM schedule_runs r
-          JOIN workflow_schedules s ON s.id = r.schedule_id
-          JOIN workflows w ON w.id = r.workflow_id
-         ORDER BY r.created_at, r.scheduled_for
-        """
-    )
 
     def __init__(self, engine: Engine, stop: threading.Event, echo: Callable[[str], None]) -> None:
         super().__init__(name="demo-printer", daemon=True)
@@ -148,8 +118,8 @@ class RunPrinter(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.wait(0.5):
             with contextlib.suppress(Exception), self._engine.connect() as conn:
-                for row in conn.execute(self.QUERY).mappings():
-                    self._show(dict(row))
+                for row in run_feed(conn):
+                    self._show(row)
 
     def _show(self, row: Mapping[str, Any]) -> None:
         if self._seen.get(row["id"]) == row["status"]:

@@ -11,6 +11,22 @@ class SchedulerError(Exception):
     """Base class for the errors scheduler-daemon raises on purpose."""
 
 
+class InputError(SchedulerError):
+    """Bad input from an operator or a file; nothing was changed."""
+
+
+class FieldError(InputError):
+    """One field of the input is bad. ``field`` is the name the domain gives it (a schedule's
+    attribute: ``cron``, ``timezone``, ``anchor``, ...); ``message`` names the value and never
+    a face's spelling of the field, which each face (CLI option, TOML key, JSON field) adds."""
+
+    def __init__(self, field: str, value: object, message: str) -> None:
+        self.field = field
+        self.value = value
+        self.message = message
+        super().__init__(f"{field}: {message}")
+
+
 class ConfigError(SchedulerError):
     """A configuration value (environment variable or CLI option) is invalid."""
 

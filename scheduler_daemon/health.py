@@ -10,9 +10,10 @@ from __future__ import annotations
 import enum
 from dataclasses import asdict, dataclass, field
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from scheduler_daemon.db import health as db_health
 from scheduler_daemon.db.engine import describe_error
 from scheduler_daemon.db.migrate import require_head
 from scheduler_daemon.errors import SchemaOutOfDateError
@@ -110,30 +111,9 @@ def check(engine: Engine, thresholds: Thresholds) -> Report:
 
 
 def _workers(conn: Connection, t: Thresholds, report: Report) -> None:
-    row = conn.execute(
-        text(
-            """
-            SELECT count(*) FILTER (WHERE heartbeat_at > now() - make_interval(secs => :limit)
-                                      AND (session_pid IS NULL
-                                           OR scheduler_worker_session_alive(worker_id)))
-                       AS live,
-                   extract(epoch FROM now() - max(heartbeat_at)) AS last_seen
-              FROM scheduler_workers
-             WHERE stopped_at IS NULL
-            """
-        ),
-        {"limit": t.worker_heartbeat},
-    ).one()
+    row = db_health.live_workers(conn, t.worker_heartbeat)
     report.facts["live_workers"] = row.live
-    dead = conn.execute(
-        text(
-            """
-            SELECT worker_id, dead_because, locks_held FROM worker_status
-             WHERE state = 'dead' AND heartbeat_at > now() - interval '1 hour'
-             ORDER BY heartbeat_at DESC
-            """
-        )
-    ).all()
+    dead = db_health.recently_dead(conn)
     # How each recently dead worker was found dead: its session gone (a crash, seen at once)
     # or its heartbeat stale (hung, frozen or cut off).
     report.facts["dead_workers"] = [
@@ -153,16 +133,7 @@ def _workers(conn: Connection, t: Thresholds, report: Report) -> None:
 
 
 def _overdue(conn: Connection, t: Thresholds, report: Report) -> None:
-    row = conn.execute(
-        text(
-            """
-            SELECT count(*) AS overdue, extract(epoch FROM max(overdue_by)) AS worst
-              FROM overdue_schedules
-             WHERE overdue_by > make_interval(secs => :limit)
-            """
-        ),
-        {"limit": t.overdue},
-    ).one()
+    row = db_health.overdue(conn, t.overdue)
     report.facts["overdue_schedules"] = row.overdue
     if row.overdue:
         report.problems.append(
@@ -177,16 +148,7 @@ def _overdue(conn: Connection, t: Thresholds, report: Report) -> None:
 
 
 def _stale_locks(conn: Connection, t: Thresholds, report: Report) -> None:
-    row = conn.execute(
-        text(
-            """
-            SELECT count(*) AS stale, extract(epoch FROM max(now() - locked_at)) AS oldest
-              FROM workflow_schedules
-             WHERE locked_by IS NOT NULL AND locked_at < now() - make_interval(secs => :lease)
-            """
-        ),
-        {"lease": t.lease},
-    ).one()
+    row = db_health.stale_locks(conn, t.lease)
     report.facts["stale_locks"] = row.stale
     if row.stale:
         report.problems.append(
@@ -200,16 +162,7 @@ def _stale_locks(conn: Connection, t: Thresholds, report: Report) -> None:
 
 
 def _paused(conn: Connection, t: Thresholds, report: Report) -> None:
-    rows = conn.execute(
-        text(
-            """
-            SELECT name, pause_reason FROM workflow_schedules
-             WHERE deleted_at IS NULL AND paused_at IS NOT NULL
-               AND (pause_reason LIKE 'quarantined:%' OR pause_reason LIKE 'auto-paused%')
-             ORDER BY paused_at
-            """
-        )
-    ).all()
+    rows = db_health.daemon_paused(conn)
     report.facts["quarantined_or_auto_paused"] = len(rows)
     if rows and not t.allow_paused:
         names = ", ".join(repr(r.name) for r in rows[:3]) + (" ..." if len(rows) > 3 else "")
@@ -224,16 +177,7 @@ def _paused(conn: Connection, t: Thresholds, report: Report) -> None:
 
 
 def _unresolved(conn: Connection, t: Thresholds, report: Report) -> None:
-    rows = conn.execute(
-        text(
-            """
-            SELECT r.id, s.name FROM schedule_runs r
-              JOIN workflow_schedules s ON s.id = r.schedule_id
-             WHERE r.status = 'unresolved'
-             ORDER BY r.created_at
-            """
-        )
-    ).all()
+    rows = db_health.unresolved_runs(conn)
     report.facts["unresolved_runs"] = len(rows)
     if rows:
         runs = ", ".join(f"{r.id} ({r.name!r})" for r in rows[:3]) + (
@@ -250,17 +194,7 @@ def _unresolved(conn: Connection, t: Thresholds, report: Report) -> None:
 
 
 def _failure_rate(conn: Connection, t: Thresholds, report: Report) -> None:
-    row = conn.execute(
-        text(
-            """
-            SELECT count(*) FILTER (WHERE status = 'failed') AS failed, count(*) AS finished
-              FROM schedule_runs
-             WHERE status IN ('succeeded', 'failed')
-               AND finished_at > now() - make_interval(secs => :window)
-            """
-        ),
-        {"window": t.failure_window},
-    ).one()
+    row = db_health.recent_failures(conn, t.failure_window)
     rate = row.failed / row.finished if row.finished else 0.0
     report.facts["recent_failure_rate"] = round(rate, 4)
     if row.finished >= t.failure_min_runs and rate > t.failure_rate:

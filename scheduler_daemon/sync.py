@@ -16,6 +16,8 @@ found by its ``key``. The whole file is validated before anything is written.
     max_catchup_runs = 5              # optional
     enabled = true                    # optional, only when the schedule is created
     parameters = { region = "NA" }    # optional
+
+An error names the file, the line of the offending key and the key, as ``path:line: key: ...``.
 """
 
 from __future__ import annotations
@@ -23,64 +25,46 @@ from __future__ import annotations
 import re
 import tomllib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, insert, text
+from sqlalchemy import Connection
 
-from scheduler_daemon.db.tables import workflow_schedules
+from scheduler_daemon.db import schedules as db_schedules
+from scheduler_daemon.errors import FieldError, InputError
 from scheduler_daemon.management import (
-    InputError,
-    SpecColumns,
+    DEFINITION_DEFAULTS,
     Workflows,
     check_policies,
-    disable_schedules,
     load_workflows,
     resolve_workflow,
     spec_columns,
     spec_of_row,
-    update_schedule_row,
 )
 
-_ALLOWED_KEYS = {
-    "key",
-    "name",
-    "workflow",
-    "cron",
-    "timezone",
-    "anchor",
-    "misfire_policy",
-    "overlap_policy",
-    "misfire_grace_seconds",
-    "max_catchup_runs",
-    "enabled",
-    "parameters",
+# How this face spells each field the verbs name: the key of a [[schedules]] table.
+TOML_KEYS: Mapping[str, str] = {
+    "key": "key",
+    "name": "name",
+    "workflow": "workflow",
+    "cron": "cron",
+    "timezone": "timezone",
+    "anchor": "anchor",
+    "misfire_policy": "misfire_policy",
+    "overlap_policy": "overlap_policy",
+    "misfire_grace_seconds": "misfire_grace_seconds",
+    "max_catchup_runs": "max_catchup_runs",
+    "enabled": "enabled",
+    "parameters": "parameters",
 }
-# The columns the file owns; everything else on the row is runtime state.
-_DEFINITION = (
-    "name",
-    "workflow_id",
-    "cron_expression",
-    "interval_seconds",
-    "interval_anchor",
-    "timezone",
-    "misfire_policy",
-    "overlap_policy",
-    "misfire_grace_seconds",
-    "max_catchup_runs",
-    "parameters",
-)
+_ALLOWED_KEYS = frozenset(TOML_KEYS.values())
 _SPEC_COLUMNS = {"cron_expression", "interval_seconds", "interval_anchor", "timezone"}
-_DEFAULTS: dict[str, Any] = {
-    "misfire_policy": "skip",
-    "overlap_policy": "skip",
-    "misfire_grace_seconds": 300,
-    "max_catchup_runs": 10,
-    "parameters": {},
-    "timezone": "UTC",
-}
+# Any table header, [x] or [[x]]: it ends the table before it.
+_TABLE_HEADER = re.compile(r"""\s*\[\[?\s*[\w.\-"' ]+\s*\]\]?\s*(#.*)?$""")
+_SCHEDULES_HEADER = re.compile(r"\s*\[\[\s*schedules\s*\]\]")
+_TOML_ERROR_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 
 
 @dataclass(frozen=True)
@@ -115,24 +99,53 @@ class Plan:
         }
 
 
-def _entry_lines(source: str) -> list[int]:
-    return [
-        n
-        for n, line in enumerate(source.splitlines(), 1)
-        if re.match(r"\s*\[\[\s*schedules\s*\]\]", line)
-    ]
+@dataclass(frozen=True)
+class _Table:
+    """Where one [[schedules]] table is in the file: its lines, numbered from 1."""
+
+    header: int
+    lines: Sequence[tuple[int, str]]
+
+    def key_line(self, key: str) -> int:
+        """The line that sets ``key`` (bare, quoted or dotted), else the table's header.
+
+        tomllib gives no positions; a key of a [[schedules]] table starts its own line."""
+        pattern = re.compile(
+            rf"""\s*(?:{re.escape(key)}|"{re.escape(key)}"|'{re.escape(key)}')\s*[=.]"""
+        )
+        return next((n for n, text in self.lines if pattern.match(text)), self.header)
+
+
+def _tables(source: str) -> list[_Table]:
+    numbered = list(enumerate(source.splitlines(), 1))
+    tables = []
+    for index, (number, text) in enumerate(numbered):
+        if _SCHEDULES_HEADER.match(text):
+            body = []
+            for following in numbered[index + 1 :]:
+                if _TABLE_HEADER.match(following[1]):
+                    break
+                body.append(following)
+            tables.append(_Table(number, body))
+    return tables
+
+
+def _error(path: str, line: int | None, message: str, key: str | None = None) -> InputError:
+    where = f"{path}:{line}" if line else path
+    return InputError(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
 def parse(source: str, conn: Connection, path: str = "file") -> list[Entry]:
-    """Validate the whole file; raise InputError naming the line of the first bad entry."""
+    """Validate the whole file; raise InputError naming the line and key of the first error."""
     try:
         document = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"{path}: not valid TOML: {exc}") from None
+        at = _TOML_ERROR_LINE.search(str(exc))
+        raise _error(path, int(at[1]) if at else None, f"not valid TOML: {exc}") from None
     unknown = set(document) - {"schedules"}
     if unknown:
-        raise InputError(
-            f"{path}: unknown top-level key(s) {sorted(unknown)}; expected [[schedules]]"
+        raise _error(
+            path, None, f"unknown top-level key(s) {sorted(unknown)}; expected [[schedules]]"
         )
     raw_entries = document.get("schedules", [])
     workflows = load_workflows(
@@ -143,43 +156,50 @@ def parse(source: str, conn: Connection, path: str = "file") -> list[Entry]:
             if isinstance(raw, Mapping) and isinstance(raw.get("workflow"), str)
         ],
     )
-    lines = _entry_lines(source)
+    tables = _tables(source)
     entries: list[Entry] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(raw_entries):
-        line = lines[index] if index < len(lines) else 0
-        where = f"{path} line {line} (schedule {index + 1})"
+        # Without a [[schedules]] header (an inline array), the schedule's position names it.
+        table = tables[index] if index < len(tables) else _Table(0, ())
+        where = path if table.header else f"{path}: schedule {index + 1}"
+        if not isinstance(raw, Mapping):
+            raise _error(where, table.header, f"{raw!r} is not a table")
+        unknown = set(raw) - _ALLOWED_KEYS
+        if unknown:
+            line = min(table.key_line(key) for key in unknown)
+            raise _error(where, line, f"unknown key(s) {sorted(unknown)}")
         try:
-            entry = _entry(raw, line, workflows)
-        except InputError as exc:
-            raise InputError(f"{where}: {exc}") from None
+            entry = _entry(raw, table.header, workflows)
+        except FieldError as exc:
+            key = TOML_KEYS.get(exc.field, exc.field)
+            raise _error(where, table.key_line(key), exc.message, key) from None
+        key_line = table.key_line("key")
         if entry.key in seen:
-            raise InputError(
-                f"{where}: key {entry.key!r} is already used at line {seen[entry.key]}"
-            )
-        seen[entry.key] = line
+            message = f"{entry.key!r} is already used at line {seen[entry.key]}"
+            raise _error(where, key_line, message, "key")
+        seen[entry.key] = key_line
         entries.append(entry)
     return entries
 
 
 def _entry(raw: Mapping[str, Any], line: int, workflows: Workflows) -> Entry:
-    unknown = set(raw) - _ALLOWED_KEYS
-    if unknown:
-        raise InputError(f"unknown key(s) {sorted(unknown)}")
     for required in ("key", "name", "workflow", "cron"):
-        if not isinstance(raw.get(required), str) or not raw[required].strip():
-            raise InputError(f"{required!r} is required and must be a non-empty string")
+        value = raw.get(required)
+        if not isinstance(value, str) or not value.strip():
+            problem = f"{value!r} is not" if value is not None else "missing: it must be"
+            raise FieldError(required, value, f"{problem} a non-empty string")
     timezone = raw.get("timezone", "UTC")
     anchor = raw.get("anchor")
     if anchor is not None and (not isinstance(anchor, datetime) or anchor.tzinfo is None):
-        raise InputError(f"anchor {anchor!r}: must be a TOML date-time with an offset")
-    columns: SpecColumns = spec_columns(raw["cron"], str(timezone), anchor)
+        raise FieldError("anchor", anchor, f"{anchor!r} is not a TOML date-time with an offset")
+    columns = spec_columns(raw["cron"], str(timezone), anchor)
     check_policies(raw)
     if "parameters" in raw and not isinstance(raw["parameters"], dict):
-        raise InputError(f"parameters {raw['parameters']!r}: must be a table")
+        raise FieldError("parameters", raw["parameters"], f"{raw['parameters']!r} is not a table")
     if "enabled" in raw and not isinstance(raw["enabled"], bool):
-        raise InputError(f"enabled {raw['enabled']!r}: must be true or false")
-    definition = _DEFAULTS | {k: raw[k] for k in _DEFAULTS if k in raw}
+        raise FieldError("enabled", raw["enabled"], f"{raw['enabled']!r} is not true or false")
+    definition = {**DEFINITION_DEFAULTS, **{k: raw[k] for k in DEFINITION_DEFAULTS if k in raw}}
     definition |= {
         "name": raw["name"].strip(),
         "workflow_id": resolve_workflow(workflows, raw["workflow"]),
@@ -191,15 +211,7 @@ def _entry(raw: Mapping[str, Any], line: int, workflows: Workflows) -> Entry:
 
 
 def plan(conn: Connection, entries: list[Entry], *, prune: bool) -> Plan:
-    current = {
-        row["config_key"]: dict(row)
-        for row in conn.execute(
-            text(
-                f"SELECT id, config_key, enabled, {', '.join(_DEFINITION)} FROM workflow_schedules "
-                "WHERE config_key IS NOT NULL AND deleted_at IS NULL FOR UPDATE"
-            )
-        ).mappings()
-    }
+    current = db_schedules.select_managed(conn)
     result = Plan()
     for entry in entries:
         row = current.get(entry.key)
@@ -208,7 +220,7 @@ def plan(conn: Connection, entries: list[Entry], *, prune: bool) -> Plan:
             continue
         changes = {
             column: (row[column], entry.definition[column])
-            for column in _DEFINITION
+            for column in db_schedules.DEFINITION_COLUMNS
             if row[column] != entry.definition[column]
         }
         if changes:
@@ -225,17 +237,19 @@ def plan(conn: Connection, entries: list[Entry], *, prune: bool) -> Plan:
 
 def apply(conn: Connection, result: Plan, now: datetime) -> None:
     if result.create:
-        # Every row has the same keys (the definition fills in defaults): one statement.
-        conn.execute(insert(workflow_schedules), [_new_row(e, now) for e in result.create])
+        db_schedules.insert_schedules(conn, [_new_row(e, now) for e in result.create])
     for entry, schedule_id, changes in result.update:
-        values = {column: new for column, (_, new) in changes.items()}
-        if _SPEC_COLUMNS & set(values):
-            # A new spec starts from its next slot after now; only enabled rows have one.
-            next_run_at = spec_of_row(entry.definition).next_after(now)
-            values["next_run_at"] = case((workflow_schedules.c.enabled, next_run_at), else_=None)
-        update_schedule_row(conn, schedule_id, values)
+        # A new spec starts from its next slot after now; only enabled rows have one.
+        restart = bool(_SPEC_COLUMNS & set(changes))
+        db_schedules.update_definition(
+            conn,
+            schedule_id,
+            entry.definition,
+            restart=restart,
+            next_run_at=spec_of_row(entry.definition).next_after(now) if restart else None,
+        )
     if result.disable:
-        disable_schedules(conn, [schedule_id for _, schedule_id in result.disable])
+        db_schedules.disable(conn, [schedule_id for _, schedule_id in result.disable])
 
 
 def _new_row(entry: Entry, now: datetime) -> dict[str, Any]:

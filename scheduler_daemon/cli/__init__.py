@@ -1,6 +1,7 @@
 """The ``scheduler-daemon`` command line: the composition root.
 
-Errors that scheduler-daemon raises on purpose become one line on stderr and exit code 2.
+Errors that scheduler-daemon raises on purpose become one line on stderr and exit code 2; an
+error about one field names it as the option that sets it (``cli.common.FIELD_OPTIONS``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 
 import click
 
-from scheduler_daemon.cli.common import CliState
+from scheduler_daemon.cli.common import CliState, field_message
 from scheduler_daemon.cli.database import db_group, migrate_command
 from scheduler_daemon.cli.demo import demo_command
 from scheduler_daemon.cli.health import health_command
@@ -19,7 +20,7 @@ from scheduler_daemon.cli.preview import preview_command
 from scheduler_daemon.cli.run import run_command
 from scheduler_daemon.cli.schedules import runs_group, schedules_group, workers_command
 from scheduler_daemon.cli.sync import sync_command
-from scheduler_daemon.errors import SchedulerError
+from scheduler_daemon.errors import FieldError, SchedulerError
 
 EXIT_USAGE = 2
 
@@ -68,6 +69,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.ClickException as exc:
         click.echo(f"scheduler-daemon: error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
+    except FieldError as exc:
+        click.echo(f"scheduler-daemon: error: {field_message(exc)}", err=True)
+        sys.exit(EXIT_USAGE)
     except SchedulerError as exc:
         click.echo(f"scheduler-daemon: error: {exc}", err=True)
         sys.exit(EXIT_USAGE)

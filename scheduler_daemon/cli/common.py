@@ -14,6 +14,31 @@ from scheduler_daemon.config import Settings, load_settings
 from scheduler_daemon.db.engine import check_connection, make_engine
 from scheduler_daemon.db.queries import database_now
 from scheduler_daemon.embedded import embedded_database
+from scheduler_daemon.errors import FieldError
+
+# How the command line spells each field the verbs name (scheduler_daemon.management); a
+# TOML file spells them as scheduler_daemon.sync.TOML_KEYS says.
+FIELD_OPTIONS: Mapping[str, str] = {
+    "name": "--name",
+    "workflow": "--workflow",
+    "cron": "--cron",
+    "timezone": "--tz",
+    "anchor": "--anchor",
+    "misfire_policy": "--misfire-policy",
+    "overlap_policy": "--overlap-policy",
+    "misfire_grace_seconds": "--misfire-grace",
+    "max_catchup_runs": "--max-catchup",
+    "parameters": "--param",
+    "enabled": "--enable",
+    "paused_until": "--until",
+    "amc_execution_id": "--execution",
+    "rerun": "--rerun",
+}
+
+
+def field_message(exc: FieldError) -> str:
+    """The error as the command line says it: ``--option: problem``."""
+    return f"{FIELD_OPTIONS.get(exc.field, exc.field)}: {exc.message}"
 
 
 @dataclass

@@ -72,16 +72,15 @@ def run_command(state: CliState, /, once: bool, **options: str | None) -> None:
     """Run the scheduler daemon (SIGTERM or Ctrl-C stops it gracefully)."""
     settings = state.settings(**options)
     metrics = Metrics()
-    configure_logging(settings.log_format, settings.log_level, taps=[metrics.observe_log_event])
+    configure_logging(settings.log_format, settings.log_level)
     # Besides the tick's own: one per AMC call in flight, for its instance-cap lock (the
     # dispatch threads' writes have connections of their own).
     with open_database(settings, pool_size=settings.concurrency + 2) as engine:
         _ensure_schema(engine, settings)
         if settings.metrics_port is not None:
             metrics.serve(settings.metrics_port)
-        scheduler = Scheduler(
-            engine, settings, build_executor(settings), SystemClock(), metrics=metrics
-        )
+        executor = build_executor(settings, observer=metrics)
+        scheduler = Scheduler(engine, settings, executor, SystemClock(), metrics=metrics)
         if once:
             _run_once(scheduler, settings)
         else:

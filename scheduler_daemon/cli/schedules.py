@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import enum
+import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import click
@@ -11,11 +13,59 @@ import click
 from scheduler_daemon import management
 from scheduler_daemon.cli.common import CliState, open_database, parse_instant, transaction
 from scheduler_daemon.cli.output import F, echo_json, echo_record, echo_rows, json_option
-from scheduler_daemon.db.tables import RUN_STATUSES, RUN_TRIGGERS
+from scheduler_daemon.domain import MisfirePolicy, OverlapPolicy, RunStatus, RunTrigger
+from scheduler_daemon.errors import FieldError, InputError
+
+# The columns of ``schedules list``'s table; why a schedule is paused (an operator's reason,
+# auto-paused after failures, quarantined) last, as it is free text.
+SCHEDULE_COLUMNS = (
+    "schedule_id",
+    "name",
+    "workflow_name",
+    "spec",
+    "timezone",
+    "state",
+    "next_run_at",
+    "last_run_at",
+    "pause_reason",
+)
+RUN_COLUMNS = (
+    "run_id",
+    "schedule_name",
+    "scheduled_for",
+    "trigger",
+    "status",
+    "worker_id",
+    "error",
+)
+
+
+def _values(kind: type[enum.StrEnum]) -> list[str]:
+    """The values of an enum as choices: click would offer an enum's member names."""
+    return [str(member) for member in kind]
 
 
 def _id(raw: str, what: str = "schedule id") -> uuid.UUID:
-    return management.parse_uuid(raw, what)
+    """``what`` names the value as the user wrote it: an argument or an option."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise InputError(f"{what} {raw!r} is not a UUID") from None
+
+
+def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
+    """``k=v`` pairs; a value that is valid JSON (number, list, object) is taken as JSON."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise FieldError("parameters", pair, f"{pair!r} is not KEY=VALUE")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        params[key.strip()] = value
+    return params
 
 
 def _policy_options(func: F) -> F:
@@ -25,8 +75,8 @@ def _policy_options(func: F) -> F:
             click.option(
                 "--anchor", help="First slot of an '@every' spec (ISO 8601; default: the epoch)."
             ),
-            click.option("--misfire-policy", type=click.Choice(["skip", "run_once", "run_all"])),
-            click.option("--overlap-policy", type=click.Choice(["skip", "allow"])),
+            click.option("--misfire-policy", type=click.Choice(_values(MisfirePolicy))),
+            click.option("--overlap-policy", type=click.Choice(_values(OverlapPolicy))),
             click.option("--misfire-grace", type=int, help="Seconds a late slot still runs."),
             click.option("--max-catchup", type=int, help="run_all: most missed slots to run."),
             click.option(
@@ -68,7 +118,7 @@ def list_command(
         rows = management.list_schedules(
             conn, enabled=enabled, paused=paused, overdue=overdue, workflow=workflow
         )
-    echo_rows(rows, management.SCHEDULE_COLUMNS.split(", "), as_json)
+    echo_rows(rows, SCHEDULE_COLUMNS, as_json)
 
 
 @schedules_group.command("validate")
@@ -125,7 +175,7 @@ def create_command(
     as_json: bool,
 ) -> None:
     """Create a schedule (disabled unless --enable)."""
-    parameters = management.parse_params(params)
+    parameters = parse_params(params)
     with transaction(state) as (conn, now):
         new_id = management.create_schedule(
             conn,
@@ -174,7 +224,7 @@ def update_command(
 ) -> None:
     """Change a schedule; a new spec or zone recomputes its next slot from now."""
     target = _id(schedule_id)
-    parameters = management.parse_params(params) if params else None
+    parameters = parse_params(params) if params else None
     with transaction(state) as (conn, now):
         management.update_schedule(
             conn,
@@ -289,7 +339,7 @@ def trigger_command(
 ) -> None:
     """Queue a manual run; a daemon runs it like a scheduled one. next_run_at does not move."""
     target = _id(schedule_id)
-    overrides = management.parse_params(params)
+    overrides = parse_params(params)
     at_time = parse_instant(at, "--at")
     with transaction(state) as (conn, now):
         run_id = management.trigger(conn, target, now, at_time, overrides)
@@ -310,8 +360,8 @@ def runs_group() -> None:
 
 @runs_group.command("list")
 @click.option("--schedule", "schedule_id", help="Only this schedule's runs.")
-@click.option("--status", type=click.Choice(RUN_STATUSES))
-@click.option("--trigger", type=click.Choice(RUN_TRIGGERS))
+@click.option("--status", type=click.Choice(_values(RunStatus)))
+@click.option("--trigger", type=click.Choice(_values(RunTrigger)))
 @click.option("--since", help="Slots at or after this time (ISO 8601).")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
 @json_option
@@ -333,7 +383,7 @@ def runs_list_command(
         rows = management.list_runs(
             conn, schedule_id=target, status=status, trigger=trigger, since=since_at, limit=limit
         )
-    echo_rows(rows, management.RUN_COLUMNS.split(", "), as_json)
+    echo_rows(rows, RUN_COLUMNS, as_json)
 
 
 @runs_group.command("show")

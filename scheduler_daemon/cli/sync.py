@@ -12,7 +12,8 @@ import click
 from scheduler_daemon import sync
 from scheduler_daemon.cli.common import CliState, transaction
 from scheduler_daemon.cli.output import echo_json, json_option, plain
-from scheduler_daemon.management import InputError, spec_text
+from scheduler_daemon.errors import InputError
+from scheduler_daemon.management import spec_text
 
 
 @click.command("sync")

@@ -47,7 +47,6 @@ from scheduler_daemon.executors.base import (
     OutcomeUnknownError,
     RunRequest,
 )
-from scheduler_daemon.log import lines_together
 from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.recovery import Adopt, Relist, Resubmit, Unresolved, listing_start
 from scheduler_daemon.resolve import ResolutionError, resolve
@@ -284,15 +283,14 @@ class Dispatcher:
             return False
         all_recorded = len(ours) == len(items) and len(outcomes) == len(called)
         released = False
-        with lines_together():
-            for outcome in outcomes:
-                result = written[outcome.run.id]
-                if not result.recorded:
-                    self._lost(outcome.run, "outcome")
-                    all_recorded = False
-                    continue
-                released = released or (outcome.release and outcome.run.trigger == "scheduled")
-                self._finished(outcome, result)
+        for outcome in outcomes:
+            result = written[outcome.run.id]
+            if not result.recorded:
+                self._lost(outcome.run, "outcome")
+                all_recorded = False
+                continue
+            released = released or (outcome.release and outcome.run.trigger == "scheduled")
+            self._finished(outcome, result)
         if released:
             # The schedules' next slots may be sooner than the loop's next wake-up, which was
             # computed while they were locked.

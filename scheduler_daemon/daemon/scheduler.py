@@ -32,11 +32,10 @@ from scheduler_daemon.daemon.liveness import (
 from scheduler_daemon.db import queries
 from scheduler_daemon.db.engine import libpq_url
 from scheduler_daemon.db.queries import SpecRow
+from scheduler_daemon.db.runs import prune_all
 from scheduler_daemon.domain import ClaimedRun, DueSchedule, NewRun, RunContext, ScheduleDecision
 from scheduler_daemon.errors import SchedulerError
 from scheduler_daemon.executors.base import Executor
-from scheduler_daemon.log import lines_together
-from scheduler_daemon.management import prune_all
 from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.policies import plan, spec_of
 
@@ -107,7 +106,7 @@ class Scheduler:
             clock=clock,
             metrics=self.metrics,
             gate=(
-                InstanceGate(engine, settings.amc_max_in_flight, wait=settings.lease / 2)
+                InstanceGate(engine, settings.amc.max_in_flight, wait=settings.lease / 2)
                 if settings.executor is ExecutorName.AMC
                 else None
             ),
@@ -355,10 +354,9 @@ class Scheduler:
             queries.release_locks(conn, self.worker_id, orphaned)
         for schedule_id in orphaned:
             self._log.warning("run.slot_taken", schedule_id=str(schedule_id))
-        with lines_together():
-            for run in runs:
-                event = "run.claimed" if run.status == "claimed" else "run.skipped"
-                self._log.info(event, **run.log_fields)
+        for run in runs:
+            event = "run.claimed" if run.status == "claimed" else "run.skipped"
+            self._log.info(event, **run.log_fields)
         for new_run in new_runs:
             if new_run.status == "skipped" and new_run.schedule_id in tokens:
                 self.metrics.count_run(f"skipped_{new_run.skip_reason}", "scheduled")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +97,40 @@ def test_dry_run_prints_the_exact_diff_and_changes_nothing(
     assert [u["key"] for u in as_json["update"]] == ["nightly", "often"]
 
 
+def test_an_update_writes_the_definition_and_a_new_spec_restarts_enabled_ones(
+    engine: Engine, database_url: str, config: Path
+) -> None:
+    sync(database_url, config)
+    before = schedules(engine)
+    config.write_text(
+        FILE.format(often_cron="*/10 * * * *")
+        .replace('region = "NA"', 'region = "EU"')
+        .replace('misfire_policy = "run_once"', 'misfire_policy = "run_all"\nmax_catchup_runs = 3')
+    )
+    assert sync(database_url, config).stdout.splitlines()[-1] == "= 0 unchanged"
+    after = schedules(engine)
+    nightly, often = after["nightly"], after["often"]
+    # Not the spec: the runtime state stays as it was.
+    assert (nightly["parameters"], nightly["next_run_at"]) == (
+        {"region": "EU"},
+        before["nightly"]["next_run_at"],
+    )
+    assert nightly["updated_at"] > before["nightly"]["updated_at"]
+    # A new spec on a disabled schedule leaves it unscheduled.
+    assert (
+        often["cron_expression"],
+        often["interval_seconds"],
+        often["misfire_policy"],
+        often["max_catchup_runs"],
+        often["next_run_at"],
+    ) == ("*/10 * * * *", None, "run_all", 3, None)
+    config.write_text(FILE.format(often_cron="*/10 * * * *").replace("30 2 * * *", "45 3 * * *"))
+    sync(database_url, config)
+    restarted = schedules(engine)["nightly"]
+    assert restarted["next_run_at"] != nightly["next_run_at"]
+    assert restarted["next_run_at"].minute == 45
+
+
 def test_json_names_a_workflow_by_id_and_prints_times_as_iso_8601(
     database_url: str, rows: Rows, tmp_path: Path
 ) -> None:
@@ -139,32 +175,57 @@ def test_runtime_state_stays_in_the_database_and_prune_disables(
 @pytest.mark.parametrize(
     ("replace", "fragments"),
     [
-        (('cron = "30 2 * * *"', 'cron = "30 25 * * *"'), ["line 1 (schedule 1)", "hour", "25"]),
-        (('cron = "{often_cron}"', 'cron = "0 0 31 2 *"'), ["line 10 (schedule 2)", "never fire"]),
+        (
+            ('cron = "30 2 * * *"', 'cron = "30 25 * * *"'),
+            ["schedules.toml:5: cron: ", "hour", "25"],
+        ),
+        (
+            ('cron = "{often_cron}"', 'cron = "0 0 31 2 *"'),
+            ["schedules.toml:14: cron: ", "never fire"],
+        ),
         (
             (
                 'workflow = "sales"\ncron = "{often_cron}"',
                 'workflow = "nope"\ncron = "{often_cron}"',
             ),
-            ["line 10", "workflow 'nope'"],
+            ["schedules.toml:13: workflow: no workflow is named 'nope'"],
         ),
         (
             ('misfire_policy = "run_once"', 'misfire_policy = "sometimes"'),
-            ["line 10", "misfire_policy 'sometimes'"],
+            ["schedules.toml:15: misfire_policy: 'sometimes' is not one of skip, run_once"],
+        ),
+        (
+            ('misfire_policy = "run_once"', "max_catchup_runs = 0"),
+            ["schedules.toml:15: max_catchup_runs: 0 is not a whole number of at least 1"],
         ),
         (
             ('key = "often"', 'key = "nightly"'),
-            ["line 10", "key 'nightly' is already used at line 1"],
+            ["schedules.toml:11: key: 'nightly' is already used at line 2"],
+        ),
+        (
+            ('name = "Every quarter hour"', 'name = " "'),
+            ["schedules.toml:12: name: ' ' is not a non-empty string"],
+        ),
+        (
+            ('name = "Every quarter hour"\n', ""),
+            ["schedules.toml:10: name: missing"],
         ),
         (
             ('misfire_policy = "run_once"', 'colour = "blue"'),
-            ["line 10", "unknown key(s) ['colour']"],
+            ["schedules.toml:15: unknown key(s) ['colour']"],
         ),
         (
             ('timezone = "America/New_York"', 'timezone = "America/NewYork"'),
-            ["line 1", "America/NewYork", "America/New_York"],
+            ["schedules.toml:6: timezone: ", "America/NewYork", "America/New_York"],
         ),
-        (('[[schedules]]\nkey = "often"', '[[schedules]\nkey = "often"'), ["not valid TOML"]),
+        (
+            ("enabled = true", 'enabled = "yes"'),
+            ["schedules.toml:7: enabled: 'yes' is not true or false"],
+        ),
+        (
+            ('[[schedules]]\nkey = "often"', '[[schedules]\nkey = "often"'),
+            ["schedules.toml:10: not valid TOML"],
+        ),
     ],
 )
 def test_one_bad_entry_rejects_the_whole_file(
@@ -172,7 +233,58 @@ def test_one_bad_entry_rejects_the_whole_file(
 ) -> None:
     config.write_text(FILE.replace(*replace).format(often_cron="@every 15m"))
     result = run_cli("sync", str(config), env={"SCHEDULER_DATABASE_URL": database_url})
-    assert_one_line_error(result, *fragments)
+    assert_one_line_error(result, str(config), *fragments)
+    assert schedules(engine) == {}
+
+
+def test_an_error_names_the_file_the_line_and_the_key_as_the_file_spells_it(
+    engine: Engine, database_url: str, config: Path
+) -> None:
+    """The same mistake as ``schedules create --cron '30 2 * * *' --anchor ...``: the file
+    is told about its key ``anchor`` on its line, never about the option ``--anchor``."""
+    sync(database_url, config)
+    before = schedules(engine)
+    config.write_text(
+        FILE.replace('cron = "30 2 * * *"', 'cron = "30 2 * * *"\n"anchor" = 2026-01-01T00:00:00Z')
+        .replace('region = "NA"', 'region = "EU"')
+        .format(often_cron="@every 15m")
+    )
+    result = run_cli("sync", str(config), env={"SCHEDULER_DATABASE_URL": database_url})
+    assert_one_line_error(result)
+    assert result.stderr.strip() == (
+        f"scheduler-daemon: error: {config}:6: anchor: an anchor (2026-01-01T00:00:00+00:00) "
+        "applies to '@every' intervals only, not to the cron expression '30 2 * * *'"
+    )
+    assert "--anchor" not in result.stderr
+    assert schedules(engine) == before  # the valid change to 'nightly' was not applied either
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+EXAMPLES = [
+    pytest.param(example, id=f"{path.name}:{n}")
+    for path in sorted(DOCS.glob("*.md"))
+    for n, example in enumerate(re.findall(r"```toml\n(.*?)```", path.read_text(), re.DOTALL))
+]
+
+
+def test_the_docs_have_toml_examples() -> None:
+    assert EXAMPLES
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_every_toml_example_in_the_docs_syncs(
+    engine: Engine, database_url: str, rows: Rows, tmp_path: Path, example: str
+) -> None:
+    """Each example, copied as it is, passes validation: its dry run plans every schedule."""
+    for workflow in {s["workflow"] for s in tomllib.loads(example)["schedules"]}:
+        rows.workflow(name=workflow)
+    path = tmp_path / "schedules.toml"
+    path.write_text(example)
+    result = sync(database_url, path, "--dry-run", "--json")
+    planned = json.loads(result.stdout)
+    assert [c["key"] for c in planned["create"]] == [
+        s["key"] for s in tomllib.loads(example)["schedules"]
+    ]
     assert schedules(engine) == {}
 
 

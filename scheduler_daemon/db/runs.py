@@ -1,0 +1,171 @@
+"""The statements on run history that operators run: list, show, settle and prune runs.
+
+Each function takes a Connection and never commits (the caller owns the transaction), except
+``prune_all``, which takes an Engine and commits a batch at a time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, text
+
+from scheduler_daemon.db import recovery as db_recovery
+
+# ``runs list``: a filter given as NULL is not applied.
+LIST_RUNS = text(
+    """
+    SELECT r.id AS run_id, s.name AS schedule_name, r.schedule_id, r.scheduled_for,
+           r.trigger, r.status, r.skip_reason, r.worker_id, r.amc_execution_id,
+           r.started_at, r.finished_at, COALESCE(r.error_message, '') AS error
+      FROM schedule_runs r
+      JOIN workflow_schedules s ON s.id = r.schedule_id
+     WHERE (CAST(:schedule_id AS uuid) IS NULL OR r.schedule_id = :schedule_id)
+       AND (CAST(:status AS text) IS NULL OR r.status = :status)
+       AND (CAST(:trigger AS text) IS NULL OR r.trigger = :trigger)
+       AND (CAST(:since AS timestamptz) IS NULL OR r.scheduled_for >= :since)
+     ORDER BY r.scheduled_for DESC, r.created_at DESC
+     LIMIT :limit
+    """
+)
+
+SELECT_RUN = text(
+    """
+    SELECT r.*, s.name AS schedule_name, e.status AS execution_status,
+           e.amc_execution_id AS execution_amc_id
+      FROM schedule_runs r
+      JOIN workflow_schedules s ON s.id = r.schedule_id
+      LEFT JOIN workflow_executions e ON e.id = r.execution_id
+     WHERE r.id = :id
+    """
+)
+
+# ``schedules show``: how a schedule's runs went; the mean counts runs that ran to an end.
+SELECT_RUN_STATS = text(
+    """
+    SELECT count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE status = 'failed') AS failed,
+           avg(extract(epoch FROM finished_at - started_at))
+               FILTER (WHERE status IN ('succeeded', 'failed')) AS mean_seconds
+      FROM schedule_runs
+     WHERE schedule_id = :id
+    """
+)
+
+SELECT_RECENT_RUNS = text(
+    """
+    SELECT id AS run_id, scheduled_for, trigger, status, skip_reason, error_message
+      FROM schedule_runs
+     WHERE schedule_id = :id
+     ORDER BY scheduled_for DESC, created_at DESC
+     LIMIT :limit
+    """
+)
+
+# One batch of finished runs past the age. A batch per transaction keeps its locks short, and
+# SKIP LOCKED passes over rows another transaction holds instead of waiting for them.
+PRUNE_FINISHED = text(
+    """
+    DELETE FROM schedule_runs
+     WHERE id IN (
+           SELECT id FROM schedule_runs
+            WHERE finished_at < now() - make_interval(secs => :days * 86400)
+              AND status IN ('succeeded', 'failed', 'skipped', 'cancelled')
+            LIMIT :batch
+              FOR UPDATE SKIP LOCKED)
+    """
+)
+
+# The demo's feed: every run with its schedule and workflow, oldest first.
+RUN_FEED = text(
+    """
+    SELECT r.id, r.scheduled_for, r.trigger, r.status, r.amc_execution_id, r.error_message,
+           s.name AS schedule, w.name AS workflow
+      FROM schedule_runs r
+      JOIN workflow_schedules s ON s.id = r.schedule_id
+      JOIN workflows w ON w.id = r.workflow_id
+     ORDER BY r.created_at, r.scheduled_for
+    """
+)
+
+
+def list_runs(
+    conn: Connection,
+    *,
+    schedule_id: uuid.UUID | None,
+    status: str | None,
+    trigger: str | None,
+    since: datetime | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    params = {
+        "schedule_id": schedule_id,
+        "status": status,
+        "trigger": trigger,
+        "since": since,
+        "limit": limit,
+    }
+    return [dict(row) for row in conn.execute(LIST_RUNS, params).mappings()]
+
+
+def select_run(conn: Connection, run_id: uuid.UUID) -> dict[str, Any] | None:
+    row = conn.execute(SELECT_RUN, {"id": run_id}).mappings().first()
+    return None if row is None else dict(row)
+
+
+def run_stats(conn: Connection, schedule_id: uuid.UUID) -> dict[str, Any]:
+    """``succeeded``, ``failed`` (counts) and ``mean_seconds`` (None without finished runs)."""
+    return dict(conn.execute(SELECT_RUN_STATS, {"id": schedule_id}).mappings().one())
+
+
+def recent_runs(conn: Connection, schedule_id: uuid.UUID, limit: int = 10) -> list[dict[str, Any]]:
+    rows = conn.execute(SELECT_RECENT_RUNS, {"id": schedule_id, "limit": limit}).mappings()
+    return [dict(row) for row in rows]
+
+
+def select_unresolved_run(conn: Connection, run_id: uuid.UUID) -> dict[str, Any] | None:
+    """The run an operator settles, locked; None if there is no such run."""
+    row = conn.execute(db_recovery.SELECT_UNRESOLVED_RUN, {"run_id": run_id}).mappings().first()
+    return None if row is None else dict(row)
+
+
+def execution_holder(conn: Connection, execution_id: str) -> uuid.UUID | None:
+    """The run that holds the AMC execution, if one does."""
+    row = conn.execute(db_recovery.SELECT_HOLDER, {"execution_id": execution_id}).first()
+    return None if row is None else row.id
+
+
+def attach_execution(conn: Connection, run_id: uuid.UUID, execution_id: str) -> None:
+    conn.execute(db_recovery.ATTACH_EXECUTION, {"run_id": run_id, "execution_id": execution_id})
+
+
+def settle_without_execution(conn: Connection, run_id: uuid.UUID) -> None:
+    conn.execute(db_recovery.SETTLE_WITHOUT_EXECUTION, {"run_id": run_id})
+
+
+def prune_batch(conn: Connection, older_than_days: float, batch_size: int) -> int:
+    """Delete one batch of finished runs older than the age; returns how many went."""
+    return conn.execute(PRUNE_FINISHED, {"days": older_than_days, "batch": batch_size}).rowcount
+
+
+def prune_all(
+    engine: Engine, older_than_days: float, batch_size: int = 1000, max_batches: int | None = None
+) -> int:
+    """Delete finished runs older than the age, a batch per transaction, until a batch comes
+    back short (or after ``max_batches``); returns how many went."""
+    deleted = 0
+    batches = itertools.count() if max_batches is None else range(max_batches)
+    for _ in batches:
+        with engine.begin() as conn:
+            batch = prune_batch(conn, older_than_days, batch_size)
+        deleted += batch
+        if batch < batch_size:
+            break
+    return deleted
+
+
+def run_feed(conn: Connection) -> list[dict[str, Any]]:
+    return [dict(row) for row in conn.execute(RUN_FEED).mappings()]

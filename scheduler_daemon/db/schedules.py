@@ -1,0 +1,253 @@
+"""The statements operators' commands and ``sync`` run on schedule rows.
+
+Each function takes a Connection and never commits: the caller owns the transaction and has
+validated its input. Slot times (``next_run_at``) are computed by the caller from the
+database's clock and passed in.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, TextClause, bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
+
+
+def _with_parameters(statement: str) -> TextClause:
+    """``:parameters`` is sent as JSON, as the table's JSONB column type sends it."""
+    return text(statement).bindparams(bindparam("parameters", type_=JSONB))
+
+
+# What a schedule is, as opposed to its runtime state (enabled, next and last run, locks,
+# pauses): the columns a config file owns and a definition update writes.
+DEFINITION_COLUMNS = (
+    "name",
+    "workflow_id",
+    "cron_expression",
+    "interval_seconds",
+    "interval_anchor",
+    "timezone",
+    "misfire_policy",
+    "overlap_policy",
+    "misfire_grace_seconds",
+    "max_catchup_runs",
+    "parameters",
+)
+
+SELECT_SCHEDULE = text("SELECT * FROM workflow_schedules WHERE id = :id AND deleted_at IS NULL")
+
+# Every change of one schedule reads it first under this lock, so that two operators (or an
+# operator and a sync) do not decide from the same old row.
+SELECT_SCHEDULE_FOR_UPDATE = text(
+    "SELECT * FROM workflow_schedules WHERE id = :id AND deleted_at IS NULL FOR UPDATE"
+)
+
+INSERT_SCHEDULE = _with_parameters(
+    """
+    INSERT INTO workflow_schedules
+           (workflow_id, name, config_key, user_id, cron_expression, interval_seconds,
+            interval_anchor, timezone, misfire_policy, overlap_policy, misfire_grace_seconds,
+            max_catchup_runs, parameters, enabled, next_run_at)
+    VALUES (:workflow_id, :name, :config_key, :user_id, :cron_expression, :interval_seconds,
+            :interval_anchor, :timezone, :misfire_policy, :overlap_policy, :misfire_grace_seconds,
+            :max_catchup_runs, :parameters, :enabled, :next_run_at)
+    RETURNING id
+    """
+)
+_INSERT_OPTIONAL = ("config_key", "user_id")
+
+# The whole definition at once. A new spec or zone (:restart) starts an enabled schedule from
+# :next_run_at and leaves a disabled one unscheduled; otherwise next_run_at is runtime state
+# and stays as it is.
+UPDATE_DEFINITION = _with_parameters(
+    """
+    UPDATE workflow_schedules
+       SET name = :name, workflow_id = :workflow_id,
+           cron_expression = :cron_expression, interval_seconds = :interval_seconds,
+           interval_anchor = :interval_anchor, timezone = :timezone,
+           misfire_policy = :misfire_policy, overlap_policy = :overlap_policy,
+           misfire_grace_seconds = :misfire_grace_seconds, max_catchup_runs = :max_catchup_runs,
+           parameters = :parameters,
+           next_run_at = CASE WHEN NOT :restart THEN next_run_at
+                              WHEN enabled THEN CAST(:next_run_at AS timestamptz) END,
+           updated_at = now()
+     WHERE id = :id
+    """
+)
+
+# Enabling lifts a quarantine (:lift) once the spec is valid again; an operator's pause stays.
+ENABLE = text(
+    """
+    UPDATE workflow_schedules
+       SET enabled = true, next_run_at = :next_run_at, updated_at = now(),
+           paused_at = CASE WHEN :lift THEN NULL ELSE paused_at END,
+           pause_reason = CASE WHEN :lift THEN NULL ELSE pause_reason END
+     WHERE id = :id
+    """
+)
+
+# Disabling keeps the history and next_run_at: the claim reads only enabled rows.
+DISABLE = text(
+    """
+    UPDATE workflow_schedules SET enabled = false, updated_at = now()
+     WHERE id = ANY(CAST(:ids AS uuid[]))
+    """
+)
+
+PAUSE = text(
+    """
+    UPDATE workflow_schedules
+       SET paused_at = now(), paused_until = :until, pause_reason = :reason, updated_at = now()
+     WHERE id = :id
+    """
+)
+
+# A soft delete keeps the row and its runs for the record; the claim never sees it again.
+SOFT_DELETE = text(
+    """
+    UPDATE workflow_schedules SET deleted_at = now(), enabled = false, updated_at = now()
+     WHERE id = :id
+    """
+)
+
+DELETE_RUNS_OF_SCHEDULE = text("DELETE FROM schedule_runs WHERE schedule_id = :id")
+
+DELETE_SCHEDULE = text("DELETE FROM workflow_schedules WHERE id = :id")
+
+# ``schedules list``: a filter given as NULL (or false) is not applied.
+LIST_SCHEDULES = text(
+    """
+    SELECT schedule_id, name, workflow_name, spec, timezone, state, next_run_at, last_run_at,
+           pause_reason, enabled, paused_until, consecutive_failures
+      FROM schedule_status
+     WHERE state <> 'deleted'
+       AND (CAST(:enabled AS boolean) IS NULL OR enabled = :enabled)
+       AND (NOT :paused OR paused_at IS NOT NULL)
+       AND (NOT :overdue OR schedule_id IN (SELECT schedule_id FROM overdue_schedules))
+       AND (CAST(:workflow AS text) IS NULL
+            OR workflow_id::text = :workflow OR workflow_name = :workflow)
+     ORDER BY next_run_at NULLS LAST, name
+     LIMIT :limit
+    """
+)
+
+SELECT_STATUS = text("SELECT workflow_name, state FROM schedule_status WHERE schedule_id = :id")
+
+# ``schedules validate``: the stored specs, each parsed in Python as the daemon parses it.
+SELECT_SPECS = text(
+    """
+    SELECT id, name, cron_expression, interval_seconds, interval_anchor, timezone
+      FROM workflow_schedules
+     WHERE deleted_at IS NULL
+     ORDER BY name
+    """
+)
+
+# ``sync``: the file-managed schedules, locked until the file is applied, so that no one
+# changes them between the plan and its writes.
+SELECT_MANAGED = text(
+    """
+    SELECT id, config_key, enabled,
+           name, workflow_id, cron_expression, interval_seconds, interval_anchor, timezone,
+           misfire_policy, overlap_policy, misfire_grace_seconds, max_catchup_runs, parameters
+      FROM workflow_schedules
+     WHERE config_key IS NOT NULL AND deleted_at IS NULL
+       FOR UPDATE
+    """
+)
+
+
+def select_schedule(
+    conn: Connection, schedule_id: uuid.UUID, *, lock: bool = False
+) -> dict[str, Any] | None:
+    """The schedule's row, unless it does not exist or was deleted."""
+    statement = SELECT_SCHEDULE_FOR_UPDATE if lock else SELECT_SCHEDULE
+    row = conn.execute(statement, {"id": schedule_id}).mappings().first()
+    return None if row is None else dict(row)
+
+
+def insert_schedule(conn: Connection, values: Mapping[str, Any]) -> uuid.UUID:
+    """``values`` has every column of INSERT_SCHEDULE but config_key and user_id."""
+    row_id: uuid.UUID = conn.execute(
+        INSERT_SCHEDULE, {**dict.fromkeys(_INSERT_OPTIONAL), **values}
+    ).scalar_one()
+    return row_id
+
+
+def insert_schedules(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Many rows as ``insert_schedule`` takes them, in one executemany; no ids come back."""
+    conn.execute(INSERT_SCHEDULE, [{**dict.fromkeys(_INSERT_OPTIONAL), **row} for row in rows])
+
+
+def update_definition(
+    conn: Connection,
+    schedule_id: uuid.UUID,
+    definition: Mapping[str, Any],
+    *,
+    restart: bool,
+    next_run_at: datetime | None,
+) -> None:
+    """Write ``definition`` (every one of DEFINITION_COLUMNS) over the schedule's."""
+    params = {column: definition[column] for column in DEFINITION_COLUMNS}
+    conn.execute(
+        UPDATE_DEFINITION,
+        params | {"id": schedule_id, "restart": restart, "next_run_at": next_run_at},
+    )
+
+
+def enable(conn: Connection, schedule_id: uuid.UUID, next_run_at: datetime, *, lift: bool) -> None:
+    conn.execute(ENABLE, {"id": schedule_id, "next_run_at": next_run_at, "lift": lift})
+
+
+def disable(conn: Connection, schedule_ids: Sequence[uuid.UUID]) -> None:
+    conn.execute(DISABLE, {"ids": list(schedule_ids)})
+
+
+def pause(conn: Connection, schedule_id: uuid.UUID, until: datetime | None, reason: str) -> None:
+    conn.execute(PAUSE, {"id": schedule_id, "until": until, "reason": reason})
+
+
+def soft_delete(conn: Connection, schedule_id: uuid.UUID) -> None:
+    conn.execute(SOFT_DELETE, {"id": schedule_id})
+
+
+def hard_delete(conn: Connection, schedule_id: uuid.UUID) -> None:
+    """The schedule and its whole run history, for good."""
+    conn.execute(DELETE_RUNS_OF_SCHEDULE, {"id": schedule_id})
+    conn.execute(DELETE_SCHEDULE, {"id": schedule_id})
+
+
+def list_schedules(
+    conn: Connection,
+    *,
+    enabled: bool | None,
+    paused: bool,
+    overdue: bool,
+    workflow: str | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    params = {
+        "enabled": enabled,
+        "paused": paused,
+        "overdue": overdue,
+        "workflow": workflow,
+        "limit": limit,
+    }
+    return [dict(row) for row in conn.execute(LIST_SCHEDULES, params).mappings()]
+
+
+def select_status(conn: Connection, schedule_id: uuid.UUID) -> dict[str, Any]:
+    """The schedule's workflow name and state, as the ``schedule_status`` view has them."""
+    return dict(conn.execute(SELECT_STATUS, {"id": schedule_id}).mappings().one())
+
+
+def select_specs(conn: Connection) -> list[dict[str, Any]]:
+    return [dict(row) for row in conn.execute(SELECT_SPECS).mappings()]
+
+
+def select_managed(conn: Connection) -> dict[str, dict[str, Any]]:
+    """The file-managed schedules by their key, locked."""
+    return {row["config_key"]: dict(row) for row in conn.execute(SELECT_MANAGED).mappings()}
