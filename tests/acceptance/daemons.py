@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 
 
@@ -107,3 +110,27 @@ class Daemon:
             except json.JSONDecodeError:
                 continue
         return events
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for a daemon's ``--metrics-port``)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def metric(port: int, name: str) -> float | None:
+    """The sum of the samples called ``name`` (all labels) that a daemon serving metrics on
+    ``port`` shows now; None if it shows none, or does not answer yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            body = response.read().decode()
+    except OSError:
+        return None
+    values = [
+        sample.value
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.name == name
+    ]
+    return sum(values) if values else None

@@ -133,17 +133,30 @@ def test_a_second_run_of_one_slot_is_refused_by_the_database(engine: Engine, row
     _violates(engine, second, "uq_schedule_runs_slot")
 
 
-def test_manual_runs_may_share_a_slot_with_a_scheduled_run(rows: Rows) -> None:
+def test_manual_runs_may_share_a_slot_with_a_scheduled_run(engine: Engine, rows: Rows) -> None:
     schedule_id = rows.schedule()
     slot = datetime(2026, 3, 1, 9, tzinfo=UTC)
-    rows.run(schedule_id, scheduled_for=slot)
-    rows.run(schedule_id, scheduled_for=slot, trigger="manual", status="pending")
-    rows.run(schedule_id, scheduled_for=slot, trigger="manual", status="pending")
+    scheduled = rows.run(schedule_id, scheduled_for=slot)
+    manual = [
+        rows.run(schedule_id, scheduled_for=slot, trigger="manual", status="pending")
+        for _ in range(2)
+    ]
+    with engine.connect() as conn:
+        at_slot: dict[uuid.UUID, str] = dict(
+            conn.execute(
+                text(
+                    "SELECT id, trigger FROM schedule_runs"
+                    " WHERE schedule_id = :id AND scheduled_for = :slot"
+                ),
+                {"id": schedule_id, "slot": slot},
+            ).all()
+        )
+    assert at_slot == {scheduled: "scheduled", manual[0]: "manual", manual[1]: "manual"}
 
 
 def test_schedules_with_history_can_only_be_soft_deleted(engine: Engine, rows: Rows) -> None:
     schedule_id = rows.schedule()
-    rows.run(schedule_id, scheduled_for=datetime(2026, 3, 1, tzinfo=UTC))
+    run_id = rows.run(schedule_id, scheduled_for=datetime(2026, 3, 1, tzinfo=UTC))
     with pytest.raises(IntegrityError) as caught, engine.begin() as conn:
         conn.execute(text("DELETE FROM workflow_schedules WHERE id = :id"), {"id": schedule_id})
     violation = caught.value.orig
@@ -155,6 +168,8 @@ def test_schedules_with_history_can_only_be_soft_deleted(engine: Engine, rows: R
             .where(workflow_schedules.c.id == schedule_id)
             .values(deleted_at=text("now()"))
         )
+    assert rows.get(workflow_schedules, schedule_id)["deleted_at"] is not None
+    assert rows.get(schedule_runs, run_id)["schedule_id"] == schedule_id
 
 
 def test_a_schedule_needs_an_existing_workflow(engine: Engine) -> None:
@@ -174,13 +189,29 @@ def test_new_schedules_are_disabled_by_default(rows: Rows) -> None:
 
 def test_ops_views_answer(engine: Engine, rows: Rows) -> None:
     overdue = rows.schedule(enabled=True, next_run_at=datetime.now(UTC) - timedelta(hours=1))
-    rows.schedule(enabled=True, next_run_at=datetime.now(UTC) + timedelta(hours=1))
+    scheduled = rows.schedule(enabled=True, next_run_at=datetime.now(UTC) + timedelta(hours=1))
     with engine.begin() as conn:
         conn.execute(
             text(
                 "INSERT INTO scheduler_workers (worker_id, hostname, pid, version) VALUES ('w1', 'h', 1, 'x')"
             )
         )
+    locked, _ = rows.claim("w1", 4, datetime(2026, 3, 1, 9, tzinfo=UTC))
+    failed = rows.run(
+        scheduled,
+        scheduled_for=datetime.now(UTC) - timedelta(hours=2),
+        status="failed",
+        error_message="AMC said no",
+        finished_at=text("now() - interval '1 hour'"),
+    )
+    rows.run(
+        scheduled,
+        scheduled_for=datetime.now(UTC) - timedelta(days=30),
+        status="failed",
+        error_message="long ago",
+        finished_at=text("now() - interval '30 days'"),
+    )
+    with engine.connect() as conn:
         states: dict[uuid.UUID, str] = dict(
             conn.execute(text("SELECT schedule_id, state FROM schedule_status")).all()
         )
@@ -188,12 +219,15 @@ def test_ops_views_answer(engine: Engine, rows: Rows) -> None:
             conn.execute(text("SELECT schedule_id FROM overdue_schedules")).scalars().all()
         )
         live = conn.execute(text("SELECT worker_id FROM live_workers")).scalars().all()
-        for view in ("stalled_schedules", "recent_failures", "worker_status"):
-            conn.execute(text(f"SELECT * FROM {view}")).all()
-    assert states[overdue] == "due"
-    assert sorted(states.values()) == ["due", "scheduled"]
+        stalled = conn.execute(text("SELECT schedule_id, locked_by FROM stalled_schedules")).all()
+        failures = conn.execute(text("SELECT run_id, error_message FROM recent_failures")).all()
+        workers = conn.execute(text("SELECT worker_id, state, locks_held FROM worker_status")).all()
+    assert states == {overdue: "due", scheduled: "scheduled", locked: "running"}
     assert overdue_ids == [overdue]
     assert live == ["w1"]
+    assert [tuple(row) for row in stalled] == [(locked, "w1")]
+    assert [tuple(row) for row in failures] == [(failed, "AMC said no")]
+    assert [tuple(row) for row in workers] == [("w1", "live", 1)]
 
 
 def test_one_amc_execution_is_attributed_to_at_most_one_run(engine: Engine, rows: Rows) -> None:
