@@ -6,9 +6,11 @@ import sys
 import threading
 
 import click
+from sqlalchemy import Engine
 
 from scheduler_daemon.amc.fake.server import FakeAmcServer
 from scheduler_daemon.cli.common import CliState
+from scheduler_daemon.cli.run import open_scheduler
 from scheduler_daemon.clock import SystemClock
 from scheduler_daemon.config import LogFormat
 from scheduler_daemon.daemon.loop import install_signal_handlers, run_loop
@@ -22,6 +24,25 @@ from scheduler_daemon.log import configure_logging
 def _stop_both(stop: threading.Event, wake: threading.Event) -> None:
     stop.set()
     wake.set()
+
+
+def _run_demo(scheduler: Scheduler, engine: Engine, grace: float, seconds: float | None) -> None:
+    """The loop, printing each run, until Ctrl-C or ``seconds``."""
+    stop, wake = threading.Event(), scheduler.wake
+    restore = install_signal_handlers(stop, wake)
+    printer = RunPrinter(engine, stop, click.echo)
+    printer.start()
+    timer = threading.Timer(seconds, _stop_both, (stop, wake)) if seconds else None
+    if timer:
+        timer.start()
+    try:
+        run_loop(scheduler, stop, wake, grace=grace)
+    finally:
+        stop.set()
+        if timer:
+            timer.cancel()
+        printer.join(5)
+        restore()
 
 
 @click.command("demo")
@@ -40,22 +61,10 @@ def demo_command(state: CliState, /, seconds: float | None) -> None:
             seed(engine, amc, clock.now())
             configured = demo_settings(settings, amc)
             executor = build_amc_executor(configured)
-            scheduler = Scheduler(engine, configured, executor, clock)
-            stop, wake = threading.Event(), scheduler.wake
-            restore = install_signal_handlers(stop, wake)
-            printer = RunPrinter(engine, stop, click.echo)
-            printer.start()
-            timer = threading.Timer(seconds, _stop_both, (stop, wake)) if seconds else None
-            if timer:
-                timer.start()
             try:
-                run_loop(scheduler, stop, wake, grace=configured.shutdown_grace)
+                with open_scheduler(engine, configured, executor, clock) as scheduler:
+                    _run_demo(scheduler, engine, configured.shutdown_grace, seconds)
             finally:
-                stop.set()
-                if timer:
-                    timer.cancel()
-                printer.join(5)
-                restore()
                 executor.close()
                 engine.dispose()
     click.echo("demo stopped")

@@ -1,23 +1,31 @@
-"""``scheduler-daemon run``: the daemon itself."""
+"""``scheduler-daemon run``: the daemon itself, and the composition root that wires its parts
+(``open_scheduler``, also used by ``demo``, the tests and the benchmarks)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
+from collections.abc import Iterator
 
 import click
 import structlog
 from sqlalchemy import Engine
 
 from scheduler_daemon.cli.common import CliState, open_database
-from scheduler_daemon.clock import SystemClock
-from scheduler_daemon.config import Settings
+from scheduler_daemon.clock import Clock, SystemClock
+from scheduler_daemon.config import ExecutorName, Settings
+from scheduler_daemon.daemon.chunking import Chunking
+from scheduler_daemon.daemon.dispatcher import Dispatcher
+from scheduler_daemon.daemon.instance_gate import InstanceGate
 from scheduler_daemon.daemon.listener import WakeupListener
+from scheduler_daemon.daemon.liveness import SessionLiveness
 from scheduler_daemon.daemon.loop import install_signal_handlers, run_loop
 from scheduler_daemon.daemon.scheduler import Scheduler
-from scheduler_daemon.db.engine import libpq_url
+from scheduler_daemon.db.engine import libpq_url, make_engine
 from scheduler_daemon.db.migrate import require_head, upgrade_to_head
 from scheduler_daemon.executors import build_executor
+from scheduler_daemon.executors.base import Executor
 from scheduler_daemon.log import configure_logging
 from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.systemd import SystemdNotifier
@@ -80,11 +88,71 @@ def run_command(state: CliState, /, once: bool, **options: str | None) -> None:
         if settings.metrics_port is not None:
             metrics.serve(settings.metrics_port)
         executor = build_executor(settings, observer=metrics)
-        scheduler = Scheduler(engine, settings, executor, SystemClock(), metrics=metrics)
-        if once:
-            _run_once(scheduler, settings)
-        else:
-            _run_forever(scheduler, settings, engine)
+        with open_scheduler(
+            engine, settings, executor, SystemClock(), metrics=metrics
+        ) as scheduler:
+            if once:
+                _run_once(scheduler, settings)
+            else:
+                _run_forever(scheduler, settings, engine)
+
+
+@contextlib.contextmanager
+def open_scheduler(
+    engine: Engine,
+    settings: Settings,
+    executor: Executor,
+    clock: Clock,
+    *,
+    metrics: Metrics | None = None,
+    hostname: str | None = None,
+) -> Iterator[Scheduler]:
+    """A daemon's scheduler with its parts: the dispatcher on an engine of its own, the
+    per-instance AMC gate (amc executor only) on the tick's engine, the session liveness, and
+    the event the loop sleeps on. The caller starts and stops it; the dispatch engine is
+    closed on the way out."""
+    metrics = metrics or Metrics()
+    wake = threading.Event()
+    dispatch_engine = make_engine(
+        engine.url, pool_size=settings.concurrency, max_overflow=0, generic_plans=True
+    )
+    try:
+        gate = (
+            InstanceGate(engine, settings.amc.max_in_flight, wait=settings.lease / 2)
+            if settings.executor is ExecutorName.AMC
+            else None
+        )
+        dispatcher = Dispatcher(
+            dispatch_engine,
+            executor,
+            settings.worker_id,
+            chunking=Chunking(settings.concurrency, in_process=executor.in_process),
+            max_failures=settings.max_consecutive_failures,
+            write_retry_seconds=settings.lease,
+            clock=clock,
+            metrics=metrics,
+            gate=gate,
+            on_release=wake.set,
+        )
+        liveness = SessionLiveness(
+            libpq_url(engine),
+            settings.worker_id,
+            enabled=settings.session_liveness,
+            monotonic=clock.monotonic,
+            on_lost=wake.set,
+        )
+        yield Scheduler(
+            engine,
+            settings,
+            dispatcher,
+            liveness,
+            clock,
+            wake=wake,
+            metrics=metrics,
+            hostname=hostname,
+        )
+    finally:
+        dispatch_engine.dispose()
 
 
 def _run_once(scheduler: Scheduler, settings: Settings) -> None:

@@ -2,10 +2,9 @@
 
 Each job is the runs of one claim (several only for a ``run_all`` catch-up), sent oldest first;
 the schedule's lock is released with the outcome of the last one. A burst is cut into chunks
-(slow calls: one per pool thread; quick ones: full chunks on a few threads), and each chunk
-costs two statements however many runs it holds: mark them all ``dispatching``, call the
-executor for each, record every outcome. Every write quotes
-the claim's fencing token: a run the write does not touch was lost to another worker and is
+(``chunking``), and each chunk costs two statements however many runs it holds: mark them all
+``dispatching``, call the executor for each, record every outcome. Every write quotes the
+claim's fencing token: a run the write does not touch was lost to another worker and is
 dropped (``claim.lost``) instead of being acted on.
 """
 
@@ -35,10 +34,11 @@ from tenacity import (
 )
 
 from scheduler_daemon.clock import Clock
+from scheduler_daemon.daemon.chunking import Chunking
 from scheduler_daemon.daemon.instance_gate import InstanceBusyError, InstanceGate
 from scheduler_daemon.db import queries
 from scheduler_daemon.db import recovery as db_recovery
-from scheduler_daemon.db.engine import is_transient, make_engine
+from scheduler_daemon.db.engine import is_transient
 from scheduler_daemon.domain import ClaimedRun, Outcome, RunContext, RunStatus
 from scheduler_daemon.executors.base import (
     ExecutionOutcome,
@@ -87,31 +87,20 @@ RIVAL_WAIT_LIMIT = 600.0
 # not sent again: it becomes unresolved, for an operator.
 MAX_DISPATCH_ATTEMPTS = 10
 
-# Large enough that a 500-slot burst costs a few dozen statements, small enough that a crash
-# leaves few runs to recover.
-MAX_CHUNK = 50
-# A chunk of calls expected to take no longer than this is not spread over more threads:
-# spreading would not make it finish sooner, and each extra chunk costs two statements.
-QUICK_CHUNK_SECONDS = 0.05
-# Chunks of an in-process executor (noop) are Python work and database round trips: a few
-# threads keep the interpreter busy while others wait on the database; more only take turns
-# at the interpreter lock and add connections. Measured with 4 daemons on 2 cores: up to 15%
-# more slots a second than 16.
-QUICK_LANES = 4
-
-
-def _is_quick(call_seconds: float | None) -> bool:
-    return call_seconds is not None and call_seconds * MAX_CHUNK <= QUICK_CHUNK_SECONDS
-
 
 class Dispatcher:
+    """``engine`` is the dispatcher's own: one connection per thread, whose statements are
+    prepared and planned once (they are all keyed by primary key; see ``make_engine``'s
+    ``generic_plans``). Each write is one statement, in autocommit: no BEGIN and COMMIT round
+    trips."""
+
     def __init__(
         self,
         engine: Engine,
         executor: Executor,
         worker_id: str,
         *,
-        concurrency: int,
+        chunking: Chunking,
         max_failures: int,
         write_retry_seconds: float,
         clock: Clock,
@@ -121,32 +110,20 @@ class Dispatcher:
     ) -> None:
         self._gate = gate
         self._on_release = on_release
-        # Connections of its own, one per thread, whose statements are prepared and planned
-        # once (they are all keyed by primary key). Each write is one statement: autocommit
-        # spares the BEGIN and COMMIT round trips.
-        self._own_engine = make_engine(
-            engine.url, pool_size=concurrency, max_overflow=0, generic_plans=True
-        )
-        self._engine = self._own_engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._transactions = engine
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._executor = executor
         self._worker_id = worker_id
-        self._concurrency = concurrency
+        self._chunking = chunking
         self._max_failures = max_failures
         self._write_retry_seconds = write_retry_seconds
         self._clock = clock
         self._metrics = metrics
         self._log = log.bind(worker_id=worker_id)
-        self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="dispatch")
-        self._quick_lanes = threading.BoundedSemaphore(QUICK_LANES)
+        self._pool = ThreadPoolExecutor(
+            max_workers=chunking.concurrency, thread_name_prefix="dispatch"
+        )
         self._in_flight = 0
-        # Recent executor call time (moving average); before the first call, what the executor
-        # expects (None: unknown, treated as slow).
-        expected: float | None = getattr(executor, "expected_call_seconds", None)
-        self._call_seconds = expected
-        # An executor that says its calls take no time works in this process (noop): its
-        # chunks are all CPU and go on a few threads. A remote API measured quick keeps the
-        # whole pool: one throttled call, retried for seconds, would hold a lane.
-        self._in_lanes = _is_quick(expected)
         self._idle = threading.Condition()
         # The claims this process is still working on: only their leases are renewed.
         self._held_schedules: Counter[uuid.UUID] = Counter()
@@ -169,25 +146,11 @@ class Dispatcher:
                 (recoveries if item.run.status == "dispatching" else singles).append(item)
         for item in recoveries:
             self._queue(self._run_chunk, [item], [item.run])
-        quick = self._quick()
-        size = MAX_CHUNK if quick else max(1, min(MAX_CHUNK, len(singles) // self._concurrency))
-        work = self._run_quick_chunk if quick and self._in_lanes else self._run_chunk
-        for start in range(0, len(singles), size):
-            chunk = singles[start : start + size]
-            self._queue(work, chunk, [item.run for item in chunk])
+        for chunk in self._chunking.split(singles):
+            self._queue(self._run_chunk, chunk, [item.run for item in chunk])
         for job in jobs:
             if len(job.runs) > 1:
                 self._queue(self._run_catch_up, job, job.runs)
-
-    def _quick(self) -> bool:
-        """Whether calls are quick (noop, or an API answering in a millisecond): then runs go
-        in full chunks (noop's on at most QUICK_LANES threads). Slow calls (AMC) are spread over
-        the pool, one chunk per thread, so that ``concurrency`` calls are in flight."""
-        return _is_quick(self._call_seconds)
-
-    def _run_quick_chunk(self, items: Sequence[_Item]) -> bool:
-        with self._quick_lanes:
-            return self._run_chunk(items)
 
     def held_schedules(self) -> list[uuid.UUID]:
         with self._idle:
@@ -229,8 +192,8 @@ class Dispatcher:
             return self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
 
     def shutdown(self) -> None:
+        """Stop taking work; queued chunks are dropped (their claims expire to the reaper)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self._own_engine.dispose()
 
     def _write(self, action: Callable[[Connection], T], *, transaction: bool = False) -> T:
         """One statement (or, with ``transaction``, one transaction), retried while the
@@ -241,7 +204,7 @@ class Dispatcher:
             stop=stop_after_delay(self._write_retry_seconds),
             reraise=True,
         ):
-            connect = self._own_engine.begin if transaction else self._engine.connect
+            connect = self._transactions.begin if transaction else self._engine.connect
             with attempt, connect() as conn:
                 return action(conn)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -297,10 +260,15 @@ class Dispatcher:
             self._on_release()
         return all_recorded
 
-    def check_statuses(self, polls: Sequence[queries.StatusPoll], source: StatusSource) -> None:
+    @property
+    def follows_statuses(self) -> bool:
+        """Whether the executor can tell how a submitted execution is doing (amc)."""
+        return isinstance(self._executor, StatusSource)
+
+    def check_statuses(self, polls: Sequence[queries.StatusPoll]) -> None:
         """Ask the executor how submitted executions are doing, in the pool."""
-        if polls:
-            self._queue(self._check_statuses, (polls, source), [])
+        if polls and isinstance(self._executor, StatusSource):
+            self._queue(self._check_statuses, (polls, self._executor), [])
 
     def _check_statuses(self, work: tuple[Sequence[queries.StatusPoll], StatusSource]) -> None:
         polls, source = work
@@ -517,7 +485,4 @@ class Dispatcher:
             )
         took = self._clock.monotonic() - started
         self._metrics.observe_executor_call(self._executor.name, outcome.status, took)
-        # Races between threads only blur an average.
-        call = self._call_seconds
-        self._call_seconds = took if call is None else 0.8 * call + 0.2 * took
         return outcome

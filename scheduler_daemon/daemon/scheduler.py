@@ -20,9 +20,8 @@ from sqlalchemy import Connection, Engine
 
 from scheduler_daemon import __version__
 from scheduler_daemon.clock import Clock
-from scheduler_daemon.config import ExecutorName, Settings
-from scheduler_daemon.daemon.dispatcher import Dispatcher, DispatchJob, StatusSource
-from scheduler_daemon.daemon.instance_gate import InstanceGate
+from scheduler_daemon.config import Settings
+from scheduler_daemon.daemon.dispatcher import Dispatcher, DispatchJob
 from scheduler_daemon.daemon.liveness import (
     SESSION_GRACE,
     SESSION_SETTLE,
@@ -30,12 +29,10 @@ from scheduler_daemon.daemon.liveness import (
     SessionLiveness,
 )
 from scheduler_daemon.db import queries
-from scheduler_daemon.db.engine import libpq_url
 from scheduler_daemon.db.queries import SpecRow
 from scheduler_daemon.db.runs import prune_all
 from scheduler_daemon.domain import ClaimedRun, DueSchedule, NewRun, RunContext, ScheduleDecision
 from scheduler_daemon.errors import SchedulerError
-from scheduler_daemon.executors.base import Executor
 from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.policies import plan, spec_of
 
@@ -64,54 +61,37 @@ class TickResult:
 
 
 class Scheduler:
+    """One daemon's tick over its parts, which the composition root (``cli/run.py``) builds:
+    the dispatcher and its executor, the session liveness, and ``wake``, the event the loop
+    sleeps on (set when a dispatch frees a schedule, whose next slot the last wake-up could
+    not count while it was locked, or when the session lock is lost)."""
+
     def __init__(
         self,
         engine: Engine,
         settings: Settings,
-        executor: Executor,
+        dispatcher: Dispatcher,
+        liveness: SessionLiveness,
         clock: Clock,
         *,
+        wake: threading.Event,
+        metrics: Metrics,
         hostname: str | None = None,
-        metrics: Metrics | None = None,
     ) -> None:
         self.engine = engine
-        self.executor = executor
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics
         self.settings = settings
         self.clock = clock
+        self.wake = wake
         self.worker_id = settings.worker_id
+        self._dispatcher = dispatcher
+        self._liveness = liveness
+        self._gone = GoneSessions(clock.monotonic)
         self._hostname = hostname or socket.gethostname()
         self._last_heartbeat: float | None = None
         self._last_prune: float | None = None
         self._last_reap: float | None = None
         self._log = log.bind(worker_id=self.worker_id)
-        # What the loop sleeps on between ticks; set when a dispatch frees a schedule, whose
-        # next slot the last wake-up could not count while it was locked.
-        self.wake = threading.Event()
-        self._liveness = SessionLiveness(
-            libpq_url(engine),
-            self.worker_id,
-            enabled=settings.session_liveness,
-            monotonic=clock.monotonic,
-            on_lost=self.wake.set,
-        )
-        self._gone = GoneSessions(clock.monotonic)
-        self.dispatcher = Dispatcher(
-            engine,
-            executor,
-            self.worker_id,
-            concurrency=settings.concurrency,
-            max_failures=settings.max_consecutive_failures,
-            write_retry_seconds=settings.lease,
-            clock=clock,
-            metrics=self.metrics,
-            gate=(
-                InstanceGate(engine, settings.amc.max_in_flight, wait=settings.lease / 2)
-                if settings.executor is ExecutorName.AMC
-                else None
-            ),
-            on_release=self.wake.set,
-        )
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -125,11 +105,20 @@ class Scheduler:
             session_pid=self._liveness.pid,  # None: its liveness is judged by heartbeat alone
         )
 
+    def wait_idle(self, timeout: float | None) -> bool:
+        """Wait until no dispatch is in flight; False if ``timeout`` passed first."""
+        return self._dispatcher.wait_idle(timeout)
+
+    @property
+    def runs_queued(self) -> int:
+        """Claimed runs this daemon has not finished with (queued or being sent)."""
+        return self._dispatcher.runs_queued
+
     def stop(self, grace: float) -> bool:
         """Stop: let in-flight dispatches finish within ``grace`` seconds, then mark this
         worker stopped, which hands whatever is left to the other workers' reapers at once."""
-        finished = self.dispatcher.wait_idle(grace)
-        self.dispatcher.shutdown()
+        finished = self._dispatcher.wait_idle(grace)
+        self._dispatcher.shutdown()
         try:
             with self.engine.begin() as conn:
                 queries.mark_stopped(conn, self.worker_id)
@@ -181,8 +170,8 @@ class Scheduler:
                 version=__version__,
                 skew=skew,
                 session_pid=session_pid,
-                held_schedules=self.dispatcher.held_schedules(),
-                held_manual_runs=self.dispatcher.held_manual_runs(),
+                held_schedules=self._dispatcher.held_schedules(),
+                held_manual_runs=self._dispatcher.held_manual_runs(),
             )
             self.metrics.paused.set(queries.count_paused(conn))
             # Here, not after a claim: a daemon whose pool is stuck stops claiming, and the
@@ -193,7 +182,7 @@ class Scheduler:
     def _sync_statuses(self) -> None:
         """Executions still running remotely are asked for their status, at most every
         ``status_poll_interval`` each (backing off), until final or past the deadline."""
-        if not isinstance(self.executor, StatusSource):
+        if not self._dispatcher.follows_statuses:
             return
         with self.engine.begin() as conn:
             polls = queries.claim_status_polls(
@@ -202,7 +191,7 @@ class Scheduler:
                 deadline=self.settings.status_deadline_hours * 3600,
                 batch_size=STATUS_BATCH,
             )
-        self.dispatcher.check_statuses(polls, self.executor)
+        self._dispatcher.check_statuses(polls)
 
     def _prune_if_due(self) -> None:
         """Delete history older than the retention, a small batch per transaction, at most
@@ -281,7 +270,7 @@ class Scheduler:
                 lease=settings.lease,
                 dead_after=settings.dead_after,
                 batch_size=settings.batch_size,
-                held=self.dispatcher.held_schedules(),
+                held=self._dispatcher.held_schedules(),
                 gone=gone,
             )
             manual = queries.reap_manual_runs(
@@ -290,7 +279,7 @@ class Scheduler:
                 lease=settings.lease,
                 dead_after=settings.dead_after,
                 batch_size=settings.batch_size,
-                held=self.dispatcher.held_manual_runs(),
+                held=self._dispatcher.held_manual_runs(),
                 gone=gone,
             )
             with_runs = {run.schedule_id for run in runs}
@@ -330,7 +319,7 @@ class Scheduler:
         self._dispatch(runs, contexts)
 
     def _dispatch_room(self) -> int:
-        return 2 * self.settings.batch_size - self.dispatcher.runs_queued
+        return 2 * self.settings.batch_size - self._dispatcher.runs_queued
 
     def _claim_due(self, now: datetime, result: TickResult) -> bool:
         """Claim one batch of due schedules in one transaction; True if the batch was full.
@@ -395,7 +384,7 @@ class Scheduler:
             jobs[key].append(run)
         for job_runs in jobs.values():
             job_runs.sort(key=lambda r: r.scheduled_for)
-        self.dispatcher.submit([DispatchJob(job_runs, contexts) for job_runs in jobs.values()])
+        self._dispatcher.submit([DispatchJob(job_runs, contexts) for job_runs in jobs.values()])
 
     def _sleep_for(self, now: datetime) -> float:
         with self.engine.connect() as conn:

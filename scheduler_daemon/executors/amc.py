@@ -51,6 +51,7 @@ def _body(request: RunRequest) -> dict[str, Any]:
 
 class AmcExecutor:
     name = "amc"
+    in_process = False
 
     def __init__(self, client: AmcClient, *, on_close: Callable[[], None] | None = None) -> None:
         self.client = client

@@ -57,12 +57,15 @@ class Executor(Protocol):
     them, if any, the run adopts is decided by the daemon (scheduler_daemon.recovery), which
     knows what other runs hold; an executor never picks one.
 
-    An executor may also say how long a submit usually takes, ``expected_call_seconds``: the
-    dispatcher packs quick calls into few threads and spreads slow ones over the pool, and
-    without it treats calls as slow until it has timed some.
+    ``in_process`` says whether a submit is Python work in this process (``noop``) rather
+    than a wait on something remote: the dispatcher sends in-process calls in full chunks, and
+    spreads remote ones over its threads (``scheduler_daemon.daemon.chunking``).
     """
 
     name: str
+
+    @property
+    def in_process(self) -> bool: ...
 
     def submit(self, request: RunRequest) -> ExecutionOutcome: ...
 

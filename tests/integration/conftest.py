@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from sqlalchemy import Engine
 
 from scheduler_daemon.amc.fake.server import FakeAmcServer
 from scheduler_daemon.amc.fake.testing import fake_executor
+from scheduler_daemon.cli.run import open_scheduler
 from scheduler_daemon.clock import FakeClock
 from scheduler_daemon.config import Settings
 from scheduler_daemon.daemon.scheduler import Scheduler
@@ -20,6 +22,7 @@ from scheduler_daemon.executors.base import FoundExecution
 
 class FailingExecutor:
     name = "failing"
+    in_process = False
 
     def submit(self, request: RunRequest) -> ExecutionOutcome:
         return ExecutionOutcome("failed", error="AMC said no")
@@ -32,6 +35,7 @@ class GatedExecutor:
     """Blocks inside submit until the test opens the gate; counts the calls."""
 
     name = "gated"
+    in_process = False
 
     def __init__(self) -> None:
         self.gate = threading.Event()
@@ -56,22 +60,27 @@ def clock() -> FakeClock:
 @pytest.fixture
 def make_scheduler(engine: Engine, clock: FakeClock) -> Iterator[Callable[..., Scheduler]]:
     made: list[Scheduler] = []
+    with contextlib.ExitStack() as stack:
 
-    def make(executor: Executor | None = None, worker_id: str = "w1", **settings: Any) -> Scheduler:
-        scheduler = Scheduler(
-            engine,
-            Settings(**{"worker_id": worker_id, "concurrency": 4, **settings}),
-            executor or NoopExecutor(),
-            clock,
-            hostname="test-host",
-        )
-        scheduler.start()
-        made.append(scheduler)
-        return scheduler
+        def make(
+            executor: Executor | None = None, worker_id: str = "w1", **settings: Any
+        ) -> Scheduler:
+            scheduler = stack.enter_context(
+                open_scheduler(
+                    engine,
+                    Settings(**{"worker_id": worker_id, "concurrency": 4, **settings}),
+                    executor or NoopExecutor(),
+                    clock,
+                    hostname="test-host",
+                )
+            )
+            scheduler.start()
+            made.append(scheduler)
+            return scheduler
 
-    yield make
-    for scheduler in made:
-        scheduler.stop(grace=0)  # also lets go of its session lock's connection
+        yield make
+        for scheduler in made:
+            scheduler.stop(grace=0)  # also lets go of its session lock's connection
 
 
 @pytest.fixture

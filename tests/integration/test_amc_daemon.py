@@ -70,7 +70,7 @@ def test_a_scheduled_run_starts_an_amc_execution(
     clock.set(T0)
     scheduler = make_scheduler(executor)
     scheduler.tick()
-    assert scheduler.dispatcher.wait_idle(20)
+    assert scheduler.wait_idle(20)
     [run] = runs_of(engine, schedule_id)
     [execution] = amc.executions()
     assert (run["status"], run["amc_execution_id"]) == (
@@ -113,7 +113,7 @@ def test_a_resolution_error_fails_the_run_before_any_http_call(
     clock.set(T0)
     scheduler = make_scheduler(executor)
     scheduler.tick()
-    assert scheduler.dispatcher.wait_idle(20)
+    assert scheduler.wait_idle(20)
     [run] = runs_of(engine, schedule_id)
     assert run["status"] == "failed"
     assert run["error_message"].startswith(
@@ -152,13 +152,13 @@ def test_status_sync_finishes_the_run_and_frees_the_overlap(
     clock.set(T0)
     scheduler = make_scheduler(executor)
     scheduler.tick()
-    assert scheduler.dispatcher.wait_idle(20)
+    assert scheduler.wait_idle(20)
     [run] = runs_of(engine, schedule_id)
     assert run["status"] == "dispatched"
 
     def synced() -> bool:
         scheduler.tick()
-        assert scheduler.dispatcher.wait_idle(20)
+        assert scheduler.wait_idle(20)
         status: str = runs_of(engine, schedule_id)[0]["status"]
         return status != "dispatched"
 
@@ -175,7 +175,7 @@ def test_status_sync_finishes_the_run_and_frees_the_overlap(
     # The next slot is not skipped for overlap: the previous run is over.
     clock.set(T0 + timedelta(hours=1))
     scheduler.tick()
-    assert scheduler.dispatcher.wait_idle(20)
+    assert scheduler.wait_idle(20)
     latest = max(runs_of(engine, schedule_id), key=lambda r: r["scheduled_for"])
     assert (latest["scheduled_for"], latest["status"]) == (T0 + timedelta(hours=1), "dispatched")
     expected_failures = 1 if run_status == "failed" else 0
@@ -216,7 +216,7 @@ def test_a_failing_instance_opens_its_circuit_while_healthy_instances_fire_on_ti
         scheduler = make_scheduler(executor)
         started = time.monotonic()
         scheduler.tick()
-        assert scheduler.dispatcher.wait_idle(60)
+        assert scheduler.wait_idle(60)
         took = time.monotonic() - started
     finally:
         executor.close()
@@ -243,7 +243,7 @@ def finish_by_status_sync(engine: Engine, scheduler: Scheduler, schedule_id: uui
         with engine.begin() as conn:  # make the next check due now instead of in a minute
             conn.execute(text("UPDATE workflow_executions SET next_poll_at = now()"))
         scheduler.tick()
-        assert scheduler.dispatcher.wait_idle(20)
+        assert scheduler.wait_idle(20)
         time.sleep(0.05)
 
 
@@ -297,7 +297,7 @@ def test_failures_at_dispatch_auto_pause_the_schedule_visibly(
         for hour in range(4):  # the fourth slot does not fire: the schedule is paused
             clock.set(T0 + timedelta(hours=hour))
             scheduler.tick()
-            assert scheduler.dispatcher.wait_idle(20)
+            assert scheduler.wait_idle(20)
     failed = sorted(runs_of(engine, schedule_id), key=lambda r: r["scheduled_for"])
     assert [r["status"] for r in failed] == ["failed"] * 3
     assert_auto_paused_once(rows, scheduler, schedule_id, logs, failed)
@@ -327,7 +327,7 @@ def test_executions_amc_reports_failed_auto_pause_the_schedule_visibly(
         for hour in range(4):  # the fourth slot does not fire: the schedule is paused
             clock.set(T0 + timedelta(hours=hour))
             scheduler.tick()
-            assert scheduler.dispatcher.wait_idle(20)
+            assert scheduler.wait_idle(20)
             finish_by_status_sync(engine, scheduler, schedule_id)
     failed = sorted(runs_of(engine, schedule_id), key=lambda r: r["scheduled_for"])
     assert [(r["status"], r["error_message"]) for r in failed] == [
@@ -352,7 +352,7 @@ def test_an_operators_pause_during_an_execution_is_not_reported_as_an_auto_pause
     scheduler = make_scheduler(executor, max_consecutive_failures=3)
     clock.set(T0)
     scheduler.tick()
-    assert scheduler.dispatcher.wait_idle(20)
+    assert scheduler.wait_idle(20)
     with engine.begin() as conn:
         management.pause(conn, schedule_id, T0, None, "quarterly close")
     with capture_logs() as logs:

@@ -78,7 +78,7 @@ def test_a_worker_whose_session_is_gone_loses_its_claims_at_once(
     assert scheduler.tick().reaped == 0  # its lock is free: seen, not yet trusted
     clock.advance(SESSION_GRACE)
     assert scheduler.tick().reaped == 1  # still free after the grace: dead
-    assert scheduler.dispatcher.wait_idle(20)
+    assert scheduler.wait_idle(20)
     assert rows.get(workflow_schedules, crashed)["locked_by"] is None  # taken over and released
     assert rows.get(workflow_schedules, alive)["locked_by"] == "alive"
     assert rows.get(workflow_schedules, pooled)["locked_by"] == "pooled"

@@ -35,6 +35,7 @@ class ListingExecutor:
     """Lists the executions it is told exist; each submit starts a new one."""
 
     name = "listing"
+    in_process = False
 
     def __init__(self, existing: Sequence[FoundExecution] = ()) -> None:
         self.existing = list(existing)
@@ -84,7 +85,7 @@ def recover(
         clock.set(T0 + timedelta(minutes=1))
         scheduler = make_scheduler(executor)
         scheduler.tick()
-        assert scheduler.dispatcher.wait_idle(30)
+        assert scheduler.wait_idle(30)
         return scheduler
 
     return tick

@@ -28,6 +28,7 @@ class HeldExecutor:
     test lets it (after the tick that dispatched it has returned)."""
 
     name = "held"
+    in_process = False
 
     def __init__(self, clock: FakeClock) -> None:
         self.clock = clock
@@ -52,7 +53,7 @@ def play_loop(
         result = scheduler.tick()
         for _ in range(result.claimed):
             executor.release.release()
-        assert scheduler.dispatcher.wait_idle(20)
+        assert scheduler.wait_idle(20)
         if scheduler.wake.is_set():  # a notification or a freed schedule: tick again now
             scheduler.wake.clear()
             continue

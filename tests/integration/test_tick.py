@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, select, text, update
@@ -32,18 +32,9 @@ from tests.integration.conftest import FailingExecutor, GatedExecutor
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
-class _Dispatching(Protocol):
-    def wait_idle(self, timeout: float | None) -> bool: ...
-
-
-def _dispatcher(scheduler: Scheduler) -> _Dispatching:
-    """The one reach into the scheduler's dispatcher (its threads send the claimed runs)."""
-    return scheduler.dispatcher
-
-
 def wait_idle(scheduler: Scheduler, timeout: float = 20) -> None:
     """Wait until the scheduler's dispatches have all finished."""
-    assert _dispatcher(scheduler).wait_idle(timeout), f"dispatches still running after {timeout}s"
+    assert scheduler.wait_idle(timeout), f"dispatches still running after {timeout}s"
 
 
 def tick(scheduler: Scheduler) -> Any:
@@ -642,6 +633,7 @@ class _UnknownThenFound:
     """submit cannot tell whether AMC started an execution; the recovery later finds it."""
 
     name = "flaky-amc"
+    in_process = False
 
     def __init__(self) -> None:
         self.submits = 0
@@ -735,6 +727,7 @@ class HeldExecutor:
     times it."""
 
     name = "held"
+    in_process = False
 
     def __init__(self, clock: FakeClock, seconds: float = 0.0) -> None:
         self.clock = clock
@@ -770,19 +763,18 @@ class HeldExecutor:
 
 
 class InProcessHeldExecutor(HeldExecutor):
-    """Says, as noop does, that its calls take no time."""
+    """Says, as noop does, that its calls are work in this process."""
 
-    expected_call_seconds = 0.0
+    in_process = True
 
 
 # How the dispatcher may see an executor, each of which it may cut into chunks and spread over
 # threads differently: none may change what the tests below check. Each kind is its class, the
-# seconds each call takes, and whether a run times it before the test.
+# seconds each call takes, and whether a run went before the test (a daemon with history).
 EXECUTOR_KINDS: dict[str, tuple[type[HeldExecutor], float, bool]] = {
     "in-process": (InProcessHeldExecutor, 0.0, False),
-    "remote, not timed yet": (HeldExecutor, 0.0, False),
-    "remote, timed quick": (HeldExecutor, 0.0, True),
-    "remote, timed slow": (HeldExecutor, 1.0, True),
+    "remote, quick": (HeldExecutor, 0.0, False),
+    "remote, slow": (HeldExecutor, 1.0, True),
 }
 
 
@@ -793,7 +785,7 @@ def held_scheduler(
     make_scheduler: Callable[..., Scheduler],
     **settings: Any,
 ) -> tuple[Scheduler, HeldExecutor]:
-    """A scheduler on an executor of ``kind`` (timed by one run at T0 when the kind says so),
+    """A scheduler on an executor of ``kind`` (after one run at T0 when the kind says so),
     its gate closed, the clock at T0 + 1 h."""
     cls, seconds, warm_up = EXECUTOR_KINDS[kind]
     executor = cls(clock, seconds)
@@ -889,7 +881,7 @@ def test_calls_in_flight_never_exceed_the_concurrency(
     kind: str,
 ) -> None:
     """400 runs at once, concurrency 3: never more than 3 calls inside the executor, however
-    the burst is cut; slow calls (or not yet timed ones, which may be slow) get all 3."""
+    the burst is cut; calls to a remote API get all 3."""
     concurrency = 3
     _, _, timed_first = EXECUTOR_KINDS[kind]
     scheduler, executor = held_scheduler(
@@ -899,7 +891,7 @@ def test_calls_in_flight_never_exceed_the_concurrency(
     try:
         assert scheduler.tick().claimed == 400
         assert executor.wait_for(lambda: executor.inside >= 1, 10)
-        if kind in ("remote, not timed yet", "remote, timed slow"):
+        if kind.startswith("remote"):
             assert executor.wait_for(lambda: executor.inside == concurrency, 10), executor.inside
         # Calls still queued must wait for a thread: none may join those inside.
         joined = executor.wait_for(lambda: executor.inside > concurrency, 0.5)
@@ -934,7 +926,7 @@ class OneHungCall(HeldExecutor):
         return ExecutionOutcome("succeeded", execution_id=f"held-{request.run_id}")
 
 
-@pytest.mark.parametrize("kind", ["remote, timed quick", "remote, timed slow"])
+@pytest.mark.parametrize("kind", ["remote, quick", "remote, slow"])
 def test_one_hung_call_does_not_hold_up_the_rest_of_the_burst(
     engine: Engine,
     rows: Rows,
@@ -948,7 +940,7 @@ def test_one_hung_call_does_not_hold_up_the_rest_of_the_burst(
     scheduler = make_scheduler(executor, batch_size=200, concurrency=4)
     rows.schedule(cron_expression="0 9 * * *", enabled=True, next_run_at=T0)
     clock.set(T0)
-    executor.hung = uuid.uuid4()  # the timing run goes through
+    executor.hung = uuid.uuid4()  # the first run goes through
     assert tick(scheduler).claimed == 1
     executor.hung = None
     clock.set(T0 + timedelta(hours=1))
@@ -958,7 +950,7 @@ def test_one_hung_call_does_not_hold_up_the_rest_of_the_burst(
         assert scheduler.tick().claimed == 200
         assert executor.wait_for(lambda: executor.inside == 1, 10)
         # Half the burst's other runs, with a margin for however it is cut up; 1 is the run
-        # that timed the executor.
+        # before the burst.
         wait_until(lambda: count(engine, done) >= 1 + 100, 20, "the others, past the hung call")
         still_hung = executor.inside == 1
     finally:
