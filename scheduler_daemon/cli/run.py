@@ -113,8 +113,9 @@ def open_scheduler(
     closed on the way out."""
     metrics = metrics or Metrics()
     wake = threading.Event()
+    chunking = Chunking(settings.concurrency, in_process=executor.in_process)
     dispatch_engine = make_engine(
-        engine.url, pool_size=settings.concurrency, max_overflow=0, generic_plans=True
+        engine.url, pool_size=chunking.threads, max_overflow=0, generic_plans=True
     )
     try:
         gate = (
@@ -126,7 +127,7 @@ def open_scheduler(
             dispatch_engine,
             executor,
             settings.worker_id,
-            chunking=Chunking(settings.concurrency, in_process=executor.in_process),
+            chunking=chunking,
             max_failures=settings.max_consecutive_failures,
             write_retry_seconds=settings.lease,
             clock=clock,

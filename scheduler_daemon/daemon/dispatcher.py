@@ -120,9 +120,7 @@ class Dispatcher:
         self._clock = clock
         self._metrics = metrics
         self._log = log.bind(worker_id=worker_id)
-        self._pool = ThreadPoolExecutor(
-            max_workers=chunking.concurrency, thread_name_prefix="dispatch"
-        )
+        self._pool = ThreadPoolExecutor(max_workers=chunking.threads, thread_name_prefix="dispatch")
         self._in_flight = 0
         self._idle = threading.Condition()
         # The claims this process is still working on: only their leases are renewed.

@@ -17,6 +17,13 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 
+from scheduler_daemon.amc.fake.server import (
+    DEFAULT_CLIENT_ID,
+    DEFAULT_CLIENT_SECRET,
+    DEFAULT_REFRESH_TOKEN,
+    FakeAmcServer,
+)
+
 
 def insert_due_schedules(
     engine: Engine, workflow_id: object, count: int, seconds_ahead: float
@@ -134,3 +141,17 @@ def metric(port: int, name: str) -> float | None:
         if sample.name == name
     ]
     return sum(values) if values else None
+
+
+def fake_amc_env(amc: FakeAmcServer, **extra: str) -> dict[str, str]:
+    """A daemon's settings for the amc executor against the fake AMC (statuses polled every
+    second), plus ``extra``."""
+    return {
+        "SCHEDULER_EXECUTOR": "amc",
+        "SCHEDULER_AMC_API_URL": amc.base_url,
+        "SCHEDULER_AMC_TOKEN_URL": amc.token_url,
+        "SCHEDULER_AMC_CLIENT_ID": DEFAULT_CLIENT_ID,
+        "SCHEDULER_AMC_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
+        "SCHEDULER_AMC_REFRESH_TOKEN": DEFAULT_REFRESH_TOKEN,
+        "SCHEDULER_STATUS_POLL_INTERVAL": "1",
+    } | extra

@@ -11,12 +11,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from scheduler_daemon.amc.fake.server import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    DEFAULT_REFRESH_TOKEN,
     FakeAmcServer,
 )
-from tests.acceptance.daemons import Daemon, count, wait_until
+from tests.acceptance.daemons import Daemon, count, fake_amc_env, wait_until
 from tests.helpers import Rows, seeded_amc_instance
 
 pytestmark = pytest.mark.slow
@@ -53,17 +50,7 @@ def test_four_daemons_500_slots_with_throttling_and_errors_one_execution_each(
             amc.faults.lose_response(endpoint="create")
         else:
             amc.faults.server_error(int(fault), endpoint="create")
-    env = {
-        "SCHEDULER_EXECUTOR": "amc",
-        "SCHEDULER_AMC_API_URL": amc.base_url,
-        "SCHEDULER_AMC_TOKEN_URL": amc.token_url,
-        "SCHEDULER_AMC_CLIENT_ID": DEFAULT_CLIENT_ID,
-        "SCHEDULER_AMC_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-        "SCHEDULER_AMC_REFRESH_TOKEN": DEFAULT_REFRESH_TOKEN,
-        "SCHEDULER_AMC_MAX_IN_FLIGHT": str(CAP),
-        "SCHEDULER_STATUS_POLL_INTERVAL": "1",
-        "SCHEDULER_BATCH_SIZE": "50",
-    }
+    env = fake_amc_env(amc, SCHEDULER_AMC_MAX_IN_FLIGHT=str(CAP), SCHEDULER_BATCH_SIZE="50")
     daemons = [
         Daemon(database_url, tmp_path / f"d{i}.log", "--worker-id", f"d{i}", env=env)
         for i in range(4)

@@ -12,12 +12,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 
 from scheduler_daemon.amc.fake.server import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    DEFAULT_REFRESH_TOKEN,
     FakeAmcServer,
 )
-from tests.acceptance.daemons import Daemon, count, insert_due_schedules, wait_until
+from tests.acceptance.daemons import Daemon, count, fake_amc_env, insert_due_schedules, wait_until
 from tests.helpers import Rows, seeded_amc_instance
 
 
@@ -113,16 +110,7 @@ def test_amc_metrics_move_with_the_log_at_warning(
         amc.faults.throttle(
             retry_after=0, endpoint="create", instance_id=broken.instance_id, times=None
         )
-        env = {
-            "SCHEDULER_EXECUTOR": "amc",
-            "SCHEDULER_AMC_API_URL": amc.base_url,
-            "SCHEDULER_AMC_TOKEN_URL": amc.token_url,
-            "SCHEDULER_AMC_CLIENT_ID": DEFAULT_CLIENT_ID,
-            "SCHEDULER_AMC_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-            "SCHEDULER_AMC_REFRESH_TOKEN": DEFAULT_REFRESH_TOKEN,
-            "SCHEDULER_AMC_CIRCUIT_FAILURES": "1",
-            "SCHEDULER_STATUS_POLL_INTERVAL": "1",
-        }
+        env = fake_amc_env(amc, SCHEDULER_AMC_CIRCUIT_FAILURES="1")
         args = ("--worker-id", "m", "--metrics-port", str(port), "--log-level", "warning")
         daemon = Daemon(database_url, tmp_path / "d.log", *args, env=env)
         try:

@@ -29,12 +29,9 @@ from sqlalchemy import Engine, RowMapping, text
 
 from scheduler_daemon.amc.body import build_request_body
 from scheduler_daemon.amc.fake.server import (
-    DEFAULT_CLIENT_ID,
-    DEFAULT_CLIENT_SECRET,
-    DEFAULT_REFRESH_TOKEN,
     FakeAmcServer,
 )
-from tests.acceptance.daemons import Daemon, wait_until
+from tests.acceptance.daemons import Daemon, fake_amc_env, wait_until
 from tests.helpers import Rows, SeededInstance, seeded_amc_instance
 
 pytestmark = pytest.mark.slow
@@ -62,17 +59,9 @@ def seeded(rows: Rows, amc: FakeAmcServer) -> SeededInstance:
 
 def amc_env(amc: FakeAmcServer, **extra: str) -> dict[str, str]:
     """The daemons' settings: the fake AMC, and a dead daemon's claims taken over in ~2 s."""
-    return {
-        "SCHEDULER_EXECUTOR": "amc",
-        "SCHEDULER_AMC_API_URL": amc.base_url,
-        "SCHEDULER_AMC_TOKEN_URL": amc.token_url,
-        "SCHEDULER_AMC_CLIENT_ID": DEFAULT_CLIENT_ID,
-        "SCHEDULER_AMC_CLIENT_SECRET": DEFAULT_CLIENT_SECRET,
-        "SCHEDULER_AMC_REFRESH_TOKEN": DEFAULT_REFRESH_TOKEN,
-        "SCHEDULER_STATUS_POLL_INTERVAL": "1",
-        "SCHEDULER_HEARTBEAT_INTERVAL": "1",
-        "SCHEDULER_WORKER_DEAD_AFTER": "2",
-    } | extra
+    return fake_amc_env(
+        amc, SCHEDULER_HEARTBEAT_INTERVAL="1", SCHEDULER_WORKER_DEAD_AFTER="2", **extra
+    )
 
 
 # --- set-up --------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler_daemon.daemon.chunking import MAX_CHUNK, Chunking
+from scheduler_daemon.daemon.chunking import IN_PROCESS_THREADS, MAX_CHUNK, Chunking
 
 
 @given(
@@ -40,6 +40,15 @@ def test_remote_calls_keep_every_thread_busy(runs: int, concurrency: int) -> Non
 def test_in_process_calls_cost_the_fewest_chunks(runs: int) -> None:
     chunks = Chunking(16, in_process=True).split(list(range(runs)))
     assert len(chunks) == math.ceil(runs / MAX_CHUNK)
+
+
+@given(concurrency=st.integers(min_value=1, max_value=64), in_process=st.booleans())
+def test_threads_never_exceed_the_concurrency_and_remote_calls_get_them_all(
+    concurrency: int, in_process: bool
+) -> None:
+    threads = Chunking(concurrency, in_process).threads
+    assert 1 <= threads <= concurrency
+    assert threads == (min(concurrency, IN_PROCESS_THREADS) if in_process else concurrency)
 
 
 def test_a_small_burst_of_remote_calls_goes_one_run_per_thread() -> None:
