@@ -23,7 +23,7 @@ from scheduler_daemon.db import catalog, queries
 from scheduler_daemon.db import health as db_health
 from scheduler_daemon.db import runs as db_runs
 from scheduler_daemon.db import schedules as db_schedules
-from scheduler_daemon.domain import MisfirePolicy, OverlapPolicy
+from scheduler_daemon.domain import MisfirePolicy, OverlapPolicy, RunStatus
 from scheduler_daemon.errors import FieldError, InputError
 from scheduler_daemon.policies import spec_of
 from scheduler_daemon.timing import IntervalSpec, ScheduleSpec, TimingError, parse_spec
@@ -454,7 +454,7 @@ def resolve_run(
     row = db_runs.select_unresolved_run(conn, run_id)
     if row is None:
         raise InputError(f"run {run_id} does not exist")
-    if row["status"] != "unresolved":
+    if row["status"] != RunStatus.UNRESOLVED:
         raise InputError(f"run {run_id} is {row['status']}, not unresolved: nothing to settle")
     if execution_id is not None and rerun:
         raise FieldError("rerun", rerun, "only a run settled without an execution can be rerun")
@@ -468,10 +468,10 @@ def resolve_run(
                 f"{execution_id!r} is already the execution of run {holder}",
             )
         db_runs.attach_execution(conn, run_id, execution_id)
-        result |= {"status": "dispatched", "amc_execution_id": execution_id}
+        result |= {"status": RunStatus.DISPATCHED, "amc_execution_id": execution_id}
         return result
     db_runs.settle_without_execution(conn, run_id)
-    result["status"] = "failed"
+    result["status"] = RunStatus.FAILED
     if rerun:
         overrides = row["parameters_override"]
         result["rerun_id"] = queries.insert_manual_run(

@@ -39,7 +39,7 @@ from scheduler_daemon.daemon.instance_gate import InstanceBusyError, InstanceGat
 from scheduler_daemon.db import queries
 from scheduler_daemon.db import recovery as db_recovery
 from scheduler_daemon.db.engine import is_transient
-from scheduler_daemon.domain import ClaimedRun, Outcome, RunContext, RunStatus
+from scheduler_daemon.domain import ClaimedRun, Outcome, RunContext, RunStatus, RunTrigger
 from scheduler_daemon.executors.base import (
     ExecutionOutcome,
     Executor,
@@ -141,7 +141,7 @@ class Dispatcher:
         for job in jobs:
             if len(job.runs) == 1:
                 item = _Item(job.runs[0], job.contexts.get(job.runs[0].id), True)
-                (recoveries if item.run.status == "dispatching" else singles).append(item)
+                (recoveries if item.run.status == RunStatus.DISPATCHING else singles).append(item)
         for item in recoveries:
             self._queue(self._run_chunk, [item], [item.run])
         for chunk in self._chunking.split(singles):
@@ -169,7 +169,7 @@ class Dispatcher:
 
     def _hold(self, runs: Sequence[ClaimedRun], change: int) -> None:
         for run in runs:
-            if run.trigger == "scheduled":
+            if run.trigger == RunTrigger.SCHEDULED:
                 self._held_schedules[run.schedule_id] += change
                 if self._held_schedules[run.schedule_id] <= 0:
                     del self._held_schedules[run.schedule_id]
@@ -250,7 +250,7 @@ class Dispatcher:
                 self._lost(outcome.run, "outcome")
                 all_recorded = False
                 continue
-            released = released or (outcome.release and outcome.run.trigger == "scheduled")
+            released = released or (outcome.release and outcome.run.trigger == RunTrigger.SCHEDULED)
             self._finished(outcome, result)
         if released:
             # The schedules' next slots may be sooner than the loop's next wake-up, which was
@@ -329,7 +329,7 @@ class Dispatcher:
             **fields,
         )
         self._metrics.count_run(outcome.status, outcome.run.trigger)
-        if outcome.status == "unresolved":  # an operator must look (docs/runbook.md)
+        if outcome.status is RunStatus.UNRESOLVED:  # an operator must look (docs/runbook.md)
             self._log.error("run.unresolved", reason=outcome.error_message, **fields)
         if result.paused:
             self._auto_paused(result.pause_reason, fields)
@@ -354,7 +354,7 @@ class Dispatcher:
         can tell yet whether a call started an execution: the run stays ``dispatching`` and,
         once this chunk lets go of it, the reaper hands it to a recovery."""
         run = item.run
-        recovering = run.status == "dispatching"
+        recovering = run.status == RunStatus.DISPATCHING
         if isinstance(request, ResolutionError):
             if recovering:  # what its first call sent cannot be looked for any more
                 reason = f"its cut-short call was not checked: {request}"
@@ -463,7 +463,7 @@ class Dispatcher:
     def _submit(
         self, request: RunRequest, *, recovering: bool, fields: dict[str, str]
     ) -> ExecutionOutcome:
-        if request.trigger == "scheduled":
+        if request.trigger == RunTrigger.SCHEDULED:
             lateness = (self._clock.now() - request.scheduled_for).total_seconds()
             self._metrics.lateness.observe(max(0.0, lateness))
         self._log.info(

@@ -31,7 +31,15 @@ from scheduler_daemon.daemon.liveness import (
 from scheduler_daemon.db import queries
 from scheduler_daemon.db.queries import SpecRow
 from scheduler_daemon.db.runs import prune_all
-from scheduler_daemon.domain import ClaimedRun, DueSchedule, NewRun, RunContext, ScheduleDecision
+from scheduler_daemon.domain import (
+    ClaimedRun,
+    DueSchedule,
+    NewRun,
+    RunContext,
+    RunStatus,
+    RunTrigger,
+    ScheduleDecision,
+)
 from scheduler_daemon.errors import SchedulerError
 from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.policies import plan, spec_of
@@ -337,17 +345,17 @@ class Scheduler:
             runs, contexts = queries.insert_runs(
                 conn, self.worker_id, [r for r in new_runs if r.schedule_id in tokens], tokens
             )
-            claimed = [run for run in runs if run.status == "claimed"]
+            claimed = [run for run in runs if run.status == RunStatus.CLAIMED]
             locked = {d.schedule_id for d in decisions if d.take_lock and d.schedule_id in tokens}
             orphaned = {sid: tokens[sid] for sid in locked - {run.schedule_id for run in claimed}}
             queries.release_locks(conn, self.worker_id, orphaned)
         for schedule_id in orphaned:
             self._log.warning("run.slot_taken", schedule_id=str(schedule_id))
         for run in runs:
-            event = "run.claimed" if run.status == "claimed" else "run.skipped"
+            event = "run.claimed" if run.status == RunStatus.CLAIMED else "run.skipped"
             self._log.info(event, **run.log_fields)
         for new_run in new_runs:
-            if new_run.status == "skipped" and new_run.schedule_id in tokens:
+            if new_run.status is RunStatus.SKIPPED and new_run.schedule_id in tokens:
                 self.metrics.count_run(f"skipped_{new_run.skip_reason}", "scheduled")
         result.claimed += len(claimed)
         result.skipped += len(runs) - len(claimed)
@@ -379,7 +387,9 @@ class Scheduler:
         jobs: dict[tuple[uuid.UUID, str], list[ClaimedRun]] = defaultdict(list)
         for run in runs:
             key = (
-                (run.schedule_id, "scheduled") if run.trigger == "scheduled" else (run.id, "manual")
+                (run.schedule_id, "scheduled")
+                if run.trigger == RunTrigger.SCHEDULED
+                else (run.id, "manual")
             )
             jobs[key].append(run)
         for job_runs in jobs.values():

@@ -25,6 +25,7 @@ from scheduler_daemon.domain import (
     NewRun,
     Outcome,
     RunContext,
+    RunTrigger,
     ScheduleDecision,
     run_log_fields,
 )
@@ -247,7 +248,7 @@ def record_outcomes(
     )
     written = {
         row.run_id: OutcomeWritten(
-            recorded=row.trigger != "scheduled" or row.schedule_updated,
+            recorded=row.trigger != RunTrigger.SCHEDULED or row.schedule_updated,
             paused=row.paused,
             pause_reason=row.pause_reason,
         )
