@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine
 
 from scheduler_daemon.config import Settings, load_settings
 from scheduler_daemon.db.engine import check_connection, make_engine
+from scheduler_daemon.db.migrate import require_head, upgrade_to_head
 from scheduler_daemon.db.queries import database_now
 from scheduler_daemon.embedded import embedded_database
 from scheduler_daemon.errors import FieldError
@@ -68,10 +69,28 @@ def open_database(
         yield engine
 
 
+def ensure_schema(engine: Engine, settings: Settings) -> None:
+    """The embedded database is ours to keep current; a database of your own must already be
+    at the migration head (SchemaOutOfDateError says which revision it is at)."""
+    if settings.database_url is None:
+        upgrade_to_head(engine)
+        return
+    with engine.connect() as conn:
+        require_head(conn)
+
+
+@contextlib.contextmanager
+def open_current_database(settings: Settings) -> Iterator[Engine]:
+    """``open_database``, for commands that read or write the tables: at the schema's head."""
+    with open_database(settings, announce=False) as engine:
+        ensure_schema(engine, settings)
+        yield engine
+
+
 @contextlib.contextmanager
 def transaction(state: CliState) -> Iterator[tuple[Connection, datetime]]:
     """One transaction per command; the database's clock is "now"."""
-    with open_database(state.settings(), announce=False) as engine, engine.begin() as conn:
+    with open_current_database(state.settings()) as engine, engine.begin() as conn:
         yield conn, database_now(conn)
 
 

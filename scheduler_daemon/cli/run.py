@@ -12,7 +12,7 @@ import click
 import structlog
 from sqlalchemy import Engine
 
-from scheduler_daemon.cli.common import CliState, open_database
+from scheduler_daemon.cli.common import CliState, ensure_schema, open_database
 from scheduler_daemon.clock import Clock, SystemClock
 from scheduler_daemon.config import ExecutorName, Settings
 from scheduler_daemon.daemon.chunking import Chunking
@@ -23,20 +23,11 @@ from scheduler_daemon.daemon.liveness import SessionLiveness
 from scheduler_daemon.daemon.loop import install_signal_handlers, run_loop
 from scheduler_daemon.daemon.scheduler import Scheduler
 from scheduler_daemon.db.engine import libpq_url, make_engine
-from scheduler_daemon.db.migrate import require_head, upgrade_to_head
 from scheduler_daemon.executors import build_executor
 from scheduler_daemon.executors.base import Executor
 from scheduler_daemon.log import configure_logging
 from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.systemd import SystemdNotifier
-
-
-def _ensure_schema(engine: Engine, settings: Settings) -> None:
-    if settings.database_url is None:
-        upgrade_to_head(engine)  # the embedded database is ours to keep current
-        return
-    with engine.connect() as conn:
-        require_head(conn)
 
 
 @click.command("run")
@@ -84,7 +75,7 @@ def run_command(state: CliState, /, once: bool, **options: str | None) -> None:
     # Besides the tick's own: one per AMC call in flight, for its instance-cap lock (the
     # dispatch threads' writes have connections of their own).
     with open_database(settings, pool_size=settings.concurrency + 2) as engine:
-        _ensure_schema(engine, settings)
+        ensure_schema(engine, settings)
         if settings.metrics_port is not None:
             metrics.serve(settings.metrics_port)
         executor = build_executor(settings, observer=metrics)

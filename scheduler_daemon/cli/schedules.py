@@ -11,7 +11,12 @@ from typing import Any
 import click
 
 from scheduler_daemon import management
-from scheduler_daemon.cli.common import CliState, open_database, parse_instant, transaction
+from scheduler_daemon.cli.common import (
+    CliState,
+    open_current_database,
+    parse_instant,
+    transaction,
+)
 from scheduler_daemon.cli.output import F, echo_json, echo_record, echo_rows, json_option
 from scheduler_daemon.domain import MisfirePolicy, OverlapPolicy, RunStatus, RunTrigger
 from scheduler_daemon.errors import FieldError, InputError
@@ -447,7 +452,7 @@ def runs_resolve_command(
 @click.pass_obj
 def runs_prune_command(state: CliState, /, days: float, as_json: bool) -> None:
     """Delete finished runs older than the given number of days, in small batches."""
-    with open_database(state.settings(), announce=False) as engine:
+    with open_current_database(state.settings()) as engine:
         deleted = management.prune_all(engine, days)
     _done(as_json, {"deleted": deleted}, f"deleted {deleted} run(s) older than {days:g} days")
 

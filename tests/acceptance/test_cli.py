@@ -163,6 +163,30 @@ def test_run_refuses_a_database_behind_the_code(empty_database_url: str) -> None
     assert_one_line_error(result, "schema is at revision none", "scheduler-daemon migrate")
 
 
+def test_operator_commands_work_on_a_fresh_embedded_database(tmp_path: Path) -> None:
+    """The embedded default is the daemon's own: a command that reads the tables brings its
+    schema to head first, as ``run`` does, instead of failing on a missing table."""
+    env = {"SCHEDULER_DATA_DIR": str(tmp_path / "data")}
+    listed = run_cli("schedules", "list", "--json", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == []
+    for args in (["runs", "list", "--json"], ["workers", "--json"]):
+        result = run_cli(*args, env=env)
+        assert result.returncode == 0, (args, result.stderr)
+        assert json.loads(result.stdout) == []
+
+
+@pytest.mark.parametrize(
+    "args", [["schedules", "list"], ["workers"], ["runs", "prune", "--older-than", "30"]]
+)
+def test_operator_commands_refuse_a_database_of_your_own_behind_the_code(
+    empty_database_url: str, args: list[str]
+) -> None:
+    """A database of your own is migrated only by ``migrate``: one line saying so, exit 2."""
+    result = run_cli(*args, env={"SCHEDULER_DATABASE_URL": empty_database_url})
+    assert_one_line_error(result, "schema is at revision none", "scheduler-daemon migrate")
+
+
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
