@@ -76,6 +76,7 @@ class Settings:
     shutdown_grace: float = DEFAULT_SHUTDOWN_GRACE
     noop_delay: float = 0.0
     metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
     history_retention_days: float = DEFAULT_HISTORY_RETENTION_DAYS
     # The amc executor's, passed to it as they are; max_in_flight is also the daemons'
     # instance gate's cap.
@@ -209,6 +210,7 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "shutdown_grace": _parse_positive_float,
     "noop_delay": _parse_non_negative_float,
     "metrics_port": _parse_port,
+    "metrics_address": _parse_non_empty,
     "history_retention_days": _parse_non_negative_float,
     "status_poll_interval": _parse_positive_float,
     "status_deadline_hours": _parse_positive_float,

@@ -3,9 +3,13 @@ told by direct calls: ``Metrics`` is the executor's ``AmcObserver``."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_wsgi_app
 
 from scheduler_daemon.amc.observer import CircuitState, TokenRefreshOutcome
 
@@ -117,6 +121,35 @@ class Metrics:
     def circuit(self, instance_id: str, state: CircuitState) -> None:
         self._child(self.circuit_state, instance_id).set(_CIRCUIT_STATES[state])
 
-    def serve(self, port: int) -> None:
-        # On every interface: Prometheus scrapes from other hosts.
-        start_http_server(port, addr="0.0.0.0", registry=self.registry)  # noqa: S104
+    def serve(self, port: int, address: str = "127.0.0.1") -> WSGIServer:
+        """Serve ``/metrics`` (and nothing else: 404) on ``address``:``port`` from a thread;
+        returns the server (its ``server_address`` says the port when ``port`` is 0)."""
+        metrics_app = make_wsgi_app(self.registry)
+
+        def only_metrics(
+            environ: dict[str, Any], start_response: Callable[..., Any]
+        ) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") != METRICS_PATH:
+                start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
+                return [f"not found: the metrics are at {METRICS_PATH}\n".encode()]
+            return metrics_app(environ, start_response)  # type: ignore[no-any-return]
+
+        server = make_server(
+            address, port, only_metrics, server_class=_ThreadingServer, handler_class=_QuietHandler
+        )
+        threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+        return server
+
+
+METRICS_PATH = "/metrics"
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Scrapes are not logged: the daemon's log is for its runs."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass

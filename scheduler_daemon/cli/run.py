@@ -65,6 +65,11 @@ from scheduler_daemon.systemd import SystemdNotifier
 @click.option(
     "--metrics-port", help="Serve Prometheus metrics on this port [env: SCHEDULER_METRICS_PORT]."
 )
+@click.option(
+    "--metrics-address",
+    help="Address the metrics listen on; 0.0.0.0 for every interface "
+    "[env: SCHEDULER_METRICS_ADDRESS; 127.0.0.1].",
+)
 @click.option("--once", is_flag=True, help="Run one tick, wait for its dispatches, exit 0.")
 @click.pass_obj
 def run_command(state: CliState, /, once: bool, **options: str | None) -> None:
@@ -77,7 +82,7 @@ def run_command(state: CliState, /, once: bool, **options: str | None) -> None:
     with open_database(settings, pool_size=settings.concurrency + 2) as engine:
         ensure_schema(engine, settings)
         if settings.metrics_port is not None:
-            metrics.serve(settings.metrics_port)
+            metrics.serve(settings.metrics_port, settings.metrics_address)
         executor = build_executor(settings, observer=metrics)
         with open_scheduler(
             engine, settings, executor, SystemClock(), metrics=metrics
