@@ -49,14 +49,9 @@ from typing import Any
 import psutil
 import psycopg
 
+from scheduler_daemon.db.databases import drop_database, with_database
 from scheduler_daemon.db.engine import make_engine
-from scheduler_daemon.db.provision import (
-    EmbeddedServer,
-    clone_database,
-    create_template,
-    drop_database,
-    with_database,
-)
+from scheduler_daemon.db.provision import EmbeddedServer, clone_database, create_template
 
 BURST_SCHEDULES = 10_000
 BIG_TABLE = 1_000_000

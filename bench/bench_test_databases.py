@@ -17,12 +17,8 @@ import uuid
 import psycopg
 from sqlalchemy.engine import make_url
 
-from scheduler_daemon.db.provision import (
-    clone_database,
-    create_template,
-    drop_database,
-    session_server,
-)
+from scheduler_daemon.db.databases import drop_database
+from scheduler_daemon.db.provision import clone_database, create_template, session_server
 
 
 def main() -> None:

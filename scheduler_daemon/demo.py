@@ -14,12 +14,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.engine import make_url
 
 from scheduler_daemon.amc.fake.server import FakeAmcServer
 from scheduler_daemon.config import ExecutorName, Settings
 from scheduler_daemon.db import catalog
-from scheduler_daemon.db.databases import drop_database, recreate_database
+from scheduler_daemon.db.databases import create_database, drop_database
 from scheduler_daemon.db.engine import make_engine
 from scheduler_daemon.db.migrate import upgrade_to_head
 from scheduler_daemon.db.queries import insert_manual_run
@@ -50,8 +49,8 @@ SCHEDULES: tuple[tuple[str, str, str | None, int | None, str, dict[str, Any]], .
 @contextlib.contextmanager
 def demo_database(admin_url: str) -> Iterator[str]:
     """A fresh demo database on the embedded server, dropped again afterwards."""
-    recreate_database(admin_url, DEMO_DATABASE)
-    url = make_url(admin_url).set(database=DEMO_DATABASE).render_as_string(hide_password=False)
+    drop_database(admin_url, DEMO_DATABASE, missing_ok=True)
+    url = create_database(admin_url, DEMO_DATABASE)
     try:
         yield url
     finally:

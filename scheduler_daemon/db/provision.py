@@ -22,16 +22,13 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from scheduler_daemon.db.databases import create_database
 from scheduler_daemon.db.engine import make_engine
 from scheduler_daemon.db.migrate import upgrade_to_head
 from scheduler_daemon.embedded import embedded_postgres_server
 
 TEST_URL_VARIABLE = "SCHEDULER_TEST_DATABASE_URL"
 MAX_CONNECTIONS = 300
-
-
-def with_database(url: str, database: str) -> str:
-    return make_url(url).set(database=database).render_as_string(hide_password=False)
 
 
 def libpq_url(url: str) -> str:
@@ -147,13 +144,6 @@ def session_server() -> Iterator[str]:
         yield server.admin_url
 
 
-def create_database(admin_url: str, name: str) -> str:
-    """A new, empty database; returns its URL."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return with_database(admin_url, name)
-
-
 def create_template(admin_url: str, name: str) -> str:
     """A new database migrated to head, to clone others from; returns its URL."""
     url = create_database(admin_url, name)
@@ -167,21 +157,4 @@ def create_template(admin_url: str, name: str) -> str:
 
 def clone_database(admin_url: str, template: str, name: str) -> str:
     """A new database copied from ``template``; returns its URL."""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        # FILE_COPY (PostgreSQL 15+) copies a small template faster than WAL-logging every page.
-        strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
-        conn.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}" + strategy).format(
-                sql.Identifier(name), sql.Identifier(template)
-            )
-        )
-    return with_database(admin_url, name)
-
-
-def drop_database(admin_url: str, name: str, *, missing_ok: bool = False) -> None:
-    """Drop ``name``, disconnecting whoever is still connected to it."""
-    if_exists = " IF EXISTS" if missing_ok else ""
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE" + if_exists + " {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    return create_database(admin_url, name, template=template)
