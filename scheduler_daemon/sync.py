@@ -44,22 +44,24 @@ from scheduler_daemon.management import (
     spec_of_row,
 )
 
-# How this face spells each field the verbs name: the key of a [[schedules]] table.
-TOML_KEYS: Mapping[str, str] = {
-    "key": "key",
-    "name": "name",
-    "workflow": "workflow",
-    "cron": "cron",
-    "timezone": "timezone",
-    "anchor": "anchor",
-    "misfire_policy": "misfire_policy",
-    "overlap_policy": "overlap_policy",
-    "misfire_grace_seconds": "misfire_grace_seconds",
-    "max_catchup_runs": "max_catchup_runs",
-    "enabled": "enabled",
-    "parameters": "parameters",
-}
-_ALLOWED_KEYS = frozenset(TOML_KEYS.values())
+# The keys of a [[schedules]] table. They are the very names the verbs give their fields, so
+# a FieldError's field is the key to point at.
+SCHEDULE_KEYS = frozenset(
+    {
+        "key",
+        "name",
+        "workflow",
+        "cron",
+        "timezone",
+        "anchor",
+        "misfire_policy",
+        "overlap_policy",
+        "misfire_grace_seconds",
+        "max_catchup_runs",
+        "enabled",
+        "parameters",
+    }
+)
 _SPEC_COLUMNS = {"cron_expression", "interval_seconds", "interval_anchor", "timezone"}
 # Any table header, [x] or [[x]]: it ends the table before it.
 _TABLE_HEADER = re.compile(r"""\s*\[\[?\s*[\w.\-"' ]+\s*\]\]?\s*(#.*)?$""")
@@ -70,7 +72,6 @@ _TOML_ERROR_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 @dataclass(frozen=True)
 class Entry:
     key: str
-    line: int
     enabled: bool
     definition: dict[str, Any]
 
@@ -165,15 +166,14 @@ def parse(source: str, conn: Connection, path: str = "file") -> list[Entry]:
         where = path if table.header else f"{path}: schedule {index + 1}"
         if not isinstance(raw, Mapping):
             raise _error(where, table.header, f"{raw!r} is not a table")
-        unknown = set(raw) - _ALLOWED_KEYS
+        unknown = set(raw) - SCHEDULE_KEYS
         if unknown:
             line = min(table.key_line(key) for key in unknown)
             raise _error(where, line, f"unknown key(s) {sorted(unknown)}")
         try:
-            entry = _entry(raw, table.header, workflows)
+            entry = _entry(raw, workflows)
         except FieldError as exc:
-            key = TOML_KEYS.get(exc.field, exc.field)
-            raise _error(where, table.key_line(key), exc.message, key) from None
+            raise _error(where, table.key_line(exc.field), exc.message, exc.field) from None
         key_line = table.key_line("key")
         if entry.key in seen:
             message = f"{entry.key!r} is already used at line {seen[entry.key]}"
@@ -183,7 +183,7 @@ def parse(source: str, conn: Connection, path: str = "file") -> list[Entry]:
     return entries
 
 
-def _entry(raw: Mapping[str, Any], line: int, workflows: Workflows) -> Entry:
+def _entry(raw: Mapping[str, Any], workflows: Workflows) -> Entry:
     for required in ("key", "name", "workflow", "cron"):
         value = raw.get(required)
         if not isinstance(value, str) or not value.strip():
@@ -207,7 +207,7 @@ def _entry(raw: Mapping[str, Any], line: int, workflows: Workflows) -> Entry:
         "interval_seconds": columns.interval_seconds,
         "interval_anchor": columns.interval_anchor,
     }
-    return Entry(raw["key"].strip(), line, bool(raw.get("enabled", False)), definition)
+    return Entry(raw["key"].strip(), bool(raw.get("enabled", False)), definition)
 
 
 def plan(conn: Connection, entries: list[Entry], *, prune: bool) -> Plan:

@@ -18,7 +18,7 @@ from scheduler_daemon.embedded import embedded_database
 from scheduler_daemon.errors import FieldError
 
 # How the command line spells each field the verbs name (scheduler_daemon.management); a
-# TOML file spells them as scheduler_daemon.sync.TOML_KEYS says.
+# sync file's keys are the field names themselves (scheduler_daemon.sync.SCHEDULE_KEYS).
 FIELD_OPTIONS: Mapping[str, str] = {
     "name": "--name",
     "workflow": "--workflow",

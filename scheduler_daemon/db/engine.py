@@ -8,7 +8,7 @@ import orjson
 from psycopg.types.array import ListBinaryDumper
 from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from scheduler_daemon.config import mask_url, to_sqlalchemy_url
@@ -43,9 +43,11 @@ def make_engine(
     return engine
 
 
-def libpq_url(engine: Engine) -> str:
-    """The engine's URL as psycopg itself takes it (for connections outside the pool)."""
-    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+def libpq_url(target: Engine | URL | str) -> str:
+    """The URL (an engine's, or one given) as psycopg itself takes it, without SQLAlchemy's
+    +driver suffix (for connections outside the pool)."""
+    url = target.url if isinstance(target, Engine) else make_url(target)
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _plan_once(dbapi_connection: Any, _: Any) -> None:

@@ -20,21 +20,14 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from sqlalchemy.engine import make_url
 
 from scheduler_daemon.db.databases import create_database
-from scheduler_daemon.db.engine import make_engine
+from scheduler_daemon.db.engine import libpq_url, make_engine
 from scheduler_daemon.db.migrate import upgrade_to_head
 from scheduler_daemon.embedded import embedded_postgres_server
 
 TEST_URL_VARIABLE = "SCHEDULER_TEST_DATABASE_URL"
 MAX_CONNECTIONS = 300
-
-
-def libpq_url(url: str) -> str:
-    """psycopg wants the plain scheme, without SQLAlchemy's +driver suffix."""
-    parsed = make_url(url)
-    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def docker_answers() -> bool:

@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,10 @@ def fake_amc_env(amc: FakeAmcServer, **extra: str) -> dict[str, str]:
         "SCHEDULER_AMC_REFRESH_TOKEN": DEFAULT_REFRESH_TOKEN,
         "SCHEDULER_STATUS_POLL_INTERVAL": "1",
     } | extra
+
+
+def db_now(engine: Engine) -> datetime:
+    """The database's clock, in UTC."""
+    with engine.connect() as conn:
+        moment: datetime = conn.execute(text("SELECT now()")).scalar_one()
+    return moment.astimezone(UTC)

@@ -3,7 +3,6 @@ the AMC executor's included."""
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 from pathlib import Path
 
@@ -14,14 +13,15 @@ from sqlalchemy import Engine, text
 from scheduler_daemon.amc.fake.server import (
     FakeAmcServer,
 )
-from tests.acceptance.daemons import Daemon, count, fake_amc_env, insert_due_schedules, wait_until
+from tests.acceptance.daemons import (
+    Daemon,
+    count,
+    fake_amc_env,
+    free_port,
+    insert_due_schedules,
+    wait_until,
+)
 from tests.helpers import Rows, seeded_amc_instance
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

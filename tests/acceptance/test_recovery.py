@@ -20,7 +20,7 @@ import json
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from scheduler_daemon.amc.body import build_request_body
 from scheduler_daemon.amc.fake.server import (
     FakeAmcServer,
 )
-from tests.acceptance.daemons import Daemon, fake_amc_env, wait_until
+from tests.acceptance.daemons import Daemon, db_now, fake_amc_env, wait_until
 from tests.helpers import Rows, SeededInstance, seeded_amc_instance
 
 pytestmark = pytest.mark.slow
@@ -65,12 +65,6 @@ def amc_env(amc: FakeAmcServer, **extra: str) -> dict[str, str]:
 
 
 # --- set-up --------------------------------------------------------------------------------
-
-
-def db_now(engine: Engine) -> datetime:
-    with engine.connect() as conn:
-        moment: datetime = conn.execute(text("SELECT now()")).scalar_one()
-    return moment.astimezone(UTC)
 
 
 def current_slot(engine: Engine) -> datetime:

@@ -4,7 +4,6 @@ heartbeat and lease rules. Real processes, real PostgreSQL, kill -9 and SIGSTOP.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ from sqlalchemy import Engine, text
 from tests.acceptance.daemons import (
     Daemon,
     count,
+    db_now,
     insert_due_schedules,
     wait_for_count,
     wait_until,
@@ -22,12 +22,6 @@ from tests.helpers import Rows
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("settled_server")]
 
 UNFINISHED = "SELECT count(*) FROM schedule_runs WHERE status IN ('claimed', 'dispatching')"
-
-
-def db_now(engine: Engine) -> datetime:
-    with engine.connect() as conn:
-        moment: datetime = conn.execute(text("SELECT now()")).scalar_one()
-    return moment
 
 
 def finished_events(daemons: list[Daemon]) -> Counter[str]:

@@ -156,18 +156,7 @@ def test_status_sync_finishes_the_run_and_frees_the_overlap(
     [run] = runs_of(engine, schedule_id)
     assert run["status"] == "dispatched"
 
-    def synced() -> bool:
-        scheduler.tick()
-        assert scheduler.wait_idle(20)
-        status: str = runs_of(engine, schedule_id)[0]["status"]
-        return status != "dispatched"
-
-    deadline = time.monotonic() + 20
-    while not synced():
-        assert time.monotonic() < deadline, "the status sync never finished the run"
-        with engine.begin() as conn:  # make the next check due now instead of in a minute
-            conn.execute(text("UPDATE workflow_executions SET next_poll_at = now()"))
-        time.sleep(0.1)
+    finish_by_status_sync(engine, scheduler, schedule_id)
     [run] = runs_of(engine, schedule_id)
     execution = rows.get(workflow_executions, run["execution_id"])
     assert (run["status"], run["error_message"]) == (run_status, error)

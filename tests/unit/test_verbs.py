@@ -113,7 +113,7 @@ def test_a_field_error_names_the_field_not_a_faces_spelling(field: str) -> None:
     assert "--" not in error.message
     # Each face knows the field: the command line as an option, a file as a key.
     assert field_message(error) == f"{FIELD_OPTIONS[field]}: {error.message}"
-    assert field in sync.TOML_KEYS
+    assert field in sync.SCHEDULE_KEYS
 
 
 def test_the_anchor_error_names_the_value_and_the_spec() -> None:
