@@ -35,7 +35,6 @@ class RunStatus(enum.StrEnum):
 # A run another run of its schedule overlaps with (a pending manual run has not started).
 IN_PROGRESS_RUN_STATUSES = (RunStatus.CLAIMED, RunStatus.DISPATCHING, RunStatus.DISPATCHED)
 UNFINISHED_RUN_STATUSES = (RunStatus.PENDING, *IN_PROGRESS_RUN_STATUSES)
-FINAL_RUN_STATUSES = tuple(s for s in RunStatus if s not in UNFINISHED_RUN_STATUSES)
 
 
 class RunTrigger(enum.StrEnum):

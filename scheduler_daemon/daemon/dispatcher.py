@@ -113,6 +113,8 @@ class Dispatcher:
         self._transactions = engine
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._executor = executor
+        # Asked once: an isinstance check against a runtime-checkable protocol is slow.
+        self._status_source = executor if isinstance(executor, StatusSource) else None
         self._worker_id = worker_id
         self._chunking = chunking
         self._max_failures = max_failures
@@ -261,12 +263,12 @@ class Dispatcher:
     @property
     def follows_statuses(self) -> bool:
         """Whether the executor can tell how a submitted execution is doing (amc)."""
-        return isinstance(self._executor, StatusSource)
+        return self._status_source is not None
 
     def check_statuses(self, polls: Sequence[queries.StatusPoll]) -> None:
         """Ask the executor how submitted executions are doing, in the pool."""
-        if polls and isinstance(self._executor, StatusSource):
-            self._queue(self._check_statuses, (polls, self._executor), [])
+        if polls and self._status_source is not None:
+            self._queue(self._check_statuses, (polls, self._status_source), [])
 
     def _check_statuses(self, work: tuple[Sequence[queries.StatusPoll], StatusSource]) -> None:
         polls, source = work

@@ -167,6 +167,8 @@ class SessionLiveness:
     def _watch_socket(self) -> None:
         """Wake the loop as soon as the server writes on the idle lock connection."""
         while not self._stop.is_set():
+            if not self._enabled:  # a pooler was found: nothing to watch, ever
+                return
             conn = self._conn
             if conn is None or self._lost.is_set():
                 self._stop.wait(0.05)

@@ -74,3 +74,28 @@ def test_comment_lines_and_indentation_are_not_sent() -> None:
 def test_a_malformed_file_is_refused_naming_the_statement(source: str, problem: str) -> None:
     with pytest.raises(StatementFileError, match=problem):
         parse_statements(source, "claim.sql")
+
+
+def _between(statement: str, start: str, end: str) -> str:
+    text = parse_statements(SOURCE)[statement]
+    return text[text.index(start) : text.index(end, text.index(start)) + len(end)]
+
+
+def test_both_outcome_paths_count_failures_and_auto_pause_alike() -> None:
+    """A failure reported by the dispatch and one reported by the status sync move the
+    schedule's failure count and auto-pause it by one rule, written out in each statement."""
+    start, end = "consecutive_failures = CASE", "ELSE s.pause_reason END"
+    assert _between("record_outcomes", start, end) == _between("record_statuses", start, end)
+
+
+def test_schedule_claims_and_manual_runs_are_abandoned_by_one_rule() -> None:
+    """The reaper judges an abandoned schedule claim and an abandoned manual run alike."""
+    start, end = "AND (", ":gone AS text[])))"
+    schedules = _between("select_stale_locks", start, end)
+    manual = _between("reap_manual_runs", start, end)
+    as_schedule = (
+        manual.replace("r2.worker_id", "s.locked_by")
+        .replace("r2.claimed_at", "s.locked_at")
+        .replace("r2.id", "s.id")
+    )
+    assert as_schedule == schedules
