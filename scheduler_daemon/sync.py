@@ -238,16 +238,14 @@ def plan(conn: Connection, entries: list[Entry], *, prune: bool) -> Plan:
 def apply(conn: Connection, result: Plan, now: datetime) -> None:
     if result.create:
         db_schedules.insert_schedules(conn, [_new_row(e, now) for e in result.create])
+    updates = []
     for entry, schedule_id, changes in result.update:
         # A new spec starts from its next slot after now; only enabled rows have one.
         restart = bool(_SPEC_COLUMNS & set(changes))
-        db_schedules.update_definition(
-            conn,
-            schedule_id,
-            entry.definition,
-            restart=restart,
-            next_run_at=spec_of_row(entry.definition).next_after(now) if restart else None,
-        )
+        next_run_at = spec_of_row(entry.definition).next_after(now) if restart else None
+        updates.append((schedule_id, entry.definition, restart, next_run_at))
+    if updates:
+        db_schedules.update_definitions(conn, updates)
     if result.disable:
         db_schedules.disable(conn, [schedule_id for _, schedule_id in result.disable])
 

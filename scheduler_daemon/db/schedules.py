@@ -191,10 +191,22 @@ def update_definition(
     next_run_at: datetime | None,
 ) -> None:
     """Write ``definition`` (every one of DEFINITION_COLUMNS) over the schedule's."""
-    params = {column: definition[column] for column in DEFINITION_COLUMNS}
+    update_definitions(conn, [(schedule_id, definition, restart, next_run_at)])
+
+
+def update_definitions(
+    conn: Connection,
+    updates: Sequence[tuple[uuid.UUID, Mapping[str, Any], bool, datetime | None]],
+) -> None:
+    """Many ``update_definition`` calls (id, definition, restart, next_run_at) in one
+    executemany."""
     conn.execute(
         UPDATE_DEFINITION,
-        params | {"id": schedule_id, "restart": restart, "next_run_at": next_run_at},
+        [
+            {column: definition[column] for column in DEFINITION_COLUMNS}
+            | {"id": schedule_id, "restart": restart, "next_run_at": next_run_at}
+            for schedule_id, definition, restart, next_run_at in updates
+        ],
     )
 
 
