@@ -13,8 +13,6 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-from scheduler_daemon.db import recovery as db_recovery
-
 # ``runs list``: a filter given as NULL is not applied.
 LIST_RUNS = text(
     """
@@ -126,24 +124,70 @@ def recent_runs(conn: Connection, schedule_id: uuid.UUID, limit: int = 10) -> li
     return [dict(row) for row in rows]
 
 
+# --- an operator settles an unresolved run ---------------------------------------------------
+
+SELECT_UNRESOLVED_RUN = text(
+    """
+    SELECT r.id, r.status, r.schedule_id, r.workflow_id, r.trigger, r.scheduled_for,
+           r.request, r.parameters_override, r.error_message
+      FROM schedule_runs r
+     WHERE r.id = :run_id
+       FOR UPDATE
+    """
+)
+
+SELECT_HOLDER = text("SELECT id FROM schedule_runs WHERE amc_execution_id = :execution_id")
+
+# The run takes the execution the operator found in AMC; the status sync follows it from here.
+ATTACH_EXECUTION = text(
+    """
+    WITH lineage AS (
+        INSERT INTO workflow_executions (workflow_id, amc_execution_id, status, trigger,
+                                         schedule_run_id, request, submitted_at)
+        SELECT r.workflow_id, :execution_id, 'pending', r.trigger, r.id, r.request, now()
+          FROM schedule_runs r
+         WHERE r.id = :run_id
+        RETURNING id
+    )
+    UPDATE schedule_runs AS r
+       SET status = 'dispatched', amc_execution_id = :execution_id, finished_at = NULL,
+           execution_id = (SELECT id FROM lineage),
+           error_message = 'an operator attributed AMC execution ' || :execution_id
+                           || ' to this run; it was unresolved: ' || r.error_message
+     WHERE r.id = :run_id AND r.status = 'unresolved'
+    """
+)
+
+# No execution of this run exists in AMC (the operator checked): the run failed to start one.
+SETTLE_WITHOUT_EXECUTION = text(
+    """
+    UPDATE schedule_runs AS r
+       SET status = 'failed',
+           error_message = 'an operator found no AMC execution of this run; it was '
+                           || 'unresolved: ' || r.error_message
+     WHERE r.id = :run_id AND r.status = 'unresolved'
+    """
+)
+
+
 def select_unresolved_run(conn: Connection, run_id: uuid.UUID) -> dict[str, Any] | None:
     """The run an operator settles, locked; None if there is no such run."""
-    row = conn.execute(db_recovery.SELECT_UNRESOLVED_RUN, {"run_id": run_id}).mappings().first()
+    row = conn.execute(SELECT_UNRESOLVED_RUN, {"run_id": run_id}).mappings().first()
     return None if row is None else dict(row)
 
 
 def execution_holder(conn: Connection, execution_id: str) -> uuid.UUID | None:
     """The run that holds the AMC execution, if one does."""
-    row = conn.execute(db_recovery.SELECT_HOLDER, {"execution_id": execution_id}).first()
+    row = conn.execute(SELECT_HOLDER, {"execution_id": execution_id}).first()
     return None if row is None else row.id
 
 
 def attach_execution(conn: Connection, run_id: uuid.UUID, execution_id: str) -> None:
-    conn.execute(db_recovery.ATTACH_EXECUTION, {"run_id": run_id, "execution_id": execution_id})
+    conn.execute(ATTACH_EXECUTION, {"run_id": run_id, "execution_id": execution_id})
 
 
 def settle_without_execution(conn: Connection, run_id: uuid.UUID) -> None:
-    conn.execute(db_recovery.SETTLE_WITHOUT_EXECUTION, {"run_id": run_id})
+    conn.execute(SETTLE_WITHOUT_EXECUTION, {"run_id": run_id})
 
 
 def prune_batch(conn: Connection, older_than_days: float, batch_size: int) -> int:
