@@ -8,7 +8,7 @@ from __future__ import annotations
 from scheduler_daemon.timing.advice import warnings
 from scheduler_daemon.timing.cron_spec import CronSpec
 from scheduler_daemon.timing.errors import TimingError
-from scheduler_daemon.timing.interval import IntervalSpec
+from scheduler_daemon.timing.interval import IntervalSpec, format_every
 from scheduler_daemon.timing.limits import (
     COUNT_CAP,
     DEFAULT_MIN_INTERVAL_SECONDS,
@@ -28,6 +28,7 @@ from scheduler_daemon.timing.schedules import (
     validate,
 )
 from scheduler_daemon.timing.spec import ScheduleSpec
+from scheduler_daemon.timing.zones import fixed_offset_warning
 
 __all__ = [
     "COUNT_CAP",
@@ -39,6 +40,8 @@ __all__ = [
     "PreviewEntry",
     "ScheduleSpec",
     "TimingError",
+    "fixed_offset_warning",
+    "format_every",
     "interval_spec",
     "next_fire_times",
     "parse_spec",

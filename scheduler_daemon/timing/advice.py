@@ -13,20 +13,31 @@ from scheduler_daemon.timing.cron_calendar import (
 from scheduler_daemon.timing.cron_fields import (
     DAY_OF_MONTH,
     DAY_OF_WEEK,
+    FIELD_NAMES,
+    FIELD_SIZES,
+    HOUR,
     MAX_MONTH_DAYS,
+    MINUTE,
+    MONTH,
     MONTH_NAMES,
+    WEEKDAY_NAMES,
     CronFields,
 )
 from scheduler_daemon.timing.cron_spec import CronSpec
-from scheduler_daemon.timing.interval import IntervalSpec, format_duration
-from scheduler_daemon.timing.limits import DEFAULT_MIN_INTERVAL_SECONDS
+from scheduler_daemon.timing.interval import UNIT_SECONDS, IntervalSpec, format_duration
+from scheduler_daemon.timing.limits import DEFAULT_MIN_INTERVAL_SECONDS, MAX_INTERVAL_SECONDS
 from scheduler_daemon.timing.schedules import parse_spec
-from scheduler_daemon.timing.zones import ZoneTable
+from scheduler_daemon.timing.zones import ZoneTable, fixed_offset_warning
 
 _DST_WINDOW_SECONDS = 5 * MEAN_YEAR_SECONDS
 # pytz compiles rule-based zones up to 2037; a zone whose table reaches it still has DST.
 _ONGOING_DST_YEAR = 2037
 _REFERENCE_TRANSITIONS = 10
+_ALL_WEEKDAYS = 0b111_1111
+_WEEKDAY_WORDS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
+_ORDINALS = {1: "first", 8: "second", 15: "third", 22: "fourth"}
+# How a `*/N` item of each field would be misread as a period: (unit words, '@every' unit).
+_PERIOD_UNITS = {MINUTE: ("minutes", "m"), HOUR: ("hours", "h"), DAY_OF_WEEK: ("days", "d")}
 
 
 def warnings(
@@ -41,18 +52,92 @@ def warnings(
     rules (no clock is read here).
     """
     spec = parse_spec(expression, timezone, None, min_interval_seconds)
+    zone_warning = fixed_offset_warning(spec.timezone)
+    advice = [zone_warning] if zone_warning else []
     if isinstance(spec, IntervalSpec):
-        return _interval_advice(spec, _transitions(spec.zone, after))
+        return advice + _interval_advice(spec, _transitions(spec.zone, after))
     assert isinstance(spec, CronSpec)
-    advice = _day_advice(spec.fields)
+    idiom = _nth_weekday(spec.fields)
+    advice.extend(_lone_step_advice(spec.fields, skip_weekdays=idiom is not None))
+    advice.extend(_day_advice(spec.fields, idiom))
     if not spec.wildcard:
         advice.extend(_dst_advice(spec, _transitions(spec.zone, after)))
     return advice
 
 
-def _day_advice(fields: CronFields) -> list[str]:
+def _weekday_words(weekdays: int) -> str:
+    """'Monday', 'Monday and Friday', 'Monday, Wednesday and Friday' (Monday first)."""
+    words = [_WEEKDAY_WORDS[w] for w in (1, 2, 3, 4, 5, 6, 0) if weekdays >> w & 1]
+    return " and ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _week_block(fields: CronFields) -> int | None:
+    """The first day of the 7-day block (1-7, 8-14, 15-21, 22-28) that is the whole
+    day-of-month set, if it is one: such a block holds each weekday exactly once."""
+    if fields.last_day:
+        return None
+    for first in _ORDINALS:
+        if fields.days == 0b111_1111 << first:
+            return first
+    return None
+
+
+def _nth_weekday(fields: CronFields) -> str | None:
+    """'the first Monday' when both day fields must match (one starts with `*`), the days are
+    a 7-day block and the weekdays are restricted: `0 9 */100,1-7 * MON`."""
+    first = _week_block(fields)
+    if first is None or not fields.days_and_weekdays or fields.weekdays == _ALL_WEEKDAYS:
+        return None
+    return f"the {_ORDINALS[first]} {_weekday_words(fields.weekdays)}"
+
+
+def _period_hint(step: int, unit: str) -> str:
+    """'; for a fixed period use '@every 90m'', unless no interval can be that long."""
+    if step * UNIT_SECONDS[unit] > MAX_INTERVAL_SECONDS:
+        return ""
+    return f"; for a fixed period use '@every {step}{unit}'"
+
+
+def _lone_step_advice(fields: CronFields, skip_weekdays: bool) -> list[str]:
+    """`*/N` with N beyond the field's values selects only its first value (classic cron), so
+    `*/90` minutes is minute 0, hourly, not every 90 minutes. Day-of-month has its own advice,
+    and an nth-weekday idiom may start day-of-week with such a step on purpose."""
+    advice = []
+    for index in (MINUTE, HOUR, MONTH, DAY_OF_WEEK):
+        if skip_weekdays and index == DAY_OF_WEEK:
+            continue
+        text = fields.texts[index]
+        for item in text.split(","):
+            base, _, step_text = item.partition("/")
+            if base != "*" or not step_text or int(step_text) <= FIELD_SIZES[index]:
+                continue
+            first = {MONTH: MONTH_NAMES[0], DAY_OF_WEEK: WEEKDAY_NAMES[0]}.get(index, "0")
+            where = f"in {text!r} " if item != text else ""
+            message = (
+                f"{FIELD_NAMES[index]} {item!r} {where}selects only {FIELD_NAMES[index]} {first}: "
+                f"a step larger than the field's {FIELD_SIZES[index]} values selects just the "
+                "first (classic cron)"
+            )
+            if index in _PERIOD_UNITS:
+                words, unit = _PERIOD_UNITS[index]
+                step = int(step_text)
+                message += f", not every {step} {words}{_period_hint(step, unit)}"
+            advice.append(message)
+    return advice
+
+
+def _day_advice(fields: CronFields, idiom: str | None) -> list[str]:
     advice = []
     day_text = fields.texts[DAY_OF_MONTH]
+    weekday_text = fields.texts[DAY_OF_WEEK]
+    first = _week_block(fields)
+    if idiom is not None and first is not None:
+        star_text = day_text if fields.day_star else weekday_text
+        advice.append(
+            f"day-of-month {day_text!r} with day-of-week {weekday_text!r} means {idiom} of "
+            f"each month: {star_text!r} starts with '*', so a day must match both day fields "
+            f"(classic cron), and days {first}-{first + 6} hold each weekday once"
+        )
     months = [m for m in range(1, 13) if fields.months >> m & 1]
     if not fields.day_star:
         for day in (29, 30, 31):
@@ -68,19 +153,29 @@ def _day_advice(fields: CronFields) -> list[str]:
                     f"day-of-month {day} in {day_text!r} does not occur in {where}: those "
                     "months get no fire on that day; use L for the last day of the month"
                 )
-    if "/" in day_text:
-        step = day_text.split("/", 1)[1].split(",", 1)[0]
+    if "/" in day_text and idiom is None:
+        step = int(day_text.split("/", 1)[1].split(",", 1)[0])
         days = [d for d in range(1, 32) if fields.days >> d & 1]
-        listed = ", ".join(str(d) for d in days[:6]) + (", ..." if len(days) > 6 else "")
+        if len(days) == 1:
+            meaning = f"only day {days[0]} of each month"
+        else:
+            listed = ", ".join(str(d) for d in days[:6]) + (", ..." if len(days) > 6 else "")
+            meaning = f"days {listed} of each month, restarting on the 1st"
         advice.append(
-            f"day-of-month {day_text!r} means days {listed} of each month, restarting on the "
-            f"1st, not every {step} days; for a fixed period use '@every {step}d'"
+            f"day-of-month {day_text!r} means {meaning}, not every {step} days"
+            + _period_hint(step, "d")
         )
     if not fields.day_star and not fields.weekday_star:
-        advice.append(
-            f"day-of-month {day_text!r} and day-of-week {fields.texts[DAY_OF_WEEK]!r} are both "
+        message = (
+            f"day-of-month {day_text!r} and day-of-week {weekday_text!r} are both "
             "restricted, so a day matches when EITHER matches (classic cron), not both"
         )
+        if first == 1 and fields.weekdays != _ALL_WEEKDAYS:
+            message += (
+                f"; for the first {_weekday_words(fields.weekdays)} of each month write "
+                f"day-of-month '*/100,{day_text}'"
+            )
+        advice.append(message)
     return advice
 
 

@@ -1,8 +1,13 @@
 """Parse a 5-field cron expression into bitsets, rejecting bad input with a message per field.
 
-croniter's parser accepts things this project must refuse (`*/100`, reversed ranges,
-`0 0 31 2 *`) and its messages do not say which field is wrong, so the syntax is parsed here;
-the test suite checks the expansions against croniter's own.
+croniter's parser accepts things this project must refuse (reversed ranges, `0 0 31 2 *`)
+and its messages do not say which field is wrong, so the syntax is parsed here; the test suite
+checks the expansions against croniter's own.
+
+Steps follow classic (Vixie) cron: any step of at least 1 is allowed, and one larger than its
+range selects just the range's start, so `*/100` in day-of-month is day 1 alone. Together with
+the day rule (a day field starting with `*` makes a day match both day fields) that gives the
+classic idiom `0 9 */100,1-7 * MON`: days 1-7 AND Monday, the first Monday of the month.
 """
 
 from __future__ import annotations
@@ -38,7 +43,10 @@ _NAME_VALUES: tuple[dict[str, int], ...] = (
 _LOW = (0, 0, 1, 1, 0)
 _HIGH = (59, 23, 31, 12, 7)
 _STAR_HIGH = (59, 23, 31, 12, 6)
-_SIZE = (60, 24, 31, 12, 7)
+# How many values `*` covers: a `*/N` with a larger N selects only the first of them.
+FIELD_SIZES = (60, 24, 31, 12, 7)
+# Any larger step selects the same single value as this one does.
+_STEP_CAP = 10_000
 # The longest each month can be, leap years included (index 0 unused).
 MAX_MONTH_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _UNSUPPORTED = {
@@ -128,16 +136,13 @@ def _range(index: int) -> str:
 
 
 def _step(index: int, field_text: str, token: str) -> int:
+    """A step of at least 1; classic cron allows any, a large one selecting just the start."""
     if not (token.isascii() and token.isdigit()):
         raise field_error(index, field_text, f"step {token!r} is not a positive number")
-    step = int(token) if len(token) <= 4 else _SIZE[index] + 1
-    if step < 1:
-        raise field_error(index, field_text, f"step {step} must be at least 1")
-    if step > _SIZE[index]:
-        raise field_error(
-            index, field_text, f"step {token} is larger than the field's {_SIZE[index]} values"
-        )
-    return step
+    digits = token.lstrip("0")
+    if not digits:
+        raise field_error(index, field_text, "step 0 must be at least 1")
+    return int(digits) if len(digits) <= 4 else _STEP_CAP
 
 
 def _item_bits(index: int, field_text: str, item: str) -> tuple[int, bool]:

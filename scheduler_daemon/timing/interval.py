@@ -22,7 +22,7 @@ from scheduler_daemon.timing.zones import ZoneTable
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EVERY_PREFIX = "@every"
-_UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 _PART = re.compile(r"([0-9]{1,12})([a-z]+)")
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -36,11 +36,25 @@ def format_duration(seconds: int) -> str:
     parts = []
     rest = seconds
     for unit in ("d", "h", "m", "s"):
-        size = _UNIT_SECONDS[unit]
+        size = UNIT_SECONDS[unit]
         amount, rest = divmod(rest, size)
         if amount:
             parts.append(f"{amount}{unit}")
     return "".join(parts) or "0s"
+
+
+def format_every(seconds: int) -> str:
+    """A stored interval as an operator writes it, in the largest exact units: 900 ->
+    '@every 15m', 5400 -> '@every 1h30m', 86400 -> '@every 1d'. parse_every reads it back.
+
+    Days are the largest unit (14 days is '14d', not '2w'), as in the expressions the package
+    prints elsewhere. Raises TimingError unless `seconds` is a positive integer.
+    """
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise TimingError(f"interval seconds must be an integer, got {seconds!r}")
+    if seconds <= 0:
+        raise TimingError(f"interval of {seconds} seconds is not positive")
+    return f"{EVERY_PREFIX} {format_duration(seconds)}"
 
 
 def parse_every(expression: str) -> int:
@@ -59,7 +73,7 @@ def parse_every(expression: str) -> int:
         if match.start() != position:
             break
         amount, unit = int(match.group(1)), match.group(2)
-        if unit not in _UNIT_SECONDS:
+        if unit not in UNIT_SECONDS:
             raise TimingError(
                 f"interval {stripped!r}: unknown unit {unit!r} in {match.group(0)!r}; "
                 "use s, m, h, d or w"
@@ -67,7 +81,7 @@ def parse_every(expression: str) -> int:
         if unit in seen:
             raise TimingError(f"interval {stripped!r}: unit {unit!r} appears twice")
         seen.add(unit)
-        total += amount * _UNIT_SECONDS[unit]
+        total += amount * UNIT_SECONDS[unit]
         position = match.end()
     if position != len(compact) or not seen:
         raise TimingError(

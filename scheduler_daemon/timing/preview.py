@@ -12,7 +12,7 @@ from scheduler_daemon.timing.cron_spec import CronSpec
 from scheduler_daemon.timing.limits import DEFAULT_MIN_INTERVAL_SECONDS
 from scheduler_daemon.timing.schedules import parse_spec
 from scheduler_daemon.timing.spec import ScheduleSpec, require_aware
-from scheduler_daemon.timing.zones import WallKind, ZoneTable
+from scheduler_daemon.timing.zones import WallKind, ZoneTable, offset_text
 
 _MAX_LISTED = 4
 
@@ -59,12 +59,6 @@ def preview(
     return entries
 
 
-def _offset(seconds: int) -> str:
-    sign = "-" if seconds < 0 else "+"
-    hours, minutes = divmod(abs(seconds) // 60, 60)
-    return f"UTC{sign}{hours:02d}:{minutes:02d}"
-
-
 def _note(spec: ScheduleSpec, previous: int, instant: int) -> str | None:
     zone = spec.zone
     if not isinstance(spec, CronSpec):
@@ -72,7 +66,7 @@ def _note(spec: ScheduleSpec, previous: int, instant: int) -> str | None:
         if old == new:
             return None
         return (
-            f"UTC offset changed from {_offset(old)} to {_offset(new)} (DST); "
+            f"UTC offset changed from {offset_text(old)} to {offset_text(new)} (DST); "
             "the interval counts elapsed time"
         )
     wall = zone.wall_at(instant)
@@ -81,12 +75,11 @@ def _note(spec: ScheduleSpec, previous: int, instant: int) -> str | None:
         skipped = _skipped_gap_slots(spec, previous, instant)
         if skipped:
             notes.append(skipped)
+        offset = offset_text(zone.offset_at(instant))
         if zone.is_second_pass(instant):
-            notes.append(
-                f"second {hhmm(wall)} (DST fall-back repeat, {_offset(zone.offset_at(instant))})"
-            )
+            notes.append(f"second {hhmm(wall)} (DST fall-back repeat, {offset})")
         elif zone.resolve(wall).kind is WallKind.REPEATED:
-            notes.append(f"first of two {hhmm(wall)}s ({_offset(zone.offset_at(instant))})")
+            notes.append(f"first of two {hhmm(wall)}s ({offset})")
     else:
         moved = _moved_from_gap(spec, instant)
         if moved:
@@ -147,7 +140,7 @@ def render_preview_text(
     for number, entry in enumerate(entries, start=1):
         local = entry.local.strftime("%Y-%m-%d %H:%M:%S %a")
         utc_offset = entry.local.utcoffset()
-        offset = _offset(int(utc_offset.total_seconds())) if utc_offset is not None else ""
+        offset = offset_text(int(utc_offset.total_seconds())) if utc_offset is not None else ""
         abbreviation = entry.local.tzname() or ""
         utc = entry.utc.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         line = f"{number:>4}  {local} {abbreviation:<5} ({offset})  {utc}"

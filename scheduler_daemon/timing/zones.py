@@ -8,7 +8,9 @@ say which of two repeated wall times comes first, while comparing UTC instants a
 from __future__ import annotations
 
 import difflib
+import re
 from bisect import bisect_right
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -144,16 +146,130 @@ def _build_table(name: str, tz: pytz.BaseTzInfo) -> ZoneTable:
     )
 
 
-def _unknown_zone(name: str) -> TimingError:
-    matches = difflib.get_close_matches(name, pytz.all_timezones, n=3, cutoff=0.6)
+# US abbreviations that are not zone names, by the zone whose local time they name.
+_ABBREVIATIONS = {
+    "ET": "America/New_York",
+    "EDT": "America/New_York",
+    "CT": "America/Chicago",
+    "CST": "America/Chicago",
+    "CDT": "America/Chicago",
+    "MT": "America/Denver",
+    "MDT": "America/Denver",
+    "PT": "America/Los_Angeles",
+    "PST": "America/Los_Angeles",
+    "PDT": "America/Los_Angeles",
+    "AKST": "America/Anchorage",
+    "AKDT": "America/Anchorage",
+}
+_UTC_OFFSET_TEXT = re.compile(r"(?:UTC|GMT)\s*([+-])\s*(\d{1,2})(?::?00)?", re.IGNORECASE)
+_ETC_OFFSET_ZONE = re.compile(r"Etc/GMT[+-]\d{1,2}")
+# Fixed-offset zones whose names read like a local time: valid, but without DST.
+_FIXED_ABBREVIATIONS = frozenset({"EST", "MST", "HST"})
+# The local time a fixed offset is usually meant as, by its (standard) offset in hours.
+_PLACES_BY_OFFSET = {
+    -5: ("America/New_York", "New York"),
+    -6: ("America/Chicago", "Chicago"),
+    -7: ("America/Denver", "Denver"),
+    -8: ("America/Los_Angeles", "Los Angeles"),
+    -9: ("America/Anchorage", "Anchorage"),
+    -10: ("Pacific/Honolulu", "Honolulu"),
+}
+_DEFAULT_HINT = "use an IANA name such as 'Europe/London' or 'UTC'"
+
+
+def _key(name: str) -> str:
+    return name.lower().replace(" ", "_").replace("-", "_")
+
+
+@lru_cache(maxsize=1)
+def legacy_zone_links() -> Mapping[str, str]:
+    """Backward-compatible Area/Location names (US/Eastern, Canada/Pacific, Asia/Calcutta) by
+    the zone they link to (America/New_York, ...), read from the tzdata pytz ships.
+
+    Names that zone.tab still lists for a country (Asia/Kuwait) are not legacy, nor are links
+    into Etc/ (UTC, GMT) or without an area (EST, which links to America/Panama).
+    """
+    package: Any = pytz  # types-pytz does not declare open_resource
+    try:
+        with package.open_resource("tzdata.zi") as source:
+            lines = source.read().decode("utf-8").splitlines()
+    except (OSError, UnicodeError):
+        return {}
+    current = {zone for zones in pytz.country_timezones.values() for zone in zones}
+    links = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "L":
+            target, alias = parts[1], parts[2]
+            if "/" in alias and alias not in current and not target.startswith("Etc/"):
+                links[alias] = target
+    return {alias: _follow(links, alias) for alias in links}
+
+
+def _follow(links: dict[str, str], alias: str) -> str:
+    """The zone at the end of a chain of links (tzdata.zi has none today)."""
+    seen = {alias}
+    target = links[alias]
+    while target in links and target not in seen:
+        seen.add(target)
+        target = links[target]
+    return target
+
+
+def _canonical(names: list[str]) -> list[str]:
+    """The names with each legacy link replaced by the zone it links to, duplicates dropped."""
+    links = legacy_zone_links()
+    return list(dict.fromkeys(links.get(name, name) for name in names))
+
+
+def _same_last_part(name: str) -> list[str]:
+    """Zones whose last part is `name` ('Eastern': US/Eastern, Canada/Eastern), US/ first."""
+    wanted = _key(name.strip())
+    found = [zone for zone in pytz.all_timezones if _key(zone.rsplit("/", 1)[-1]) == wanted]
+    return sorted(found, key=lambda zone: (not zone.startswith("US/"), zone))
+
+
+def _offset_hint(name: str) -> str | None:
+    """For 'UTC+5' or 'GMT-03:00': the Etc zone of that fixed offset, whose sign is inverted."""
+    match = _UTC_OFFSET_TEXT.fullmatch(name.strip())
+    if match is None:
+        return None
+    sign, hours = match.group(1), int(match.group(2))
+    if hours == 0:
+        return "did you mean 'UTC'?"
+    if hours > (14 if sign == "+" else 12):
+        return None
+    etc = f"Etc/GMT{'-' if sign == '+' else '+'}{hours}"
+    return (
+        f"for a fixed UTC{sign}{hours:02d}:00 use {etc!r} (Etc/GMT signs are inverted), or "
+        "better the IANA name of the place (Area/City), which follows its daylight-saving time"
+    )
+
+
+def _suggestions(name: str) -> list[str]:
+    if name.strip().upper() in _ABBREVIATIONS:
+        return [_ABBREVIATIONS[name.strip().upper()]]
+    same = _same_last_part(name)
+    if same:
+        return _canonical(same)[:3]
+    # EST, MST and HST are never what a misspelling means: they would answer BST or IST.
+    candidates = [zone for zone in pytz.all_timezones if zone not in _FIXED_ABBREVIATIONS]
+    matches = difflib.get_close_matches(name, candidates, n=3, cutoff=0.6)
     if not matches:
-        lowered = {zone.lower(): zone for zone in pytz.all_timezones}
+        lowered = {zone.lower(): zone for zone in candidates}
         found = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.6)
         matches = [lowered[zone] for zone in found]
-    if matches:
-        hint = "did you mean " + " or ".join(repr(zone) for zone in matches) + "?"
-    else:
-        hint = "use an IANA name such as 'Europe/London' or 'UTC'"
+    return _canonical(matches)
+
+
+def _unknown_zone(name: str) -> TimingError:
+    hint = _offset_hint(name)
+    if hint is None:
+        matches = _suggestions(name)
+        if matches:
+            hint = "did you mean " + " or ".join(repr(zone) for zone in matches) + "?"
+        else:
+            hint = _DEFAULT_HINT
     return TimingError(f"unknown time zone {name!r}; {hint}")
 
 
@@ -176,3 +292,40 @@ def load_zone(name: str) -> ZoneTable:
     except (pytz.UnknownTimeZoneError, ValueError, UnicodeError):
         raise _unknown_zone(name) from None
     return _build_table(str(tz.zone), tz)
+
+
+def offset_text(seconds: int) -> str:
+    """-18000 -> 'UTC-05:00'."""
+    sign = "-" if seconds < 0 else "+"
+    hours, minutes = divmod(abs(seconds) // 60, 60)
+    return f"UTC{sign}{hours:02d}:{minutes:02d}"
+
+
+def fixed_offset_warning(timezone: str) -> str | None:
+    """A warning when `timezone` is a fixed UTC offset that reads like a local time (EST, MST,
+    HST, Etc/GMT+5): valid, but with no daylight-saving time, which whoever types EST rarely
+    means. None for every other zone, UTC and places without DST (Asia/Kolkata) included.
+
+    Raises TimingError for an unknown zone, like every other entry point.
+    """
+    zone = load_zone(timezone)
+    name = zone.name
+    if name not in _FIXED_ABBREVIATIONS and not _ETC_OFFSET_ZONE.fullmatch(name):
+        return None
+    offset = zone.offsets[-1]
+    # Only a zone whose offset has not changed since 1970 is called fixed.
+    if offset == 0 or zone.starts[-1] > 0:
+        return None
+    inverted = "; Etc/GMT signs are inverted" if name.startswith("Etc/") else ""
+    warning = (
+        f"{name} is a fixed offset ({offset_text(offset)}{inverted}) with no daylight-saving time"
+    )
+    hours, rest = divmod(offset, 3600)
+    place = _PLACES_BY_OFFSET.get(hours) if not rest else None
+    if place is None:
+        return warning + "; for a place's local time use its IANA name (Area/City) instead"
+    zone_name, city = place
+    warning += f"; for {city}'s local time use {zone_name}"
+    if hours == -7:
+        warning += " (Arizona, which keeps UTC-07:00 all year, is America/Phoenix)"
+    return warning

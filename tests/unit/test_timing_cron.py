@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from croniter import croniter
@@ -56,6 +56,94 @@ def test_star_day_of_month_with_weekday_means_weekday_only() -> None:
 def test_star_weekday_step_with_day_of_month_means_both() -> None:
     # day-of-week `*/2` is Sun, Tue, Thu, Sat and starts with `*`: both must match.
     assert days("0 0 13 * */2", "2026-01-01T00:00", 3) == ["2026-01-13", "2026-06-13", "2026-08-13"]
+
+
+def test_first_monday_of_the_month_idiom() -> None:
+    # Classic (Vixie) cron: `*/100` is day 1 alone, and because the field starts with `*` a day
+    # must match it AND the weekday: days 1-7 that are a Monday.
+    moments = next_fire_times(
+        "0 9 */100,1-7 * MON", "America/New_York", utc("2026-01-01T00:00"), 13
+    )
+    assert [moment.isoformat() for moment in moments] == [
+        "2026-01-05T09:00:00-05:00",
+        "2026-02-02T09:00:00-05:00",
+        "2026-03-02T09:00:00-05:00",
+        "2026-04-06T09:00:00-04:00",  # EDT: still 09:00 local
+        "2026-05-04T09:00:00-04:00",
+        "2026-06-01T09:00:00-04:00",  # June 1st is a Monday
+        "2026-07-06T09:00:00-04:00",
+        "2026-08-03T09:00:00-04:00",
+        "2026-09-07T09:00:00-04:00",  # September 1st is a Tuesday: the first Monday is the 7th
+        "2026-10-05T09:00:00-04:00",
+        "2026-11-02T09:00:00-05:00",
+        "2026-12-07T09:00:00-05:00",
+        "2027-01-04T09:00:00-05:00",
+    ]
+
+
+def test_first_monday_idiom_fires_on_exactly_the_first_monday_of_every_month() -> None:
+    spec = parse_spec("0 9 */100,1-7 * MON", "UTC")
+    start, end = utc("2024-01-01T00:00"), utc("2034-01-01T00:00")
+    fired = [moment.date() for moment in spec.fires_between(start, end, 1000)]
+    first_mondays = [
+        day
+        for day in (date(2024, 1, 1) + timedelta(days=n) for n in range((end - start).days))
+        if day.weekday() == 0 and day.day <= 7
+    ]
+    assert fired == first_mondays
+    assert len(fired) == 120
+
+
+def test_idiom_is_not_the_naive_spelling() -> None:
+    # Without the leading `*`, both day fields are restricted and a day matching EITHER fires.
+    assert days("0 9 1-7 * MON", "2026-08-31T12:00", 9) == [
+        "2026-09-01",
+        "2026-09-02",
+        "2026-09-03",
+        "2026-09-04",
+        "2026-09-05",
+        "2026-09-06",
+        "2026-09-07",
+        "2026-09-14",
+        "2026-09-21",
+    ]
+
+
+def test_a_star_led_day_field_whose_step_selects_one_day_still_ands() -> None:
+    # `*/100` is day 1 alone, but it starts with `*`, so the 1st must also be a Monday.
+    assert days("0 0 */100 * MON", "2026-01-01T00:00", 4) == [
+        "2026-06-01",
+        "2027-02-01",
+        "2027-03-01",
+        "2027-11-01",
+    ]
+    assert len(days("0 0 1 * MON", "2026-01-01T00:00", 20)) == 20  # every 1st and every Monday
+
+
+@pytest.mark.parametrize(
+    ("expression", "same_as"),
+    [
+        ("*/90 * * * *", "0 * * * *"),
+        ("*/61 * * * *", "0 * * * *"),
+        ("*/99999 * * * *", "0 * * * *"),
+        ("*/0100 * * * *", "0 * * * *"),
+        ("5/100 * * * *", "5 * * * *"),
+        ("10-40/45 * * * *", "10 * * * *"),
+        ("0 */30 * * *", "0 0 * * *"),
+        ("0 9-17/24 * * *", "0 9 * * *"),
+        ("0 0 */100 * *", "0 0 1 * *"),
+        ("0 0 1-5/10 * *", "0 0 1 * *"),
+        ("0 0 1 */13 *", "0 0 1 1 *"),
+        ("0 0 1 6/12 *", "0 0 1 6 *"),
+        ("0 0 * * */8", "0 0 * * 0"),
+        ("0 0 * * 1-5/7", "0 0 * * 1"),
+    ],
+)
+def test_a_step_beyond_the_range_selects_only_its_start(expression: str, same_as: str) -> None:
+    after = utc("2026-02-27T10:17")
+    assert next_fire_times(expression, "Europe/London", after, 30) == next_fire_times(
+        same_as, "Europe/London", after, 30
+    )
 
 
 def test_last_day_of_month() -> None:
@@ -114,11 +202,11 @@ def test_aliases_classify_like_their_expansion() -> None:
 def test_field_expansion_agrees_with_croniter() -> None:
     rng = random.Random(7)  # noqa: S311 - a seeded, reproducible sample
     items = {
-        0: ["*", "*/7", "5", "0-30/10", "15,45", "59", "3-9"],
-        1: ["*", "*/5", "0", "9-17", "23", "1,13"],
-        2: ["*", "1", "*/9", "10-20", "31", "2,30"],
-        3: ["*", "2", "JAN-MAR", "*/4", "12"],
-        4: ["*", "MON-FRI", "0", "7", "2,4", "5-7"],
+        0: ["*", "*/7", "5", "0-30/10", "15,45", "59", "3-9", "*/90", "20-30/15"],
+        1: ["*", "*/5", "0", "9-17", "23", "1,13", "*/30"],
+        2: ["*", "1", "*/9", "10-20", "31", "2,30", "*/100", "*/100,1-7", "1-5/10"],
+        3: ["*", "2", "JAN-MAR", "*/4", "12", "*/13"],
+        4: ["*", "MON-FRI", "0", "7", "2,4", "5-7", "*/8", "1-5/7"],
     }
     for _ in range(300):
         texts = [rng.choice(items[index]) for index in range(5)]

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from scheduler_daemon.timing import (
     IntervalSpec,
     TimingError,
+    format_every,
     interval_spec,
     next_fire_times,
     parse_spec,
 )
+from scheduler_daemon.timing.interval import parse_every
+from scheduler_daemon.timing.limits import MAX_INTERVAL_SECONDS
 
 
 def utc(text: str) -> datetime:
@@ -171,3 +177,62 @@ def test_row_specs_are_cached_but_not_across_types() -> None:
     interval_spec(1, None, min_interval_seconds=1)
     with pytest.raises(TimingError, match="seconds must be an integer, got True"):
         interval_spec(True, None, min_interval_seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (900, "@every 15m"),
+        (3600, "@every 1h"),
+        (5400, "@every 1h30m"),
+        (90, "@every 1m30s"),
+        (45, "@every 45s"),
+        (60, "@every 1m"),
+        (86_400, "@every 1d"),
+        (129_600, "@every 1d12h"),
+        (1_209_600, "@every 14d"),
+        (90_061, "@every 1d1h1m1s"),
+        (MAX_INTERVAL_SECONDS, "@every 3650d"),
+    ],
+)
+def test_format_every(seconds: int, text: str) -> None:
+    assert format_every(seconds) == text
+
+
+SECONDS = st.one_of(
+    st.integers(1, MAX_INTERVAL_SECONDS),
+    # exact multiples of each unit, where a careless formatter would show a smaller one
+    st.sampled_from([1, 60, 3600, 86_400]).flatmap(
+        lambda unit: st.integers(1, MAX_INTERVAL_SECONDS // unit).map(lambda n: n * unit)
+    ),
+)
+
+
+@given(SECONDS)
+def test_format_every_round_trips_through_the_parser(seconds: int) -> None:
+    text = format_every(seconds)
+    assert parse_every(text) == seconds
+    spec = parse_spec(text, "UTC", None, 1)
+    assert isinstance(spec, IntervalSpec)
+    assert spec.seconds == seconds
+    # the same spelling the spec of a database row carries
+    assert interval_spec(seconds, None, min_interval_seconds=1).expression == text
+
+
+@given(SECONDS)
+def test_format_every_uses_the_largest_exact_units(seconds: int) -> None:
+    parts = re.findall(r"(\d+)([dhms])", format_every(seconds).removeprefix("@every "))
+    units = [unit for _, unit in parts]
+    amounts = {unit: int(amount) for amount, unit in parts}
+    # each unit at most once, largest first, none zero, none that would fill the next unit up
+    assert units == [unit for unit in "dhms" if unit in units]
+    assert all(amounts.values())
+    assert amounts.get("h", 0) < 24
+    assert amounts.get("m", 0) < 60
+    assert amounts.get("s", 0) < 60
+
+
+@pytest.mark.parametrize("seconds", [0, -60, True, 1.5, "900"])
+def test_format_every_refuses_what_is_not_an_interval(seconds: object) -> None:
+    with pytest.raises(TimingError):
+        format_every(seconds)  # type: ignore[arg-type]

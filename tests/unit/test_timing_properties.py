@@ -57,16 +57,23 @@ def _number_field(low: int, high: int) -> st.SearchStrategy[str]:
     return st.one_of(
         st.just("*"),
         st.integers(1, max(1, (high - low) // 2)).map(lambda step: f"*/{step}"),
+        # Classic cron: a step beyond the range selects just its start.
+        st.integers(high - low, 200).map(lambda step: f"*/{step}"),
         value.map(str),
         ranges.map(lambda pair: f"{pair[0]}-{pair[1]}"),
         st.tuples(ranges, st.integers(2, 9)).map(lambda t: f"{t[0][0]}-{t[0][1]}/{t[1]}"),
+        st.tuples(ranges, st.integers(10, 99)).map(lambda t: f"{t[0][0]}-{t[0][1]}/{t[1]}"),
         st.lists(value, min_size=2, max_size=4, unique=True).map(
             lambda values: ",".join(map(str, values))
         ),
     )
 
 
-DAY_OF_MONTH = st.one_of(_number_field(1, 31), st.just("L"), st.just("1,L"), st.just("15,L"))
+DAY_OF_MONTH = st.one_of(
+    _number_field(1, 31),
+    st.sampled_from(["L", "1,L", "15,L"]),
+    st.sampled_from(["*/100,1-7", "*/100,15-21"]),  # star-led lists: the first-weekday idiom
+)
 DAY_OF_WEEK = st.one_of(_number_field(0, 7), st.sampled_from(["MON-FRI", "SAT,SUN", "SUN", "7"]))
 MONTH = st.one_of(
     st.just("*"), st.just("*"), _number_field(1, 12), st.sampled_from(["JAN-MAR", "OCT,NOV"])

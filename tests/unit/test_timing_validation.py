@@ -63,17 +63,11 @@ BAD_INPUT = [
     # steps
     ("*/0 * * * *", "UTC", "cron minute field '*/0': step 0 must be at least 1"),
     ("0 0 1-5/0 * *", "UTC", "cron day-of-month field '1-5/0': step 0 must be at least 1"),
-    (
-        "*/61 * * * *",
-        "UTC",
-        "cron minute field '*/61': step 61 is larger than the field's 60 values",
-    ),
-    (
-        "0 0 * * */8",
-        "UTC",
-        "cron day-of-week field '*/8': step 8 is larger than the field's 7 values",
-    ),
+    ("*/00000 * * * *", "UTC", "cron minute field '*/00000': step 0 must be at least 1"),
+    ("0 0 * * 1-5/0", "UTC", "cron day-of-week field '1-5/0': step 0 must be at least 1"),
     ("*/x * * * *", "UTC", "cron minute field '*/x': step 'x' is not a positive number"),
+    ("*/-1 * * * *", "UTC", "cron minute field '*/-1': step '-1' is not a positive number"),
+    ("*/ * * * *", "UTC", "cron minute field '*/': step '' is not a positive number"),
     # unsupported extensions
     (
         "0 0 * * 5#3",
@@ -244,6 +238,44 @@ WARNINGS = [
         "UTC",
         "day-of-month '1-7' and day-of-week '1' are both restricted, so a day matches when EITHER matches",
     ),
+    # the mistake the first-weekday idiom fixes, and the idiom itself, said in words
+    (
+        "0 9 1-7 * MON",
+        "UTC",
+        "; for the first Monday of each month write day-of-month '*/100,1-7'",
+    ),
+    ("0 9 1-7 * MON-FRI", "UTC", "for the first Monday, Tuesday, Wednesday, Thursday and Friday"),
+    (
+        "0 9 */100,1-7 * MON",
+        "UTC",
+        "day-of-month '*/100,1-7' with day-of-week 'MON' means the first Monday of each month: "
+        "'*/100,1-7' starts with '*', so a day must match both day fields (classic cron)",
+    ),
+    ("0 9 */100,1-7 * SAT,SUN", "UTC", "means the first Saturday and Sunday of each month"),
+    ("0 9 8-14 * */7,0", "UTC", "means the second Sunday of each month: '*/7,0' starts with '*'"),
+    # a `*/N` step beyond the field's values selects only its first value
+    (
+        "*/90 * * * *",
+        "UTC",
+        "minute '*/90' selects only minute 0: a step larger than the field's 60 values selects just the first (classic cron), not every 90 minutes; for a fixed period use '@every 90m'",
+    ),
+    ("0 */30 * * *", "UTC", "hour '*/30' selects only hour 0"),
+    ("0 */30 * * *", "UTC", "not every 30 hours; for a fixed period use '@every 30h'"),
+    ("0 0 1 */13 *", "UTC", "month '*/13' selects only month JAN"),
+    ("0 0 * * */8", "UTC", "day-of-week '*/8' selects only day-of-week SUN"),
+    ("0,*/90 * * * *", "UTC", "minute '*/90' in '0,*/90' selects only minute 0"),
+    ("0 0 */100 * *", "UTC", "'*/100' means only day 1 of each month, not every 100 days"),
+    # fixed-offset zones
+    (
+        "0 9 * * *",
+        "EST",
+        "EST is a fixed offset (UTC-05:00) with no daylight-saving time; for New York's local time use America/New_York",
+    ),
+    (
+        "@every 1h",
+        "Etc/GMT+5",
+        "Etc/GMT+5 is a fixed offset (UTC-05:00; Etc/GMT signs are inverted)",
+    ),
     ("30 2 * * *", "America/New_York", "02:30 does not exist in America/New_York on days such as"),
     ("30 2 * * *", "America/New_York", "(clocks skip 02:00-03:00); it fires at 03:00 instead"),
     (
@@ -283,6 +315,10 @@ def test_warnings(expression: str, zone: str, fragment: str) -> None:
         ("30 2 * * 1", "America/New_York"),  # US changes happen on Sundays
         ("@every 2h", "Europe/London"),
         ("@every 1d", "UTC"),
+        ("*/60 * * * *", "UTC"),  # a step as large as the field: hourly is every 60 minutes
+        ("0 0 * * */7", "UTC"),
+        ("0 9 * * *", "Etc/GMT"),
+        ("0 9 * * *", "America/Phoenix"),  # a place without DST is what its users mean
     ],
 )
 def test_no_warnings(expression: str, zone: str) -> None:
