@@ -172,10 +172,11 @@ class Postgres:
                 conn.execute("SELECT pg_reload_conf()")
             conn.execute(
                 """
-                WITH a AS (INSERT INTO amc_accounts (account_id, marketplace_id, region)
-                           VALUES ('ENTITYBENCH', 'ATVPDKIKX0DER', 'NA') RETURNING id),
-                     i AS (INSERT INTO amc_instances (instance_id, account_id)
-                           SELECT 'amcbench001', id FROM a RETURNING id)
+                WITH a AS (INSERT INTO amc_accounts (account_id, marketplace_id, region, name)
+                           VALUES ('ENTITYBENCH', 'ATVPDKIKX0DER', 'NA', 'bench account')
+                           RETURNING id),
+                     i AS (INSERT INTO amc_instances (instance_id, account_id, name)
+                           SELECT 'amcbench001', id, 'bench instance' FROM a RETURNING id)
                 INSERT INTO workflows (name, instance_id, amc_workflow_id, sql_query)
                 SELECT 'bench workflow', id, 'wf-bench', 'SELECT 1' FROM i
                 """

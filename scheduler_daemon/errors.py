@@ -56,6 +56,21 @@ class SchemaOutOfDateError(SchedulerError):
         )
 
 
+class SchemaAheadError(SchedulerError):
+    """The database schema is at a revision this code does not know: a newer scheduler-daemon
+    migrated it. This one can neither use nor migrate it (not a SchemaOutOfDateError, whose
+    remedy, ``migrate``, cannot help): the package must be upgraded."""
+
+    def __init__(self, current: str, head: str, version: str) -> None:
+        self.current = current
+        self.head = head
+        super().__init__(
+            f"the database is newer than this scheduler-daemon ({version}): its schema is at "
+            f"revision {current}, which this version does not know (its newest is {head}); "
+            "upgrade the scheduler-daemon package"
+        )
+
+
 class OutcomeUnknownError(SchedulerError):
     """An executor's ``submit`` may have started an execution, and the remote side cannot say
     whether it did. The run must stay ``dispatching`` so that its recovery finds out: recording

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 from scheduler_daemon.db import health as db_health
 from scheduler_daemon.db.engine import describe_error
 from scheduler_daemon.db.migrate import require_head
-from scheduler_daemon.errors import SchemaOutOfDateError
+from scheduler_daemon.errors import SchemaAheadError, SchemaOutOfDateError
 
 
 class Severity(enum.IntEnum):
@@ -83,6 +83,9 @@ def check(engine: Engine, thresholds: Thresholds) -> Report:
         with engine.connect() as conn:
             try:
                 report.facts["schema_revision"] = require_head(conn)
+            except SchemaAheadError as exc:
+                report.facts["schema_revision"] = exc.current
+                report.problems.append(Problem("schema", Severity.CRITICAL, str(exc)))
             except SchemaOutOfDateError as exc:
                 report.facts["schema_revision"] = exc.current
                 report.problems.append(

@@ -26,9 +26,13 @@ from scheduler_daemon.db import schedules as db_schedules
 from scheduler_daemon.domain import MisfirePolicy, OverlapPolicy, RunStatus
 from scheduler_daemon.errors import FieldError, InputError
 from scheduler_daemon.policies import spec_of
+from scheduler_daemon.references import Kind, resolve
 from scheduler_daemon.timing import IntervalSpec, ScheduleSpec, TimingError, parse_spec
-from scheduler_daemon.timing.interval import EVERY_PREFIX, check_anchor, is_interval_expression
+from scheduler_daemon.timing.interval import check_anchor, format_every, is_interval_expression
 from scheduler_daemon.timing.zones import load_zone
+
+# What names a schedule, workflow or run: its name, its id or the start of its id.
+Reference = str | uuid.UUID
 
 # A new schedule's definition where its input says nothing: the table's own defaults.
 DEFINITION_DEFAULTS: Mapping[str, Any] = {
@@ -84,8 +88,8 @@ def spec_columns(expression: str, timezone: str, anchor: datetime | None = None)
 
 
 def spec_text(row: Mapping[str, Any]) -> str:
-    """A stored spec as an operator writes it: the cron expression, or '@every <n>s'."""
-    return row["cron_expression"] or f"{EVERY_PREFIX} {row['interval_seconds']}s"
+    """A stored spec as an operator writes it: the cron expression, or '@every 15m'."""
+    return row["cron_expression"] or format_every(row["interval_seconds"])
 
 
 def check_name(name: str) -> str:
@@ -162,14 +166,12 @@ def resolve_workflow(workflows: Workflows, reference: str | uuid.UUID) -> uuid.U
     return workflow_id
 
 
-def _missing(schedule_id: uuid.UUID) -> InputError:
-    return InputError(f"schedule {schedule_id} does not exist (or was deleted)")
-
-
-def _schedule(conn: Connection, schedule_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any]:
+def _schedule(conn: Connection, schedule: Reference, *, lock: bool = False) -> dict[str, Any]:
+    """The schedule's row (``lock``: for update); FieldError if the reference names none."""
+    schedule_id = resolve(conn, Kind.SCHEDULE, schedule)
     row = db_schedules.select_schedule(conn, schedule_id, lock=lock)
-    if row is None:
-        raise _missing(schedule_id)
+    if row is None:  # deleted since it was resolved
+        raise FieldError("schedule", schedule, f"schedule {schedule_id} was just deleted")
     return row
 
 
@@ -200,7 +202,7 @@ def create_schedule(
     conn: Connection,
     now: datetime,
     *,
-    workflow_id: uuid.UUID,
+    workflow: Reference,
     name: str,
     expression: str,
     timezone: str = "UTC",
@@ -218,7 +220,7 @@ def create_schedule(
     policies = checked_policies(
         misfire_policy, overlap_policy, misfire_grace_seconds, max_catchup_runs
     )
-    resolve_workflow(load_workflows(conn, [workflow_id]), workflow_id)
+    workflow_id = resolve(conn, Kind.WORKFLOW, workflow)
     values: dict[str, Any] = {
         **DEFINITION_DEFAULTS,
         **{k: v for k, v in policies.items() if v is not None},
@@ -236,7 +238,7 @@ def create_schedule(
 
 def update_schedule(
     conn: Connection,
-    schedule_id: uuid.UUID,
+    schedule: Reference,
     now: datetime,
     *,
     name: str | None = None,
@@ -248,9 +250,9 @@ def update_schedule(
     misfire_grace_seconds: int | None = None,
     max_catchup_runs: int | None = None,
     parameters: Mapping[str, Any] | None = None,
-) -> None:
+) -> uuid.UUID:
     """Change what is given; a new spec or zone recomputes the next slot from now."""
-    row = _schedule(conn, schedule_id, lock=True)
+    row = _schedule(conn, schedule, lock=True)
     policies = checked_policies(
         misfire_policy, overlap_policy, misfire_grace_seconds, max_catchup_runs
     )
@@ -273,6 +275,7 @@ def update_schedule(
         definition |= columns.__dict__ | {"timezone": zone}
         if row["enabled"]:
             next_run_at = spec_of_row(definition).next_after(now)
+    schedule_id: uuid.UUID = row["id"]
     db_schedules.update_definition(
         conn,
         schedule_id,
@@ -280,69 +283,79 @@ def update_schedule(
         restart=respec and row["enabled"],
         next_run_at=next_run_at,
     )
+    return schedule_id
 
 
-def set_enabled(conn: Connection, schedule_id: uuid.UUID, now: datetime, enabled: bool) -> None:
+def set_enabled(conn: Connection, schedule: Reference, now: datetime, enabled: bool) -> uuid.UUID:
     """Enabling starts from the next slot after now (never replays the past) and lifts a
     quarantine once the spec is valid again; disabling keeps the history."""
-    row = _schedule(conn, schedule_id, lock=True)
+    row = _schedule(conn, schedule, lock=True)
+    schedule_id: uuid.UUID = row["id"]
     if not enabled:
         db_schedules.disable(conn, [schedule_id])
-        return
+        return schedule_id
     try:
         next_run_at = spec_of_row(row).next_after(now)
     except TimingError as exc:
-        raise InputError(f"schedule {schedule_id} cannot be enabled: {exc}") from None
+        raise InputError(f"schedule {row['name']!r} cannot be enabled: {exc}") from None
     quarantined = (row["pause_reason"] or "").startswith("quarantined:")
     db_schedules.enable(conn, schedule_id, next_run_at, lift=quarantined)
+    return schedule_id
 
 
 def pause(
     conn: Connection,
-    schedule_id: uuid.UUID,
+    schedule: Reference,
     now: datetime,
     until: datetime | None,
     reason: str | None,
-) -> None:
-    _schedule(conn, schedule_id, lock=True)
+) -> uuid.UUID:
+    """Pause (again: the new reason and end replace the old)."""
+    row = _schedule(conn, schedule, lock=True)
     if until is not None and until <= now:
         raise FieldError("paused_until", until, f"{until.isoformat()} is not in the future")
+    schedule_id: uuid.UUID = row["id"]
     db_schedules.pause(conn, schedule_id, until, reason or "paused by an operator")
+    return schedule_id
 
 
-def resume(conn: Connection, schedule_id: uuid.UUID, now: datetime) -> datetime:
-    """Resume from the next slot after now; the slots of the pause are not replayed."""
-    row = _schedule(conn, schedule_id, lock=True)
+def resume(conn: Connection, schedule: Reference, now: datetime) -> uuid.UUID:
+    """Resume from the next slot after now; the slots of the pause are not replayed. A
+    schedule that is not paused is left as it is, as enabling an enabled one is."""
+    row = _schedule(conn, schedule, lock=True)
+    schedule_id: uuid.UUID = row["id"]
     if row["paused_at"] is None:
-        raise InputError(f"schedule {schedule_id} is not paused")
+        return schedule_id
     try:
         next_run_at = spec_of_row(row).next_after(now)
     except TimingError as exc:
-        raise InputError(f"schedule {schedule_id} cannot resume: {exc}") from None
+        raise InputError(f"schedule {row['name']!r} cannot resume: {exc}") from None
     queries.set_next_runs(conn, {schedule_id: next_run_at}, resume=True)
-    return next_run_at
+    return schedule_id
 
 
-def delete(conn: Connection, schedule_id: uuid.UUID, *, hard: bool) -> None:
-    _schedule(conn, schedule_id, lock=True)
+def delete(conn: Connection, schedule: Reference, *, hard: bool) -> uuid.UUID:
+    schedule_id: uuid.UUID = _schedule(conn, schedule, lock=True)["id"]
     if hard:
         db_schedules.hard_delete(conn, schedule_id)
     else:
         db_schedules.soft_delete(conn, schedule_id)
+    return schedule_id
 
 
 def trigger(
     conn: Connection,
-    schedule_id: uuid.UUID,
+    schedule: Reference,
     now: datetime,
     at: datetime | None,
     params: Mapping[str, Any],
 ) -> uuid.UUID:
     """Queue a manual run, for now or a chosen time; it never moves next_run_at."""
+    schedule_id = resolve(conn, Kind.SCHEDULE, schedule)
     overrides = json.dumps(dict(params)) if params else None
     run_id = queries.insert_manual_run(conn, schedule_id, at or now, overrides)
     if run_id is None:  # the insert selects the schedule only while it is not deleted
-        raise _missing(schedule_id)
+        raise FieldError("schedule", schedule, f"schedule {schedule_id} was just deleted")
     return run_id
 
 
@@ -354,81 +367,114 @@ def prune_all(engine: Engine, older_than_days: float) -> int:
 # --- reading ----------------------------------------------------------------------------------
 
 
+def local_time(instant: datetime | None, timezone: str) -> str | None:
+    """``instant`` as the schedule's wall clock reads it (ISO 8601 with its offset)."""
+    if instant is None:
+        return None
+    try:
+        return load_zone(timezone).localize_datetime(instant).isoformat()
+    except TimingError:
+        return None
+
+
+def schedule_object(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A schedule as every command and face shows it (docs/json.md): its definition with the
+    spec as an operator writes it, its state, and its times in UTC and in its own zone."""
+    shown = {
+        key: value
+        for key, value in row.items()
+        if key not in ("cron_expression", "interval_seconds")
+    }
+    zone = row["timezone"]
+    return shown | {
+        "spec": spec_text(row),
+        "next_run_local": local_time(row["next_run_at"], zone),
+        "last_run_local": local_time(row["last_run_at"], zone),
+    }
+
+
+def run_object(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A run as every command and face shows it (docs/json.md); its slot also in the
+    schedule's zone."""
+    shown = {key: value for key, value in row.items() if key != "timezone"}
+    return shown | {"scheduled_for_local": local_time(row["scheduled_for"], row["timezone"])}
+
+
 def list_schedules(
     conn: Connection,
     *,
     enabled: bool | None = None,
     paused: bool = False,
     overdue: bool = False,
-    workflow: str | None = None,
+    workflow: Reference | None = None,
     limit: int = 1000,
 ) -> list[dict[str, Any]]:
-    return db_schedules.list_schedules(
-        conn, enabled=enabled, paused=paused, overdue=overdue, workflow=workflow, limit=limit
+    workflow_id = None if workflow is None else resolve(conn, Kind.WORKFLOW, workflow)
+    rows = db_schedules.list_schedules(
+        conn, enabled=enabled, paused=paused, overdue=overdue, workflow=workflow_id, limit=limit
     )
+    return [schedule_object(row) for row in rows]
 
 
-def show_schedule(conn: Connection, schedule_id: uuid.UUID, now: datetime) -> dict[str, Any]:
-    row = _schedule(conn, schedule_id)
-    status = db_schedules.select_status(conn, schedule_id)
-    stats = db_runs.run_stats(conn, schedule_id)
-    recent = db_runs.recent_runs(conn, schedule_id)
+def _listed(conn: Connection, schedule: Reference) -> dict[str, Any]:
+    schedule_id = resolve(conn, Kind.SCHEDULE, schedule)
+    rows = db_schedules.list_schedules(conn, ids=[schedule_id], limit=1)
+    if not rows:
+        raise FieldError("schedule", schedule, f"schedule {schedule_id} was just deleted")
+    return rows[0]
+
+
+def get_schedule(conn: Connection, schedule: Reference) -> dict[str, Any]:
+    """One schedule, as ``list_schedules`` shows each."""
+    return schedule_object(_listed(conn, schedule))
+
+
+def show_schedule(
+    conn: Connection, schedule: Reference, now: datetime, *, upcoming: int = 5
+) -> dict[str, Any]:
+    """The schedule with its statistics, next fire times and last runs."""
+    row = _listed(conn, schedule)
+    shown = schedule_object(row)
+    stats = db_runs.run_stats(conn, row["id"])
     finished = stats["succeeded"] + stats["failed"]
     try:
-        upcoming = spec_of_row(row).fires_after(now, 5)
+        fires = spec_of_row(row).fires_after(now, upcoming)
     except TimingError:
-        upcoming = []
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "workflow": status["workflow_name"],
-        "workflow_id": row["workflow_id"],
-        "state": status["state"],
-        "spec": spec_text(row),
-        "timezone": row["timezone"],
-        "interval_anchor": row["interval_anchor"],
-        "enabled": row["enabled"],
-        "misfire_policy": row["misfire_policy"],
-        "misfire_grace_seconds": row["misfire_grace_seconds"],
-        "max_catchup_runs": row["max_catchup_runs"],
-        "overlap_policy": row["overlap_policy"],
-        "parameters": row["parameters"],
-        "next_run_at": row["next_run_at"],
-        "last_run_at": row["last_run_at"],
-        "locked_by": row["locked_by"],
-        "paused_at": row["paused_at"],
-        "paused_until": row["paused_until"],
-        "pause_reason": row["pause_reason"],
-        "consecutive_failures": row["consecutive_failures"],
-        "last_error": row["last_error"],
-        "success_rate": round(stats["succeeded"] / finished, 4) if finished else None,
-        "mean_duration_seconds": float(stats["mean_seconds"])
-        if stats["mean_seconds"] is not None
-        else None,
-        "next_fire_times": upcoming,
-        "recent_runs": recent,
+        fires = []
+    mean = stats["mean_seconds"]
+    return shown | {
+        "statistics": {
+            "succeeded": stats["succeeded"],
+            "failed": stats["failed"],
+            "success_rate": round(stats["succeeded"] / finished, 4) if finished else None,
+            "mean_duration_seconds": None if mean is None else float(mean),
+        },
+        "next_fire_times": [
+            {"utc": fire, "local": local_time(fire, shown["timezone"])} for fire in fires
+        ],
+        "recent_runs": list_runs(conn, schedule=shown["id"], limit=10),
     }
 
 
 def list_runs(
     conn: Connection,
     *,
-    schedule_id: uuid.UUID | None = None,
+    schedule: Reference | None = None,
     status: str | None = None,
     trigger: str | None = None,
     since: datetime | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
-    return db_runs.list_runs(
+    schedule_id = None if schedule is None else resolve(conn, Kind.SCHEDULE, schedule)
+    rows = db_runs.list_runs(
         conn, schedule_id=schedule_id, status=status, trigger=trigger, since=since, limit=limit
     )
+    return [run_object(row) for row in rows]
 
 
-def show_run(conn: Connection, run_id: uuid.UUID) -> dict[str, Any]:
-    row = db_runs.select_run(conn, run_id)
-    if row is None:
-        raise InputError(f"run {run_id} does not exist")
-    return row
+def show_run(conn: Connection, run: Reference) -> dict[str, Any]:
+    run_id = resolve(conn, Kind.RUN, run)
+    return run_object(db_runs.list_runs(conn, run_id=run_id, limit=1)[0])
 
 
 def list_workers(conn: Connection) -> list[dict[str, Any]]:
@@ -442,18 +488,19 @@ def invalid_schedules(conn: Connection) -> list[dict[str, Any]]:
         try:
             spec_of_row(row)
         except TimingError as exc:
-            invalid.append({"schedule_id": row["id"], "name": row["name"], "problem": str(exc)})
+            invalid.append({"id": row["id"], "name": row["name"], "problem": str(exc)})
     return invalid
 
 
 def resolve_run(
-    conn: Connection, run_id: uuid.UUID, execution_id: str | None, *, rerun: bool
+    conn: Connection, run: Reference, execution_id: str | None, *, rerun: bool
 ) -> dict[str, Any]:
     """Settle an ``unresolved`` run: give it the AMC execution an operator found to be its
     own, or record that it has none (and, with ``rerun``, queue a manual run of its slot)."""
+    run_id = resolve(conn, Kind.RUN, run)
     row = db_runs.select_unresolved_run(conn, run_id)
     if row is None:
-        raise InputError(f"run {run_id} does not exist")
+        raise FieldError("run", run, f"run {run_id} was just deleted")
     if row["status"] != RunStatus.UNRESOLVED:
         raise InputError(f"run {run_id} is {row['status']}, not unresolved: nothing to settle")
     if execution_id is not None and rerun:

@@ -70,6 +70,11 @@ def _context_problem(
     return None
 
 
+def instance_id_problem(instance_id: str) -> str | None:
+    """What is wrong with an AMC instance id (as the catalog commands check it), or None."""
+    return _instance_id_problem(instance_id)
+
+
 @functools.lru_cache(maxsize=1024)
 def _instance_id_problem(instance_id: str) -> str | None:
     """What is wrong with an instance id, or None; once per id (every run of a burst asks)."""

@@ -1,8 +1,28 @@
-"""Config as code: schedules declared in a TOML file kept in version control.
+"""Config as code: a deployment declared in a TOML file kept in version control.
 
-The file owns each schedule's definition (spec, zone, policies, parameters); the database owns
-its runtime state (enabled, next and last run, locks, pauses). A file-managed schedule is
-found by its ``key``. The whole file is validated before anything is written.
+The file may declare the catalog (``[[accounts]]``, ``[[instances]]``, ``[[workflows]]``,
+each found by its unique ``name``: created when new, brought to the file's values otherwise,
+never deleted by a sync) and the schedules. It owns each schedule's definition (spec, zone,
+policies, parameters); the database owns its runtime state (enabled, next and last run,
+locks, pauses). A file-managed schedule is found by its ``key``. The whole file is applied in
+one transaction: an error anywhere changes nothing, and a dry run rolls everything back.
+
+    [[accounts]]
+    name = "Acme US"
+    account_id = "ENTITY1ACME0001"      # the AMC entity (advertiser) id
+    marketplace_id = "ATVPDKIKX0DER"
+    region = "NA"
+
+    [[instances]]
+    name = "acme-us"
+    instance_id = "amc1acme0a1"
+    account = "Acme US"                 # account name, AMC entity id or id
+
+    [[workflows]]
+    name = "sales daily"
+    instance = "acme-us"                # instance name, AMC instance id or id
+    amc_workflow_id = "sales-daily"     # the saved workflow's id in AMC
+    sql_query = "SELECT ..."            # optional, for the record
 
     [[schedules]]
     key = "nightly-sales"             # stable identity; renaming the key means a new schedule
@@ -25,13 +45,14 @@ from __future__ import annotations
 import re
 import tomllib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
 
+from scheduler_daemon import catalog
 from scheduler_daemon.db import schedules as db_schedules
 from scheduler_daemon.errors import FieldError, InputError
 from scheduler_daemon.management import (
@@ -43,6 +64,7 @@ from scheduler_daemon.management import (
     spec_columns,
     spec_of_row,
 )
+from scheduler_daemon.references import Kind
 
 # The keys of a [[schedules]] table. They are the very names the verbs give their fields, so
 # a FieldError's field is the key to point at.
@@ -62,10 +84,17 @@ SCHEDULE_KEYS = frozenset(
         "parameters",
     }
 )
+# The catalog's arrays of tables, in the order they are applied (a workflow names an
+# instance, an instance an account); their keys are the catalog verbs' field names.
+CATALOG_TABLES = {
+    "accounts": Kind.ACCOUNT,
+    "instances": Kind.INSTANCE,
+    "workflows": Kind.WORKFLOW,
+}
+TOP_LEVEL = (*CATALOG_TABLES, "schedules")
 _SPEC_COLUMNS = {"cron_expression", "interval_seconds", "interval_anchor", "timezone"}
 # Any table header, [x] or [[x]]: it ends the table before it.
 _TABLE_HEADER = re.compile(r"""\s*\[\[?\s*[\w.\-"' ]+\s*\]\]?\s*(#.*)?$""")
-_SCHEDULES_HEADER = re.compile(r"\s*\[\[\s*schedules\s*\]\]")
 _TOML_ERROR_LINE = re.compile(r"\(at line (\d+), column \d+\)")
 
 
@@ -82,10 +111,13 @@ class Plan:
     update: list[tuple[Entry, uuid.UUID, dict[str, tuple[Any, Any]]]] = field(default_factory=list)
     disable: list[tuple[str, uuid.UUID]] = field(default_factory=list)
     unchanged: int = 0
+    # (kind, name, "create" | "update" | "unchanged", {column: (old, new)})
+    catalog: list[tuple[Kind, str, str, dict[str, tuple[Any, Any]]]] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return not (self.create or self.update or self.disable)
+        catalog_changes = any(action != "unchanged" for _, _, action, _ in self.catalog)
+        return not (self.create or self.update or self.disable or catalog_changes)
 
     def as_dict(self) -> dict[str, Any]:
         """The plan as it is (ids and times unconverted); the CLI renders it."""
@@ -97,6 +129,15 @@ class Plan:
             ],
             "disable": [{"key": k, "id": i} for k, i in self.disable],
             "unchanged": self.unchanged,
+            "catalog": [
+                {
+                    "kind": kind.value,
+                    "name": name,
+                    "action": action,
+                    "changes": {k: [o, n] for k, (o, n) in changes.items()},
+                }
+                for kind, name, action, changes in self.catalog
+            ],
         }
 
 
@@ -117,11 +158,13 @@ class _Table:
         return next((n for n, text in self.lines if pattern.match(text)), self.header)
 
 
-def _tables(source: str) -> list[_Table]:
+def _tables(source: str, name: str) -> list[_Table]:
+    """Where each [[name]] table of the file is."""
+    header = re.compile(rf"\s*\[\[\s*{name}\s*\]\]")
     numbered = list(enumerate(source.splitlines(), 1))
     tables = []
     for index, (number, text) in enumerate(numbered):
-        if _SCHEDULES_HEADER.match(text):
+        if header.match(text):
             body = []
             for following in numbered[index + 1 :]:
                 if _TABLE_HEADER.match(following[1]):
@@ -136,18 +179,70 @@ def _error(path: str, line: int | None, message: str, key: str | None = None) ->
     return InputError(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
-def parse(source: str, conn: Connection, path: str = "file") -> list[Entry]:
-    """Validate the whole file; raise InputError naming the line and key of the first error."""
+def load(source: str, path: str = "file") -> dict[str, Any]:
+    """The file's TOML, with only the arrays of tables a sync file may have."""
     try:
         document = tomllib.loads(source)
     except tomllib.TOMLDecodeError as exc:
         at = _TOML_ERROR_LINE.search(str(exc))
         raise _error(path, int(at[1]) if at else None, f"not valid TOML: {exc}") from None
-    unknown = set(document) - {"schedules"}
+    unknown = set(document) - set(TOP_LEVEL)
     if unknown:
-        raise _error(
-            path, None, f"unknown top-level key(s) {sorted(unknown)}; expected [[schedules]]"
-        )
+        expected = ", ".join(f"[[{name}]]" for name in TOP_LEVEL)
+        raise _error(path, None, f"unknown top-level key(s) {sorted(unknown)}; expected {expected}")
+    for name in TOP_LEVEL:
+        if not isinstance(document.get(name, []), list):
+            raise _error(path, None, f"{name} is not an array of tables: write [[{name}]]")
+    return document
+
+
+def _positioned(
+    source: str, path: str, name: str, raw_entries: list[Any]
+) -> Iterator[tuple[str, _Table, Mapping[str, Any]]]:
+    """Each table of the array ``name`` with where it is: ``(where, table, raw)``."""
+    tables = _tables(source, name)
+    singular = name.removesuffix("s")
+    for index, raw in enumerate(raw_entries):
+        # Without a [[name]] header (an inline array), the entry's position names it.
+        table = tables[index] if index < len(tables) else _Table(0, ())
+        where = path if table.header else f"{path}: {singular} {index + 1}"
+        if not isinstance(raw, Mapping):
+            raise _error(where, table.header, f"{raw!r} is not a table")
+        yield where, table, raw
+
+
+def apply_catalog(
+    conn: Connection, document: Mapping[str, Any], source: str, path: str = "file"
+) -> list[tuple[Kind, str, str, dict[str, tuple[Any, Any]]]]:
+    """Create or update the accounts, instances and workflows the file declares, by name."""
+    done = []
+    for name, kind in CATALOG_TABLES.items():
+        seen: dict[str, int] = {}
+        for where, table, raw in _positioned(source, path, name, document.get(name, [])):
+            unknown = set(raw) - set(catalog.KINDS[kind].fields)
+            if unknown:
+                line = min(table.key_line(key) for key in unknown)
+                raise _error(where, line, f"unknown key(s) {sorted(unknown)}")
+            try:
+                action, changes = catalog.put(conn, kind, raw)
+            except FieldError as exc:
+                raise _error(where, table.key_line(exc.field), exc.message, exc.field) from None
+            row_name = str(raw["name"]).strip()
+            if row_name in seen:
+                message = f"{row_name!r} is already declared at line {seen[row_name]}"
+                raise _error(where, table.key_line("name"), message, "name")
+            seen[row_name] = table.key_line("name")
+            done.append((kind, row_name, action, changes))
+    return done
+
+
+def parse(
+    source: str, conn: Connection, path: str = "file", document: Mapping[str, Any] | None = None
+) -> list[Entry]:
+    """Validate the file's schedules; raise InputError naming the line and key of the first
+    error. The workflows they name must exist (``apply_catalog`` first)."""
+    if document is None:
+        document = load(source, path)
     raw_entries = document.get("schedules", [])
     workflows = load_workflows(
         conn,
@@ -157,15 +252,10 @@ def parse(source: str, conn: Connection, path: str = "file") -> list[Entry]:
             if isinstance(raw, Mapping) and isinstance(raw.get("workflow"), str)
         ],
     )
-    tables = _tables(source)
     entries: list[Entry] = []
     seen: dict[str, int] = {}
-    for index, raw in enumerate(raw_entries):
-        # Without a [[schedules]] header (an inline array), the schedule's position names it.
-        table = tables[index] if index < len(tables) else _Table(0, ())
-        where = path if table.header else f"{path}: schedule {index + 1}"
-        if not isinstance(raw, Mapping):
-            raise _error(where, table.header, f"{raw!r} is not a table")
+    names: dict[str, int] = {}
+    for where, table, raw in _positioned(source, path, "schedules", raw_entries):
         unknown = set(raw) - SCHEDULE_KEYS
         if unknown:
             line = min(table.key_line(key) for key in unknown)
@@ -179,6 +269,11 @@ def parse(source: str, conn: Connection, path: str = "file") -> list[Entry]:
             message = f"{entry.key!r} is already used at line {seen[entry.key]}"
             raise _error(where, key_line, message, "key")
         seen[entry.key] = key_line
+        name, name_line = entry.definition["name"], table.key_line("name")
+        if name in names:
+            message = f"{name!r} is already used at line {names[name]}"
+            raise _error(where, name_line, message, "name")
+        names[name] = name_line
         entries.append(entry)
     return entries
 
@@ -232,6 +327,38 @@ def plan(conn: Connection, entries: list[Entry], *, prune: bool) -> Plan:
         result.disable = [
             (key, row["id"]) for key, row in current.items() if key not in listed and row["enabled"]
         ]
+    return result
+
+
+def sync(
+    conn: Connection,
+    source: str,
+    now: datetime,
+    *,
+    path: str = "file",
+    prune: bool = False,
+    dry_run: bool = False,
+) -> Plan:
+    """Apply the whole file (or, with ``dry_run``, only say what it would change) in a
+    savepoint of the caller's transaction; an error anywhere changes nothing."""
+    document = load(source, path)
+    savepoint = conn.begin_nested()
+    try:
+        changed_catalog = apply_catalog(conn, document, source, path)
+        result = plan(conn, parse(source, conn, path, document), prune=prune)
+        result.catalog = changed_catalog
+        if not dry_run:
+            try:
+                apply(conn, result, now)
+            except FieldError as exc:  # a name another schedule (not in the file) has
+                raise _error(path, None, exc.message, exc.field) from None
+    except BaseException:
+        savepoint.rollback()
+        raise
+    if dry_run:
+        savepoint.rollback()
+    else:
+        savepoint.commit()
     return result
 
 

@@ -36,6 +36,7 @@ def _no_scheduler_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("SCHEDULER_") and name != TEST_URL_VARIABLE:
             monkeypatch.delenv(name)
+    monkeypatch.setenv("SCHEDULER_ENV_FILE", os.devnull)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ if TYPE_CHECKING:
 
 _counter = itertools.count(1)
 
+# A CLI run by a test reads no environment file (the host's /etc/scheduler-daemon one
+# included) unless the test gives it one.
+NO_ENV_FILE = {"SCHEDULER_ENV_FILE": os.devnull}
+
 
 class Rows:
     def __init__(self, engine: Engine) -> None:
@@ -40,7 +45,12 @@ class Rows:
         n = next(_counter)
         return self._insert(
             amc_accounts,
-            {"account_id": f"ENTITY{n:06d}", "marketplace_id": "ATVPDKIKX0DER", "region": "NA"}
+            {
+                "account_id": f"ENTITY{n:06d}",
+                "marketplace_id": "ATVPDKIKX0DER",
+                "region": "NA",
+                "name": f"account {n}",
+            }
             | values,
         )
 
@@ -48,7 +58,9 @@ class Rows:
         n = next(_counter)
         account_id = account_id or self.account()
         return self._insert(
-            amc_instances, {"instance_id": f"amc{n:08x}", "account_id": account_id} | values
+            amc_instances,
+            {"instance_id": f"amc{n:08x}", "account_id": account_id, "name": f"instance {n}"}
+            | values,
         )
 
     def workflow(self, instance_id: uuid.UUID | None = None, **values: Any) -> uuid.UUID:

@@ -5,9 +5,11 @@
 //   pm2 save                       # remember it across `pm2 resurrect` / reboots
 //   pm2 logs scheduler-daemon      # JSON lines, one event per line
 //
-// Settings come from the env block below and from the environment PM2 itself was started
-// with. Put the secret one, SCHEDULER_DATABASE_URL, in that environment (or source
-// /etc/scheduler-daemon/scheduler-daemon.env before `pm2 start`) rather than in this file.
+// Settings come from the env block below, the environment PM2 itself was started with, and
+// /etc/scheduler-daemon/scheduler-daemon.env, which the daemon reads itself when it exists
+// (as every scheduler-daemon command does; SCHEDULER_ENV_FILE names another file). A variable
+// in the environment wins over the file. Put the secret one, SCHEDULER_DATABASE_URL, in that
+// file (readable by PM2's user) rather than in this one.
 //
 // Differences from systemd to know about: PM2 has no readiness or watchdog protocol, so a
 // tick that hangs is not restarted (run the health check from cron: scripts/check_daemon_health);
@@ -77,7 +79,8 @@ module.exports = {
       // would break `jq` and log shippers that read one JSON object per line.
       time: false,
 
-      // The daemon's settings (README "Configuration"); PM2's own environment is inherited.
+      // The daemon's settings (docs/config.md, "Settings"); PM2's own environment is
+      // inherited. These win over the env file: leave a setting out to take the file's.
       env: {
         // One JSON object per line, whatever PM2 does with the terminal.
         SCHEDULER_LOG_FORMAT: "json",

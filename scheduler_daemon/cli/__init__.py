@@ -1,7 +1,10 @@
 """The ``scheduler-daemon`` command line: the composition root.
 
 Errors that scheduler-daemon raises on purpose become one line on stderr and exit code 2; an
-error about one field names it as the option that sets it (``cli.common.FIELD_OPTIONS``).
+error about one field names it as the option that sets it (``cli.common.FIELD_OPTIONS``). So
+does a database error that is the database's condition, whichever statement met it (read-only,
+privileges, the connection lost mid-command: ``db.engine.database_condition``); any other
+exception is a bug, and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -10,7 +13,10 @@ import sys
 from collections.abc import Sequence
 
 import click
+import psycopg
+from sqlalchemy.exc import DBAPIError
 
+from scheduler_daemon.cli.catalog import accounts_group, instances_group, workflows_group
 from scheduler_daemon.cli.common import CliState, field_message
 from scheduler_daemon.cli.database import db_group, migrate_command
 from scheduler_daemon.cli.demo import demo_command
@@ -20,6 +26,7 @@ from scheduler_daemon.cli.preview import preview_command
 from scheduler_daemon.cli.run import run_command
 from scheduler_daemon.cli.schedules import runs_group, schedules_group, workers_command
 from scheduler_daemon.cli.sync import sync_command
+from scheduler_daemon.db.engine import database_condition
 from scheduler_daemon.errors import FieldError, SchedulerError
 
 EXIT_USAGE = 2
@@ -50,6 +57,9 @@ cli.add_command(preview_command)
 cli.add_command(health_command)
 cli.add_command(schedules_group)
 cli.add_command(runs_group)
+cli.add_command(workflows_group)
+cli.add_command(instances_group)
+cli.add_command(accounts_group)
 cli.add_command(workers_command)
 cli.add_command(sync_command)
 cli.add_command(demo_command)
@@ -74,6 +84,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(EXIT_USAGE)
     except SchedulerError as exc:
         click.echo(f"scheduler-daemon: error: {exc}", err=True)
+        sys.exit(EXIT_USAGE)
+    except (DBAPIError, psycopg.Error) as exc:
+        condition = database_condition(exc)
+        if condition is None:
+            raise
+        message = f"the database did not run the command: {condition}"
+        click.echo(f"scheduler-daemon: error: {message}", err=True)
         sys.exit(EXIT_USAGE)
     except click.exceptions.Abort:
         click.echo("scheduler-daemon: aborted", err=True)

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import click
 from sqlalchemy import Connection, Engine
 
-from scheduler_daemon.config import Settings, load_settings
+from scheduler_daemon.config import (
+    Configuration,
+    Environment,
+    Settings,
+    load_configuration,
+    read_environment,
+)
 from scheduler_daemon.db.engine import check_connection, make_engine
 from scheduler_daemon.db.migrate import require_head, upgrade_to_head
 from scheduler_daemon.db.queries import database_now
@@ -34,6 +40,15 @@ FIELD_OPTIONS: Mapping[str, str] = {
     "paused_until": "--until",
     "amc_execution_id": "--execution",
     "rerun": "--rerun",
+    # the catalog's (scheduler_daemon.catalog)
+    "account_id": "--account-id",
+    "marketplace_id": "--marketplace-id",
+    "region": "--region",
+    "instance_id": "--instance-id",
+    "account": "--account",
+    "instance": "--instance",
+    "amc_workflow_id": "--amc-workflow-id",
+    "sql_query": "--sql",
 }
 
 
@@ -44,12 +59,27 @@ def field_message(exc: FieldError) -> str:
 
 @dataclass
 class CliState:
-    """The root options, kept until a command adds its own and builds the settings."""
+    """The root options, kept until a command adds its own and builds the settings.
+
+    The environment (``environ``, else the process's, with the environment file it names or
+    the default one: ``config.read_environment``) is read once, when a command first needs a
+    setting, so that commands needing none (``version``, ``preview``) never read the file."""
 
     root_options: Mapping[str, object]
+    environ: Mapping[str, str] | None = None
+    _environment: Environment | None = field(default=None, init=False, repr=False)
+
+    def environment(self) -> Environment:
+        if self._environment is None:
+            self._environment = read_environment(self.environ)
+        return self._environment
+
+    def configuration(self, **options: object) -> Configuration:
+        """The settings and where each value came from (``db status`` says)."""
+        return load_configuration({**self.root_options, **options}, self.environment())
 
     def settings(self, **options: object) -> Settings:
-        return load_settings({**self.root_options, **options})
+        return self.configuration(**options).settings
 
 
 @contextlib.contextmanager

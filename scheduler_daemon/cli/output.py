@@ -40,6 +40,9 @@ def echo_json(data: Any) -> None:
 def _cell(value: Any) -> str:
     if value is None:
         return "-"
+    if isinstance(value, uuid.UUID):
+        # Every command takes the start of an id (8+ hex digits); --json has them whole.
+        return value.hex[:8]
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S%z")
     if isinstance(value, timedelta):
@@ -80,7 +83,8 @@ def echo_record(record: Mapping[str, Any], as_json: bool) -> None:
         elif isinstance(value, Mapping):
             click.echo(f"{key.ljust(width)}  {json.dumps(plain(value), sort_keys=True)}")
         else:
-            click.echo(f"{key.ljust(width)}  {_cell(value)}")
+            shown = str(value) if isinstance(value, uuid.UUID) else _cell(value)
+            click.echo(f"{key.ljust(width)}  {shown}")
 
 
 def _summary(item: Mapping[str, Any]) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import click
 import structlog
@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 
 from scheduler_daemon.cli.common import CliState, ensure_schema, open_database
 from scheduler_daemon.clock import Clock, SystemClock
-from scheduler_daemon.config import ExecutorName, Settings
+from scheduler_daemon.config import ExecutorName, Settings, run_settings
 from scheduler_daemon.daemon.chunking import Chunking
 from scheduler_daemon.daemon.dispatcher import Dispatcher
 from scheduler_daemon.daemon.instance_gate import InstanceGate
@@ -30,46 +30,20 @@ from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.systemd import SystemdNotifier
 
 
+def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
+    """One option per daemon setting of the table (``config.SETTINGS``), in its order, each
+    saying what it takes, its variable and its default. No click default: None means "not
+    given", so the variable, the environment file or the default decides
+    (``config.load_configuration``, which also names a bad value's option)."""
+    for setting in reversed(run_settings()):
+        command = click.option(
+            setting.option, setting.name, metavar=setting.metavar, help=setting.option_help()
+        )(command)
+    return command
+
+
 @click.command("run")
-@click.option(
-    "--worker-id",
-    help="This daemon's identity [env: SCHEDULER_WORKER_ID; default host:pid:random].",
-)
-@click.option("--executor", help="What runs a slot: noop [env: SCHEDULER_EXECUTOR].")
-@click.option(
-    "--poll-interval", help="Safety-net tick, seconds [env: SCHEDULER_POLL_INTERVAL; 60]."
-)
-@click.option(
-    "--batch-size", help="Schedules claimed per transaction [env: SCHEDULER_BATCH_SIZE; 500]."
-)
-@click.option("--concurrency", help="Dispatches in flight [env: SCHEDULER_CONCURRENCY; 16].")
-@click.option("--lease", help="Claim lease, seconds [env: SCHEDULER_LEASE; 120].")
-@click.option(
-    "--heartbeat-interval",
-    help="Seconds between heartbeats [env: SCHEDULER_HEARTBEAT_INTERVAL; 10].",
-)
-@click.option(
-    "--session-liveness",
-    help="on: a daemon whose database session ends is dead at once; off (behind "
-    "transaction-mode poolers): heartbeat only [env: SCHEDULER_SESSION_LIVENESS; on].",
-)
-@click.option(
-    "--shutdown-grace",
-    help="Seconds in-flight work gets on SIGTERM [env: SCHEDULER_SHUTDOWN_GRACE; 30].",
-)
-@click.option("--log-format", help="json, console or auto [env: SCHEDULER_LOG_FORMAT].")
-@click.option("--log-level", help="debug, info, warning, error [env: SCHEDULER_LOG_LEVEL].")
-@click.option(
-    "--noop-delay", help="Seconds the noop executor takes per run [env: SCHEDULER_NOOP_DELAY; 0]."
-)
-@click.option(
-    "--metrics-port", help="Serve Prometheus metrics on this port [env: SCHEDULER_METRICS_PORT]."
-)
-@click.option(
-    "--metrics-address",
-    help="Address the metrics listen on; 0.0.0.0 for every interface "
-    "[env: SCHEDULER_METRICS_ADDRESS; 127.0.0.1].",
-)
+@_setting_options
 @click.option("--once", is_flag=True, help="Run one tick, wait for its dispatches, exit 0.")
 @click.pass_obj
 def run_command(state: CliState, /, once: bool, **options: str | None) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -19,28 +19,30 @@ from scheduler_daemon.cli.common import (
 )
 from scheduler_daemon.cli.output import F, echo_json, echo_record, echo_rows, json_option
 from scheduler_daemon.domain import MisfirePolicy, OverlapPolicy, RunStatus, RunTrigger
-from scheduler_daemon.errors import FieldError, InputError
+from scheduler_daemon.errors import FieldError
+from scheduler_daemon.timing import TimingError, fixed_offset_warning
 
-# The columns of ``schedules list``'s table; why a schedule is paused (an operator's reason,
-# auto-paused after failures, quarantined) last, as it is free text.
+# The columns of ``schedules list``'s table (``--json`` prints every field: docs/json.md);
+# why a schedule is paused (an operator's reason, auto-paused after failures, quarantined)
+# last, as it is free text. Times are in the schedule's own zone, with their offset.
 SCHEDULE_COLUMNS = (
-    "schedule_id",
+    "id",
     "name",
-    "workflow_name",
+    "workflow",
     "spec",
     "timezone",
     "state",
-    "next_run_at",
-    "last_run_at",
+    "next_run_local",
+    "last_run_status",
     "pause_reason",
 )
 RUN_COLUMNS = (
-    "run_id",
-    "schedule_name",
-    "scheduled_for",
+    "id",
+    "schedule",
+    "scheduled_for_local",
     "trigger",
     "status",
-    "worker_id",
+    "amc_execution_id",
     "error",
 )
 
@@ -48,14 +50,6 @@ RUN_COLUMNS = (
 def _values(kind: type[enum.StrEnum]) -> list[str]:
     """The values of an enum as choices: click would offer an enum's member names."""
     return [str(member) for member in kind]
-
-
-def _id(raw: str, what: str = "schedule id") -> uuid.UUID:
-    """``what`` names the value as the user wrote it: an argument or an option."""
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise InputError(f"{what} {raw!r} is not a UUID") from None
 
 
 def parse_params(pairs: Sequence[str]) -> dict[str, Any]:
@@ -97,16 +91,19 @@ def _policy_options(func: F) -> F:
     return func
 
 
+REFERENCE = "name, id or the start of its id (8+ hex digits)"
+
+
 @click.group("schedules")
 def schedules_group() -> None:
-    """List, create, change and trigger schedules."""
+    """List, create, change and trigger schedules (by name, id or id prefix)."""
 
 
 @schedules_group.command("list")
 @click.option("--enabled/--disabled", default=None, help="Only enabled (or disabled) schedules.")
 @click.option("--paused", is_flag=True, help="Only paused, quarantined or auto-paused ones.")
 @click.option("--overdue", is_flag=True, help="Only due ones no daemon has claimed.")
-@click.option("--workflow", help="Only this workflow (id or name).")
+@click.option("--workflow", help=f"Only this workflow's: its {REFERENCE}.")
 @json_option
 @click.pass_obj
 def list_command(
@@ -137,7 +134,7 @@ def validate_command(state: CliState, /, as_json: bool) -> None:
         echo_json({"valid": not invalid, "invalid": invalid})
     elif invalid:
         for row in invalid:
-            click.echo(f"{row['schedule_id']} {row['name']!r}: {row['problem']}")
+            click.echo(f"{row['id']} {row['name']!r}: {row['problem']}")
     else:
         click.echo("all schedules valid")
     if invalid:
@@ -145,19 +142,19 @@ def validate_command(state: CliState, /, as_json: bool) -> None:
 
 
 @schedules_group.command("show")
-@click.argument("schedule_id")
+@click.argument("schedule")
 @json_option
 @click.pass_obj
-def show_command(state: CliState, /, schedule_id: str, as_json: bool) -> None:
+def show_command(state: CliState, /, schedule: str, as_json: bool) -> None:
     """A schedule: spec, zone, policies, next 5 fire times, last runs, success rate."""
     with transaction(state) as (conn, now):
-        record = management.show_schedule(conn, _id(schedule_id), now)
+        record = management.show_schedule(conn, schedule, now)
     echo_record(record, as_json)
 
 
 @schedules_group.command("create")
-@click.option("--workflow", "workflow_id", required=True, help="Workflow id.")
-@click.option("--name", required=True)
+@click.option("--workflow", required=True, help=f"The workflow: its {REFERENCE}.")
+@click.option("--name", required=True, help="A name no other schedule has.")
 @click.option("--cron", "expression", required=True, help="Cron expression, alias or '@every 15m'.")
 @_policy_options
 @click.option("--enable", is_flag=True, help="Enable at once (schedules start disabled).")
@@ -166,7 +163,7 @@ def show_command(state: CliState, /, schedule_id: str, as_json: bool) -> None:
 def create_command(
     state: CliState,
     /,
-    workflow_id: str,
+    workflow: str,
     name: str,
     expression: str,
     timezone: str | None,
@@ -185,7 +182,7 @@ def create_command(
         new_id = management.create_schedule(
             conn,
             now,
-            workflow_id=_id(workflow_id, "--workflow"),
+            workflow=workflow,
             name=name,
             expression=expression,
             timezone=timezone or "UTC",
@@ -197,16 +194,14 @@ def create_command(
             max_catchup_runs=max_catchup,
             parameters=parameters,
         )
-    _done(
-        as_json,
-        {"id": new_id, "enabled": enable},
-        f"created schedule {new_id}"
-        + ("" if enable else " (disabled; enable it with 'schedules enable')"),
-    )
+        created = management.get_schedule(conn, new_id)
+    hint = "" if enable else " (disabled; enable it with 'schedules enable')"
+    _done(as_json, created, f"created schedule {_named(created)}{hint}")
+    warn_about_zone(created["timezone"])
 
 
 @schedules_group.command("update")
-@click.argument("schedule_id")
+@click.argument("schedule")
 @click.option("--name")
 @click.option("--cron", "expression", help="New cron expression, alias or '@every' spec.")
 @_policy_options
@@ -215,7 +210,7 @@ def create_command(
 def update_command(
     state: CliState,
     /,
-    schedule_id: str,
+    schedule: str,
     name: str | None,
     expression: str | None,
     timezone: str | None,
@@ -228,12 +223,11 @@ def update_command(
     as_json: bool,
 ) -> None:
     """Change a schedule; a new spec or zone recomputes its next slot from now."""
-    target = _id(schedule_id)
     parameters = parse_params(params) if params else None
     with transaction(state) as (conn, now):
-        management.update_schedule(
+        target = management.update_schedule(
             conn,
-            target,
+            schedule,
             now,
             name=name,
             expression=expression,
@@ -245,41 +239,42 @@ def update_command(
             max_catchup_runs=max_catchup,
             parameters=parameters,
         )
-    _done(as_json, {"id": target}, f"updated schedule {target}")
+        updated = management.get_schedule(conn, target)
+    _done(as_json, updated, f"updated schedule {_named(updated)}")
+    if timezone is not None:
+        warn_about_zone(timezone)
 
 
 @schedules_group.command("delete")
-@click.argument("schedule_id")
+@click.argument("schedule")
 @click.option("--hard", is_flag=True, help="Delete the row and its run history for good.")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation of --hard.")
 @json_option
 @click.pass_obj
-def delete_command(
-    state: CliState, /, schedule_id: str, hard: bool, yes: bool, as_json: bool
-) -> None:
+def delete_command(state: CliState, /, schedule: str, hard: bool, yes: bool, as_json: bool) -> None:
     """Delete a schedule (soft: history is kept; --hard removes it and its history)."""
-    target = _id(schedule_id)
     if hard and not yes:
-        click.confirm(f"Delete schedule {target} and all its run history for good?", abort=True)
+        click.confirm(f"Delete schedule {schedule!r} and all its run history for good?", abort=True)
     with transaction(state) as (conn, _):
-        management.delete(conn, target, hard=hard)
+        gone = management.get_schedule(conn, schedule)
+        management.delete(conn, gone["id"], hard=hard)
     _done(
         as_json,
-        {"id": target, "hard": hard},
-        f"deleted schedule {target}" + (" and its history" if hard else ""),
+        {"id": gone["id"], "name": gone["name"], "deleted": True, "hard": hard},
+        f"deleted schedule {_named(gone)}" + (" and its history" if hard else ""),
     )
 
 
 def _toggle(enabled: bool) -> Callable[..., None]:
-    @click.argument("schedule_id")
+    @click.argument("schedule")
     @json_option
     @click.pass_obj
-    def command(state: CliState, /, schedule_id: str, as_json: bool) -> None:
-        target = _id(schedule_id)
+    def command(state: CliState, /, schedule: str, as_json: bool) -> None:
         with transaction(state) as (conn, now):
-            management.set_enabled(conn, target, now, enabled)
+            target = management.set_enabled(conn, schedule, now, enabled)
+            changed = management.get_schedule(conn, target)
         word = "enabled" if enabled else "disabled"
-        _done(as_json, {"id": target, "enabled": enabled}, f"{word} schedule {target}")
+        _done(as_json, changed, f"{word} schedule {_named(changed)}{_next(changed)}")
 
     return command
 
@@ -291,44 +286,37 @@ schedules_group.command("disable", help="Disable a schedule (history is kept).")
 
 
 @schedules_group.command("pause")
-@click.argument("schedule_id")
+@click.argument("schedule")
 @click.option("--until", help="Resume by itself at this time (ISO 8601).")
 @click.option("--reason", help="Why, for the next operator.")
 @json_option
 @click.pass_obj
 def pause_command(
-    state: CliState, /, schedule_id: str, until: str | None, reason: str | None, as_json: bool
+    state: CliState, /, schedule: str, until: str | None, reason: str | None, as_json: bool
 ) -> None:
     """Pause a schedule, for good or until a time."""
-    target = _id(schedule_id)
     until_at = parse_instant(until, "--until")
     with transaction(state) as (conn, now):
-        management.pause(conn, target, now, until_at, reason)
-    _done(
-        as_json,
-        {"id": target, "paused_until": until_at},
-        f"paused schedule {target}" + (f" until {until_at.isoformat()}" if until_at else ""),
-    )
+        target = management.pause(conn, schedule, now, until_at, reason)
+        paused = management.get_schedule(conn, target)
+    until_text = f" until {until_at.isoformat()}" if until_at else ""
+    _done(as_json, paused, f"paused schedule {_named(paused)}{until_text}")
 
 
 @schedules_group.command("resume")
-@click.argument("schedule_id")
+@click.argument("schedule")
 @json_option
 @click.pass_obj
-def resume_command(state: CliState, /, schedule_id: str, as_json: bool) -> None:
-    """Resume a paused schedule from its next slot after now."""
-    target = _id(schedule_id)
+def resume_command(state: CliState, /, schedule: str, as_json: bool) -> None:
+    """Resume a paused schedule from its next slot after now (not paused: nothing to do)."""
     with transaction(state) as (conn, now):
-        next_run_at = management.resume(conn, target, now)
-    _done(
-        as_json,
-        {"id": target, "next_run_at": next_run_at},
-        f"resumed schedule {target}; next run {next_run_at.isoformat()}",
-    )
+        target = management.resume(conn, schedule, now)
+        resumed = management.get_schedule(conn, target)
+    _done(as_json, resumed, f"resumed schedule {_named(resumed)}{_next(resumed)}")
 
 
 @schedules_group.command("trigger")
-@click.argument("schedule_id")
+@click.argument("schedule")
 @click.option("--at", help="Run at this time instead of now (ISO 8601): a one-off.")
 @click.option(
     "--param",
@@ -340,15 +328,32 @@ def resume_command(state: CliState, /, schedule_id: str, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def trigger_command(
-    state: CliState, /, schedule_id: str, at: str | None, params: tuple[str, ...], as_json: bool
+    state: CliState, /, schedule: str, at: str | None, params: tuple[str, ...], as_json: bool
 ) -> None:
     """Queue a manual run; a daemon runs it like a scheduled one. next_run_at does not move."""
-    target = _id(schedule_id)
     overrides = parse_params(params)
     at_time = parse_instant(at, "--at")
     with transaction(state) as (conn, now):
-        run_id = management.trigger(conn, target, now, at_time, overrides)
-    _done(as_json, {"run_id": run_id, "schedule_id": target}, f"queued manual run {run_id}")
+        run_id = management.trigger(conn, schedule, now, at_time, overrides)
+        run = management.show_run(conn, run_id)
+    _done(as_json, run, f"queued manual run {run_id} of schedule {run['schedule']!r}")
+
+
+def warn_about_zone(timezone: str) -> None:
+    """A zone that is valid but rarely meant (EST: a fixed offset, no DST): say so on stderr."""
+    with contextlib.suppress(TimingError):
+        warning = fixed_offset_warning(timezone)
+        if warning:
+            click.echo(f"scheduler-daemon: warning: {warning}", err=True)
+
+
+def _named(schedule: dict[str, Any]) -> str:
+    return f"{schedule['name']!r} ({str(schedule['id'])[:8]})"
+
+
+def _next(schedule: dict[str, Any]) -> str:
+    nxt = schedule["next_run_local"]
+    return f"; next run {nxt}" if nxt and schedule["state"] not in ("disabled", "paused") else ""
 
 
 def _done(as_json: bool, data: dict[str, Any], message: str) -> None:
@@ -364,7 +369,7 @@ def runs_group() -> None:
 
 
 @runs_group.command("list")
-@click.option("--schedule", "schedule_id", help="Only this schedule's runs.")
+@click.option("--schedule", help=f"Only this schedule's runs: its {REFERENCE}.")
 @click.option("--status", type=click.Choice(_values(RunStatus)))
 @click.option("--trigger", type=click.Choice(_values(RunTrigger)))
 @click.option("--since", help="Slots at or after this time (ISO 8601).")
@@ -374,7 +379,7 @@ def runs_group() -> None:
 def runs_list_command(
     state: CliState,
     /,
-    schedule_id: str | None,
+    schedule: str | None,
     status: str | None,
     trigger: str | None,
     since: str | None,
@@ -382,28 +387,27 @@ def runs_list_command(
     as_json: bool,
 ) -> None:
     """Runs, newest slot first."""
-    target = _id(schedule_id, "--schedule") if schedule_id else None
     since_at = parse_instant(since, "--since")
     with transaction(state) as (conn, _):
         rows = management.list_runs(
-            conn, schedule_id=target, status=status, trigger=trigger, since=since_at, limit=limit
+            conn, schedule=schedule, status=status, trigger=trigger, since=since_at, limit=limit
         )
     echo_rows(rows, RUN_COLUMNS, as_json)
 
 
 @runs_group.command("show")
-@click.argument("run_id")
+@click.argument("run")
 @json_option
 @click.pass_obj
-def runs_show_command(state: CliState, /, run_id: str, as_json: bool) -> None:
-    """A run: its slot, the resolved request, execution id, status and error."""
+def runs_show_command(state: CliState, /, run: str, as_json: bool) -> None:
+    """A run (its id or the start of it): slot, request, execution id, status and error."""
     with transaction(state) as (conn, _):
-        record = management.show_run(conn, _id(run_id, "run id"))
+        record = management.show_run(conn, run)
     echo_record(record, as_json)
 
 
 @runs_group.command("resolve")
-@click.argument("run_id")
+@click.argument("run")
 @click.option(
     "--execution",
     "execution_id",
@@ -419,18 +423,18 @@ def runs_show_command(state: CliState, /, run_id: str, as_json: bool) -> None:
 def runs_resolve_command(
     state: CliState,
     /,
-    run_id: str,
+    run: str,
     execution_id: str | None,
     no_execution: bool,
     rerun: bool,
     as_json: bool,
 ) -> None:
     """Settle an unresolved run (recovery could not tell which AMC execution is its own)."""
-    target = _id(run_id, "run id")
     if (execution_id is None) == (not no_execution):
         raise click.UsageError("give exactly one of --execution ID and --no-execution")
     with transaction(state) as (conn, _):
-        result = management.resolve_run(conn, target, execution_id, rerun=rerun)
+        result = management.resolve_run(conn, run, execution_id, rerun=rerun)
+    target = result["run_id"]
     if execution_id is not None:
         message = f"run {target} now holds AMC execution {execution_id}"
     else:

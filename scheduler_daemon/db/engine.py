@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import psycopg
 from psycopg.types.array import ListBinaryDumper
 from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, create_engine, event, text
@@ -88,10 +89,44 @@ def describe_error(exc: BaseException) -> str:
     return lines[0] if lines else type(cause).__name__
 
 
+# SQLSTATEs of the database's condition, not of a statement's mistake. Classes: the connection
+# (08), authorization (28), resources: disk full, too many connections (53), an operator's
+# intervention: shutdown, cancel (57), the system (58).
+_CONDITION_CLASSES = frozenset({"08", "28", "53", "57", "58"})
+_CONDITION_STATES = frozenset(
+    {
+        "25006",  # read_only_sql_transaction: a standby, or a read-only database or role
+        "42501",  # insufficient_privilege: the role may not do this
+    }
+)
+
+
+def database_condition(exc: BaseException) -> str | None:
+    """The driver's first line about an error that is the database's condition (gone,
+    read-only, a role without the privilege, out of space, shutting down); None for any other
+    error, a statement's mistake, whose traceback is worth keeping."""
+    cause = exc.orig if isinstance(exc, DBAPIError) else exc
+    if not isinstance(cause, psycopg.Error):
+        return None
+    sqlstate = cause.sqlstate
+    if sqlstate is None:
+        # No server answer to classify: the connection itself failed (refused, cut, closed).
+        condition = isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError)
+    else:
+        condition = sqlstate in _CONDITION_STATES or sqlstate[:2] in _CONDITION_CLASSES
+    return describe_error(exc) if condition else None
+
+
+def shown_url(target: Engine | URL | str) -> str:
+    """The URL as an operator writes it (no SQLAlchemy +driver suffix), password masked."""
+    url = target.url if isinstance(target, Engine) else make_url(target)
+    return mask_url(url.set(drivername="postgresql"))
+
+
 def check_connection(engine: Engine) -> None:
     """Raise DatabaseUnavailableError unless the database answers."""
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
     except DBAPIError as exc:
-        raise DatabaseUnavailableError(mask_url(engine.url), describe_error(exc)) from None
+        raise DatabaseUnavailableError(shown_url(engine), describe_error(exc)) from None

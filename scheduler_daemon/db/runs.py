@@ -13,31 +13,25 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, text
 
-# ``runs list``: a filter given as NULL is not applied.
+# Every command that shows runs (``runs list``, ``runs show``, a schedule's recent runs)
+# reads them here, so a run has one shape; a filter given as NULL is not applied.
 LIST_RUNS = text(
     """
-    SELECT r.id AS run_id, s.name AS schedule_name, r.schedule_id, r.scheduled_for,
-           r.trigger, r.status, r.skip_reason, r.worker_id, r.amc_execution_id,
-           r.started_at, r.finished_at, COALESCE(r.error_message, '') AS error
+    SELECT r.id, s.name AS schedule, r.schedule_id, s.timezone, r.scheduled_for, r.trigger,
+           r.status, r.skip_reason, r.missed_slots, r.worker_id, r.attempts,
+           r.amc_execution_id, e.status AS execution_status, r.claimed_at, r.started_at,
+           r.finished_at, r.error_message AS error, r.parameters_override, r.request,
+           r.correlation_id, r.created_at
       FROM schedule_runs r
       JOIN workflow_schedules s ON s.id = r.schedule_id
-     WHERE (CAST(:schedule_id AS uuid) IS NULL OR r.schedule_id = :schedule_id)
+      LEFT JOIN workflow_executions e ON e.id = r.execution_id
+     WHERE (CAST(:run_id AS uuid) IS NULL OR r.id = :run_id)
+       AND (CAST(:schedule_id AS uuid) IS NULL OR r.schedule_id = :schedule_id)
        AND (CAST(:status AS text) IS NULL OR r.status = :status)
        AND (CAST(:trigger AS text) IS NULL OR r.trigger = :trigger)
        AND (CAST(:since AS timestamptz) IS NULL OR r.scheduled_for >= :since)
      ORDER BY r.scheduled_for DESC, r.created_at DESC
      LIMIT :limit
-    """
-)
-
-SELECT_RUN = text(
-    """
-    SELECT r.*, s.name AS schedule_name, e.status AS execution_status,
-           e.amc_execution_id AS execution_amc_id
-      FROM schedule_runs r
-      JOIN workflow_schedules s ON s.id = r.schedule_id
-      LEFT JOIN workflow_executions e ON e.id = r.execution_id
-     WHERE r.id = :id
     """
 )
 
@@ -50,16 +44,6 @@ SELECT_RUN_STATS = text(
                FILTER (WHERE status IN ('succeeded', 'failed')) AS mean_seconds
       FROM schedule_runs
      WHERE schedule_id = :id
-    """
-)
-
-SELECT_RECENT_RUNS = text(
-    """
-    SELECT id AS run_id, scheduled_for, trigger, status, skip_reason, error_message
-      FROM schedule_runs
-     WHERE schedule_id = :id
-     ORDER BY scheduled_for DESC, created_at DESC
-     LIMIT :limit
     """
 )
 
@@ -93,13 +77,15 @@ RUN_FEED = text(
 def list_runs(
     conn: Connection,
     *,
-    schedule_id: uuid.UUID | None,
-    status: str | None,
-    trigger: str | None,
-    since: datetime | None,
-    limit: int,
+    run_id: uuid.UUID | None = None,
+    schedule_id: uuid.UUID | None = None,
+    status: str | None = None,
+    trigger: str | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
 ) -> list[dict[str, Any]]:
     params = {
+        "run_id": run_id,
         "schedule_id": schedule_id,
         "status": status,
         "trigger": trigger,
@@ -109,19 +95,9 @@ def list_runs(
     return [dict(row) for row in conn.execute(LIST_RUNS, params).mappings()]
 
 
-def select_run(conn: Connection, run_id: uuid.UUID) -> dict[str, Any] | None:
-    row = conn.execute(SELECT_RUN, {"id": run_id}).mappings().first()
-    return None if row is None else dict(row)
-
-
 def run_stats(conn: Connection, schedule_id: uuid.UUID) -> dict[str, Any]:
     """``succeeded``, ``failed`` (counts) and ``mean_seconds`` (None without finished runs)."""
     return dict(conn.execute(SELECT_RUN_STATS, {"id": schedule_id}).mappings().one())
-
-
-def recent_runs(conn: Connection, schedule_id: uuid.UUID, limit: int = 10) -> list[dict[str, Any]]:
-    rows = conn.execute(SELECT_RECENT_RUNS, {"id": schedule_id, "limit": limit}).mappings()
-    return [dict(row) for row in rows]
 
 
 # --- an operator settles an unresolved run ---------------------------------------------------

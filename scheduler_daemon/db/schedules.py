@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, TextClause, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 
+from scheduler_daemon.db.constraints import unique_fields
+
 
 def _with_parameters(statement: str) -> TextClause:
     """``:parameters`` is sent as JSON, as the table's JSONB column type sends it."""
@@ -117,24 +119,39 @@ DELETE_RUNS_OF_SCHEDULE = text("DELETE FROM schedule_runs WHERE schedule_id = :i
 
 DELETE_SCHEDULE = text("DELETE FROM workflow_schedules WHERE id = :id")
 
-# ``schedules list``: a filter given as NULL (or false) is not applied.
+# Every command that shows schedules (``schedules list``, ``schedules show``, what a change
+# returns) reads them here, so a schedule has one shape; a filter given as NULL (or false) is
+# not applied.
 LIST_SCHEDULES = text(
     """
-    SELECT schedule_id, name, workflow_name, spec, timezone, state, next_run_at, last_run_at,
-           pause_reason, enabled, paused_until, consecutive_failures
-      FROM schedule_status
-     WHERE state <> 'deleted'
-       AND (CAST(:enabled AS boolean) IS NULL OR enabled = :enabled)
-       AND (NOT :paused OR paused_at IS NOT NULL)
-       AND (NOT :overdue OR schedule_id IN (SELECT schedule_id FROM overdue_schedules))
-       AND (CAST(:workflow AS text) IS NULL
-            OR workflow_id::text = :workflow OR workflow_name = :workflow)
-     ORDER BY next_run_at NULLS LAST, name
+    SELECT s.id, s.name, v.workflow_name AS workflow, s.workflow_id, s.cron_expression,
+           s.interval_seconds, s.interval_anchor, s.timezone, v.state, s.enabled,
+           s.misfire_policy, s.misfire_grace_seconds, s.max_catchup_runs, s.overlap_policy,
+           s.parameters, s.next_run_at, s.last_run_at, v.last_run_status,
+           s.locked_by AS running_on, s.paused_at, s.paused_until, s.pause_reason,
+           s.consecutive_failures, s.last_error, s.config_key, s.created_at, s.updated_at
+      FROM schedule_status v
+      JOIN workflow_schedules s ON s.id = v.schedule_id
+     WHERE s.deleted_at IS NULL
+       AND (CAST(:ids AS uuid[]) IS NULL OR s.id = ANY(CAST(:ids AS uuid[])))
+       AND (CAST(:enabled AS boolean) IS NULL OR s.enabled = :enabled)
+       AND (NOT :paused OR s.paused_at IS NOT NULL)
+       AND (NOT :overdue OR s.id IN (SELECT schedule_id FROM overdue_schedules))
+       AND (CAST(:workflow AS uuid) IS NULL OR s.workflow_id = :workflow)
+     ORDER BY s.next_run_at NULLS LAST, s.name
      LIMIT :limit
     """
 )
 
-SELECT_STATUS = text("SELECT workflow_name, state FROM schedule_status WHERE schedule_id = :id")
+# The demo runs a daemon of its own against a fake AMC: it must not run anyone else's.
+SELECT_ENABLED_BESIDES = text(
+    """
+    SELECT name
+      FROM workflow_schedules
+     WHERE enabled AND deleted_at IS NULL AND NOT name = ANY(CAST(:names AS text[]))
+     ORDER BY name
+    """
+)
 
 # ``schedules validate``: the stored specs, each parsed in Python as the daemon parses it.
 SELECT_SPECS = text(
@@ -171,15 +188,17 @@ def select_schedule(
 
 def insert_schedule(conn: Connection, values: Mapping[str, Any]) -> uuid.UUID:
     """``values`` has every column of INSERT_SCHEDULE but config_key and user_id."""
-    row_id: uuid.UUID = conn.execute(
-        INSERT_SCHEDULE, {**dict.fromkeys(_INSERT_OPTIONAL), **values}
-    ).scalar_one()
+    with unique_fields():
+        row_id: uuid.UUID = conn.execute(
+            INSERT_SCHEDULE, {**dict.fromkeys(_INSERT_OPTIONAL), **values}
+        ).scalar_one()
     return row_id
 
 
 def insert_schedules(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     """Many rows as ``insert_schedule`` takes them, in one executemany; no ids come back."""
-    conn.execute(INSERT_SCHEDULE, [{**dict.fromkeys(_INSERT_OPTIONAL), **row} for row in rows])
+    with unique_fields():
+        conn.execute(INSERT_SCHEDULE, [{**dict.fromkeys(_INSERT_OPTIONAL), **row} for row in rows])
 
 
 def update_definition(
@@ -200,14 +219,15 @@ def update_definitions(
 ) -> None:
     """Many ``update_definition`` calls (id, definition, restart, next_run_at) in one
     executemany."""
-    conn.execute(
-        UPDATE_DEFINITION,
-        [
-            {column: definition[column] for column in DEFINITION_COLUMNS}
-            | {"id": schedule_id, "restart": restart, "next_run_at": next_run_at}
-            for schedule_id, definition, restart, next_run_at in updates
-        ],
-    )
+    with unique_fields():
+        conn.execute(
+            UPDATE_DEFINITION,
+            [
+                {column: definition[column] for column in DEFINITION_COLUMNS}
+                | {"id": schedule_id, "restart": restart, "next_run_at": next_run_at}
+                for schedule_id, definition, restart, next_run_at in updates
+            ],
+        )
 
 
 def enable(conn: Connection, schedule_id: uuid.UUID, next_run_at: datetime, *, lift: bool) -> None:
@@ -235,13 +255,15 @@ def hard_delete(conn: Connection, schedule_id: uuid.UUID) -> None:
 def list_schedules(
     conn: Connection,
     *,
-    enabled: bool | None,
-    paused: bool,
-    overdue: bool,
-    workflow: str | None,
-    limit: int,
+    ids: Sequence[uuid.UUID] | None = None,
+    enabled: bool | None = None,
+    paused: bool = False,
+    overdue: bool = False,
+    workflow: uuid.UUID | None = None,
+    limit: int = 1000,
 ) -> list[dict[str, Any]]:
     params = {
+        "ids": None if ids is None else list(ids),
         "enabled": enabled,
         "paused": paused,
         "overdue": overdue,
@@ -251,9 +273,9 @@ def list_schedules(
     return [dict(row) for row in conn.execute(LIST_SCHEDULES, params).mappings()]
 
 
-def select_status(conn: Connection, schedule_id: uuid.UUID) -> dict[str, Any]:
-    """The schedule's workflow name and state, as the ``schedule_status`` view has them."""
-    return dict(conn.execute(SELECT_STATUS, {"id": schedule_id}).mappings().one())
+def enabled_schedules_besides(conn: Connection, names: Sequence[str]) -> list[str]:
+    """The names of the enabled schedules not named in ``names``."""
+    return list(conn.execute(SELECT_ENABLED_BESIDES, {"names": list(names)}).scalars())
 
 
 def select_specs(conn: Connection) -> list[dict[str, Any]]:

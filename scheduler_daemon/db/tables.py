@@ -81,9 +81,10 @@ amc_accounts = Table(
     Column("account_id", Text, nullable=False, comment="AMC entity id (Advertiser id)"),
     Column("marketplace_id", Text),
     Column("region", Text),
-    Column("name", Text),
+    Column("name", Text, nullable=False, unique=True),
     _created_at(),
     CheckConstraint("account_id <> ''", name="account_id_not_empty"),
+    CheckConstraint("btrim(name) <> ''", name="name_not_blank"),
 )
 
 amc_instances = Table(
@@ -98,16 +99,17 @@ amc_instances = Table(
         nullable=False,
         index=True,
     ),
-    Column("name", Text),
+    Column("name", Text, nullable=False, unique=True),
     _created_at(),
     CheckConstraint("instance_id <> ''", name="instance_id_not_empty"),
+    CheckConstraint("btrim(name) <> ''", name="name_not_blank"),
 )
 
 workflows = Table(
     "workflows",
     metadata,
     _uuid_pk(),
-    Column("name", Text, nullable=False),
+    Column("name", Text, nullable=False, unique=True),
     Column("user_id", Text),
     Column(
         "instance_id",
@@ -121,6 +123,7 @@ workflows = Table(
     Column("parameters", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     _created_at(),
     _updated_at(),
+    CheckConstraint("btrim(name) <> ''", name="name_not_blank"),
 )
 
 workflow_schedules = Table(
@@ -222,6 +225,14 @@ workflow_schedules = Table(
         "id",
         postgresql_where=text("enabled AND deleted_at IS NULL AND next_run_at IS NULL"),
     ),
+    # Commands take a schedule's name wherever they take its id; a deleted one frees its name.
+    Index(
+        "uq_workflow_schedules_name",
+        "name",
+        unique=True,
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+    CheckConstraint("btrim(name) <> ''", name="name_not_blank"),
 )
 
 workflow_executions = Table(

@@ -24,6 +24,7 @@ from scheduler_daemon.amc.fake.server import (
     DEFAULT_REFRESH_TOKEN,
     FakeAmcServer,
 )
+from tests.helpers import NO_ENV_FILE
 
 
 def insert_due_schedules(
@@ -72,7 +73,7 @@ class Daemon:
         self, database_url: str, log_path: Path, *args: str, env: dict[str, str] | None = None
     ) -> None:
         self.log_path = log_path
-        base = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+        base = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")} | NO_ENV_FILE
         self._log_file = log_path.open("w")
         self.process = subprocess.Popen(
             [

@@ -150,9 +150,9 @@ def test_list_filters_and_json(cli: Cli, rows: Rows) -> None:
     )
     off = rows.schedule(name="off")
     everything = cli.ok("schedules", "list")
-    assert {r["schedule_id"] for r in everything} == {str(due), str(paused), str(off)}
+    assert {r["id"] for r in everything} == {str(due), str(paused), str(off)}
     assert {
-        "schedule_id",
+        "id",
         "name",
         "spec",
         "timezone",
@@ -160,14 +160,12 @@ def test_list_filters_and_json(cli: Cli, rows: Rows) -> None:
         "next_run_at",
         "enabled",
     } <= everything[0].keys()
-    assert [r["schedule_id"] for r in cli.ok("schedules", "list", "--overdue")] == [str(due)]
-    assert [r["schedule_id"] for r in cli.ok("schedules", "list", "--paused")] == [str(paused)]
-    assert [r["schedule_id"] for r in cli.ok("schedules", "list", "--disabled")] == [str(off)]
-    assert [r["schedule_id"] for r in cli.ok("schedules", "list", "--workflow", "reports")] == [
-        str(due)
-    ]
+    assert [r["id"] for r in cli.ok("schedules", "list", "--overdue")] == [str(due)]
+    assert [r["id"] for r in cli.ok("schedules", "list", "--paused")] == [str(paused)]
+    assert [r["id"] for r in cli.ok("schedules", "list", "--disabled")] == [str(off)]
+    assert [r["id"] for r in cli.ok("schedules", "list", "--workflow", "reports")] == [str(due)]
     table = cli.text("schedules", "list")
-    assert table.splitlines()[0].split()[:3] == ["SCHEDULE_ID", "NAME", "WORKFLOW_NAME"]
+    assert table.splitlines()[0].split()[:3] == ["ID", "NAME", "WORKFLOW"]
 
 
 def test_show(cli: Cli, rows: Rows) -> None:
@@ -190,8 +188,8 @@ def test_show(cli: Cli, rows: Rows) -> None:
     shown = cli.ok("schedules", "show", str(schedule_id))
     assert shown["spec"] == "0 9 * * *"
     assert len(shown["next_fire_times"]) == 5
-    assert shown["success_rate"] == 0.5
-    assert shown["mean_duration_seconds"] == 30.0
+    assert shown["statistics"]["success_rate"] == 0.5
+    assert shown["statistics"]["mean_duration_seconds"] == 30.0
     assert [r["status"] for r in shown["recent_runs"]] == ["succeeded", "failed"]
     assert "next_fire_times:" in cli.text("schedules", "show", str(schedule_id))
 
@@ -216,14 +214,14 @@ def test_an_auto_paused_schedule_shows_as_paused_with_its_reason(cli: Cli, rows:
     assert any(line.split(None, 1) == ["pause_reason", reason] for line in lines)
 
     [listed] = cli.ok("schedules", "list", "--paused")
-    assert (listed["schedule_id"], listed["state"], listed["pause_reason"]) == (
+    assert (listed["id"], listed["state"], listed["pause_reason"]) == (
         str(schedule_id),
         "paused",
         reason,
     )
     table = cli.text("schedules", "list").splitlines()
     assert table[0].split()[-1] == "PAUSE_REASON"
-    [row] = [line for line in table if line.startswith(str(schedule_id))]
+    [row] = [line for line in table if line.startswith(schedule_id.hex[:8])]
     assert " paused " in row
     assert row.endswith(reason)
 
@@ -283,7 +281,10 @@ def test_update_with_nothing_or_bad_values_changes_nothing(
     assert "--misfire-grace: -1 is not a whole number of at least 0" in cli.fails(
         "schedules", "update", schedule_id, "--misfire-grace", "-1"
     )
-    assert "does not exist" in cli.fails("schedules", "update", str(uuid.uuid4()), "--name", "x")
+    missing = uuid.uuid4()
+    assert f"no schedule has the id {missing}" in cli.fails(
+        "schedules", "update", str(missing), "--name", "x"
+    )
     assert snapshot(engine) == before
 
 
@@ -337,7 +338,9 @@ def test_pause_until_and_resume(cli: Cli, rows: Rows) -> None:
     assert schedule["paused_at"] is None
     assert schedule["next_run_at"].isoformat() == resumed["next_run_at"]
     assert schedule["next_run_at"] > datetime.now(UTC)
-    assert "is not paused" in cli.fails("schedules", "resume", str(schedule_id))
+    # Like enabling an enabled schedule: resuming one that is not paused changes nothing.
+    assert cli.ok("schedules", "resume", str(schedule_id))["next_run_at"] == resumed["next_run_at"]
+    assert rows.get(workflow_schedules, schedule_id) == schedule
 
 
 def test_trigger_queues_a_manual_run_and_leaves_next_run_at(cli: Cli, rows: Rows) -> None:
@@ -347,8 +350,8 @@ def test_trigger_queues_a_manual_run_and_leaves_next_run_at(cli: Cli, rows: Rows
         "schedules", "trigger", str(schedule_id), "--param", "days=3", "--param", "label=adhoc"
     )
     later = cli.ok("schedules", "trigger", str(schedule_id), "--at", "2031-05-01T09:00:00+02:00")
-    first = rows.get(schedule_runs, uuid.UUID(now_run["run_id"]))
-    second = rows.get(schedule_runs, uuid.UUID(later["run_id"]))
+    first = rows.get(schedule_runs, uuid.UUID(now_run["id"]))
+    second = rows.get(schedule_runs, uuid.UUID(later["id"]))
     assert (first["trigger"], first["status"], first["parameters_override"]) == (
         "manual",
         "pending",
@@ -402,19 +405,19 @@ def test_runs_list_show_and_prune(cli: Cli, rows: Rows) -> None:
         error_message="AMC said no",
         request={"workflowId": "wf"},
     )
-    assert [r["run_id"] for r in cli.ok("runs", "list", "--schedule", str(schedule_id))] == [
+    assert [r["id"] for r in cli.ok("runs", "list", "--schedule", str(schedule_id))] == [
         str(failed),
         str(old),
     ]
-    assert [r["run_id"] for r in cli.ok("runs", "list", "--status", "failed")] == [str(failed)]
-    assert [r["run_id"] for r in cli.ok("runs", "list", "--since", "2025-01-01T00:00Z")] == [
+    assert [r["id"] for r in cli.ok("runs", "list", "--status", "failed")] == [str(failed)]
+    assert [r["id"] for r in cli.ok("runs", "list", "--since", "2025-01-01T00:00Z")] == [
         str(failed)
     ]
     assert cli.ok("runs", "list", "--trigger", "manual") == []
     shown = cli.ok("runs", "show", str(failed))
-    assert (shown["error_message"], shown["request"]) == ("AMC said no", {"workflowId": "wf"})
+    assert (shown["error"], shown["request"]) == ("AMC said no", {"workflowId": "wf"})
     assert cli.ok("runs", "prune", "--older-than", "90") == {"deleted": 1}
-    assert [r["run_id"] for r in cli.ok("runs", "list")] == [str(failed)]
+    assert [r["id"] for r in cli.ok("runs", "list")] == [str(failed)]
     assert "'lost'" in cli.fails("runs", "list", "--status", "lost")
 
 
@@ -431,7 +434,7 @@ def test_runs_resolve_settles_an_unresolved_run(cli: Cli, rows: Rows, engine: En
     }
     found = rows.run(schedule_id, scheduled_for=slot, **unresolved)
     none = rows.run(schedule_id, scheduled_for=slot + timedelta(hours=1), **unresolved)
-    assert [r["run_id"] for r in cli.ok("runs", "list", "--status", "unresolved")] == [
+    assert [r["id"] for r in cli.ok("runs", "list", "--status", "unresolved")] == [
         str(none),
         str(found),
     ]
@@ -443,7 +446,7 @@ def test_runs_resolve_settles_an_unresolved_run(cli: Cli, rows: Rows, engine: En
         None,
     )
     assert shown["execution_status"] == "pending"  # the status sync follows it from here
-    assert "it was unresolved: 2 execution(s)" in shown["error_message"]
+    assert "it was unresolved: 2 execution(s)" in shown["error"]
 
     before = snapshot(engine)
     assert "already the execution of run" in cli.fails(
@@ -483,19 +486,19 @@ def test_workers(cli: Cli, engine: Engine) -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        (["schedules", "show", "42"], "schedule id '42' is not a UUID"),
-        (["schedules", "delete", "00000000-0000-0000-0000-000000000000"], "does not exist"),
-        (["schedules", "enable", "00000000-0000-0000-0000-000000000000"], "does not exist"),
+        (["schedules", "show", "42"], "no schedule is named '42'"),
+        (["schedules", "delete", "00000000-0000-0000-0000-000000000000"], "no schedule has the id"),
+        (["schedules", "enable", "00000000-0000-0000-0000-000000000000"], "no schedule has the id"),
         (["schedules", "pause", "{id}", "--until", "tomorrow"], "--until"),
         (["schedules", "trigger", "{id}", "--at", "2026-13-01T00:00Z"], "--at"),
         (
             ["schedules", "trigger", "00000000-0000-0000-0000-000000000000"],
-            "does not exist (or was deleted)",
+            "no schedule has the id 00000000-0000-0000-0000-000000000000 (or it was deleted)",
         ),
         (["schedules", "trigger", "{id}", "--param", "=1"], "--param: '=1' is not KEY=VALUE"),
         (["schedules", "list", "--workflow"], "--workflow"),
-        (["runs", "show", "not-a-run"], "run id 'not-a-run' is not a UUID"),
-        (["runs", "show", "00000000-0000-0000-0000-000000000000"], "does not exist"),
+        (["runs", "show", "not-a-run"], "'not-a-run' is not a run id"),
+        (["runs", "show", "00000000-0000-0000-0000-000000000000"], "no run has the id"),
         (["runs", "list", "--since", "last week"], "--since"),
         (["runs", "prune", "--older-than", "0"], "--older-than"),
         (["workers", "--bogus"], "--bogus"),
@@ -509,3 +512,37 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(
     stderr = cli.fails(*[a.replace("{id}", str(schedule_id)) for a in args])
     assert fragment in stderr
     assert snapshot(engine) == before
+
+
+def test_the_catalog_from_the_shell(cli: Cli, engine: Engine) -> None:
+    account = cli.ok("accounts", "create", "--name", "Acme", "--account-id", "ENTITY1ACME0001")
+    instance = cli.ok(
+        "instances", "create", "--name", "acme-us", "--instance-id", "amc1acme0a1",
+        "--account", account["id"][:8],
+    )  # fmt: skip
+    workflow = cli.ok(
+        "workflows", "create", "--name", "sales", "--instance", "acme-us",
+        "--amc-workflow-id", "sales-daily", "--param", "region=NA",
+    )  # fmt: skip
+    assert (instance["account_name"], workflow["instance_name"], workflow["parameters"]) == (
+        "Acme",
+        "acme-us",
+        {"region": "NA"},
+    )
+    renamed = cli.ok("workflows", "update", workflow["id"], "--name", "sales daily")
+    assert renamed["name"] == "sales daily"
+    cli.ok("schedules", "create", "--workflow", "sales daily", "--name", "s", "--cron", "@daily")
+    assert [w["name"] for w in cli.ok("workflows", "list")] == ["sales daily"]
+    assert "sales daily" in cli.text("workflows", "list")
+
+    before = snapshot(engine)
+    assert "--account-id: '1234' is not an AMC account" in cli.fails(
+        "accounts", "update", "Acme", "--account-id", "1234"
+    )
+    assert "--instance: no instance is named 'nope'" in cli.fails(
+        "workflows", "update", "sales daily", "--instance", "nope"
+    )
+    assert "still used by 1 schedule(s): 's'" in cli.fails("workflows", "delete", "sales daily")
+    assert snapshot(engine) == before
+    cli.ok("schedules", "delete", "s", "--hard", "--yes")
+    assert cli.ok("workflows", "delete", "sales daily")["deleted"] is True

@@ -10,13 +10,13 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from tests.helpers import Rows
+from tests.helpers import NO_ENV_FILE, Rows
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
 def script(name: str, *args: str, database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCHEDULER_")} | NO_ENV_FILE
     env |= {
         "SCHEDULER_DATABASE_URL": database_url,
         "SCHEDULER_DAEMON_BIN": str(Path(sys.executable).parent / "scheduler-daemon"),

@@ -59,7 +59,7 @@ def test_create_then_nothing_to_do(engine: Engine, database_url: str, config: Pa
     first = sync(database_url, config)
     assert first.stdout.splitlines() == [
         "+ create nightly: '30 2 * * *' in America/New_York ('Nightly sales')",
-        "+ create often: '@every 900s' in UTC ('Every quarter hour')",
+        "+ create often: '@every 15m' in UTC ('Every quarter hour')",
         "= 0 unchanged",
     ]
     created = schedules(engine)

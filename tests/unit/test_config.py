@@ -10,7 +10,16 @@ import pytest
 from scheduler_daemon.amc.credentials import AmcCredentials
 from scheduler_daemon.amc.observer import NO_OBSERVER, AmcObserver, NoObserver
 from scheduler_daemon.amc.settings import AmcSettings
-from scheduler_daemon.config import ExecutorName, LogFormat, load_settings, mask_url
+from scheduler_daemon.config import (
+    EnvFileError,
+    ExecutorName,
+    LogFormat,
+    load_configuration,
+    load_settings,
+    mask_url,
+    parse_env_file,
+    read_environment,
+)
 from scheduler_daemon.errors import ConfigError
 from scheduler_daemon.executors import amc as amc_executor
 from scheduler_daemon.executors import build_executor
@@ -160,3 +169,149 @@ def test_the_amc_settings_reach_the_executor_as_they_are(monkeypatch: pytest.Mon
         "observer": observer,
     }
     assert given["amc"] is settings.amc
+
+
+# --- the environment file ------------------------------------------------------------------
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_the_env_file_syntax_is_systemds_simple_one(tmp_path: Path) -> None:
+    text = (
+        "# a comment\n"
+        "; another\n"
+        "\n"
+        "A=1\n"
+        "  B = two words  \n"
+        'C="say \\"hi\\" to \\$HOME\\n"\n'
+        "D='single $x \\'\n"
+        "E=a\\ b\n"
+        "F=x # part of the value\n"
+        "G=\n"
+        "H=\"a\" 'b'\n"
+    )
+    assert parse_env_file(text, tmp_path / "x.env") == {
+        "A": ("1", 4),
+        "B": ("two words", 5),
+        "C": ('say "hi" to $HOME\\n', 6),
+        "D": ("single $x \\", 7),
+        "E": ("a b", 8),
+        "F": ("x # part of the value", 9),
+        "G": ("", 10),
+        "H": ("ab", 11),
+    }
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("SCHEDULER_DATABASE_URL", "expected KEY=VALUE, found no '='"),
+        ("export SCHEDULER_LEASE=5", "'export SCHEDULER_LEASE' is not a variable name"),
+        ('SCHEDULER_DATABASE_URL="postgresql://u:hunter2@h/db', 'unterminated " quote'),
+        ("SCHEDULER_LEASE='5", "unterminated ' quote"),
+        ("SCHEDULER_LEASE=5 \\", "a line ending in a backslash"),
+    ],
+)
+def test_a_malformed_line_names_the_file_and_the_line(line: str, problem: str) -> None:
+    with pytest.raises(EnvFileError) as caught:
+        parse_env_file(f"# settings\n\n{line}\n", "/etc/sd.env")
+    message = str(caught.value)
+    assert message.startswith(f"/etc/sd.env:3: {problem}")
+    assert "hunter2" not in message
+    assert "\n" not in message
+
+
+def test_precedence_option_variable_env_file_default(tmp_path: Path) -> None:
+    env_file = write(
+        tmp_path / "sd.env",
+        "SCHEDULER_POLL_INTERVAL=30\nSCHEDULER_LEASE=200\nSCHEDULER_BATCH_SIZE=7\n"
+        "SCHEDULER_CONCURRENCY=9\nSCHEDULER_DATA_DIR=/srv/file\n",
+    )
+    environ = {
+        "SCHEDULER_ENV_FILE": str(env_file),
+        "SCHEDULER_POLL_INTERVAL": "20",
+        "SCHEDULER_LEASE": "100",
+        "SCHEDULER_CONCURRENCY": "",  # empty: unset, so the file's
+    }
+    built = load_configuration(
+        {"poll_interval": "5", "batch_size": None}, read_environment(environ)
+    )
+    settings, sources = built.settings, built.sources
+    assert (settings.poll_interval, settings.lease, settings.batch_size) == (5, 100, 7)
+    assert (settings.concurrency, settings.data_dir) == (9, Path("/srv/file"))
+    assert settings.heartbeat_interval == 10
+    assert sources["poll_interval"].describe() == "option --poll-interval"
+    assert sources["lease"].describe() == "environment variable SCHEDULER_LEASE"
+    assert sources["batch_size"].describe() == f"SCHEDULER_BATCH_SIZE in {env_file}:3"
+    assert sources["concurrency"].describe() == f"SCHEDULER_CONCURRENCY in {env_file}:4"
+    assert sources["heartbeat_interval"].describe() == "default"
+    assert sources["data_dir"].as_json() == {
+        "from": "env_file",
+        "name": "SCHEDULER_DATA_DIR",
+        "location": f"{env_file}:5",
+    }
+
+
+def test_the_default_env_file_is_read_when_it_exists(tmp_path: Path) -> None:
+    default = tmp_path / "etc" / "scheduler-daemon.env"
+    absent = read_environment({}, default_file=default)
+    assert absent.file is None
+    assert absent.looked_for == default
+    default.parent.mkdir()
+    write(default, "SCHEDULER_EXECUTOR=noop\n")
+    present = read_environment({}, default_file=default)
+    assert present.file is not None
+    assert (present.file.path, present.file.chosen_by) == (default, "default")
+    named = write(tmp_path / "other.env", "")
+    chosen = read_environment({"SCHEDULER_ENV_FILE": str(named)}, default_file=default)
+    assert chosen.file is not None
+    assert (chosen.file.path, chosen.file.chosen_by) == (named, "SCHEDULER_ENV_FILE")
+    none = read_environment({"SCHEDULER_ENV_FILE": "/dev/null"}, default_file=default)
+    assert none.file is not None
+    assert none.file.lines == {}
+
+
+def test_a_named_env_file_must_exist_and_be_readable(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope.env")
+    with pytest.raises(ConfigError, match=r"^SCHEDULER_ENV_FILE='.*nope\.env': no such file$"):
+        read_environment({"SCHEDULER_ENV_FILE": missing})
+    with pytest.raises(EnvFileError, match=r"cannot read the environment file"):
+        read_environment({"SCHEDULER_ENV_FILE": str(tmp_path)})  # a directory
+
+
+def test_a_bad_value_in_the_env_file_names_its_line(tmp_path: Path) -> None:
+    env_file = write(tmp_path / "sd.env", "# x\nSCHEDULER_POLL_INTERVAL=-5\n")
+    environment = read_environment({"SCHEDULER_ENV_FILE": str(env_file)})
+    with pytest.raises(ConfigError) as caught:
+        load_configuration({}, environment)
+    assert str(caught.value) == (
+        f"{env_file}:2: SCHEDULER_POLL_INTERVAL='-5': must be a positive number of seconds"
+    )
+
+
+def test_the_amc_credentials_come_from_the_env_file_too(tmp_path: Path) -> None:
+    env_file = write(
+        tmp_path / "sd.env",
+        "SCHEDULER_EXECUTOR=amc\nSCHEDULER_AMC_CLIENT_ID=amzn1.application-oa2-client.f\n"
+        "SCHEDULER_AMC_CLIENT_SECRET=from-file\nSCHEDULER_AMC_REFRESH_TOKEN=Atzr|file\n",
+    )
+    environ = {"SCHEDULER_ENV_FILE": str(env_file), "SCHEDULER_AMC_REFRESH_TOKEN": "Atzr|env"}
+    settings = load_configuration({}, read_environment(environ)).settings
+    assert settings.amc_credentials is not None
+    assert settings.amc_credentials.client_id == "amzn1.application-oa2-client.f"
+    assert settings.amc_credentials.refresh_token.reveal() == "Atzr|env"
+
+
+def test_worker_dead_after_too_short_names_where_it_was_set() -> None:
+    with pytest.raises(ConfigError, match=r"^--worker-dead-after=5\.0: must be longer"):
+        load_settings({"worker_dead_after": "5"}, env={})
+
+
+def test_numbers_name_their_unit() -> None:
+    with pytest.raises(ConfigError, match="must be zero or a positive number of days"):
+        load_settings({}, env={"SCHEDULER_HISTORY_RETENTION_DAYS": "-1"})
+    with pytest.raises(ConfigError, match="must be a positive number of hours"):
+        load_settings({}, env={"SCHEDULER_STATUS_DEADLINE_HOURS": "0"})

@@ -1,4 +1,4 @@
-"""The verbs (management, sync, health, demo): no SQL of their own, and errors that name a
+"""The verbs (management, catalog, references, sync, health, demo): no SQL of their own, and errors that name a
 field as the domain names it, which each face then spells its own way. No database needed."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from scheduler_daemon.db.tables import workflow_schedules
 from scheduler_daemon.errors import FieldError, InputError, SchedulerError
 
 PACKAGE = Path(__file__).resolve().parents[2] / "scheduler_daemon"
-VERBS = ["management.py", "sync.py", "health.py", "demo.py"]
+VERBS = ["management.py", "catalog.py", "references.py", "sync.py", "health.py", "demo.py"]
 SQL_BUILDERS = {"text", "select", "insert", "update", "delete", "case", "func"}
 # A statement on the database's own tables (an AMC workflow's query, ``SELECT 1``, is data).
 SQL_STRING = re.compile(
@@ -142,12 +142,12 @@ def test_an_interval_takes_an_anchor() -> None:
     ],
 )
 def test_a_key_is_found_on_its_line_in_its_own_table(source: str, key: str, line: int) -> None:
-    assert sync._tables(source)[0].key_line(key) == line
+    assert sync._tables(source, "schedules")[0].key_line(key) == line
 
 
 def test_the_second_table_finds_its_own_keys() -> None:
     source = '[[schedules]]\nkey = "a"\ncron = "x"\n\n[[schedules]]\nkey = "b"\ncron = "y"\n'
-    first, second = sync._tables(source)
+    first, second = sync._tables(source, "schedules")
     assert (first.key_line("cron"), second.key_line("cron"), second.key_line("anchor")) == (
         3,
         7,
