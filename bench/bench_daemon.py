@@ -267,7 +267,7 @@ def insert_far_future(conn: Conn, count: int, first: int = 1) -> float:
     conn.execute(
         """
         INSERT INTO workflow_schedules (workflow_id, name, cron_expression, enabled, next_run_at)
-        SELECT %(wf)s, 'idle ' || n, '0 9 * * *', true,
+        SELECT %(wf)s, 'idle ' || n || ' ' || gen_random_uuid(), '0 9 * * *', true,
                now() + interval '30 days' + n * interval '1 second'
           FROM generate_series(%(first)s::integer, %(last)s::integer) AS n
         """,
@@ -520,7 +520,7 @@ def insert_burst(report: Report, section: str, conn: Conn) -> datetime:
     conn.execute(
         """
         INSERT INTO workflow_schedules (workflow_id, name, cron_expression, enabled, next_run_at)
-        SELECT %(wf)s, 'burst ' || n, '0 9 * * *', true, %(slot)s
+        SELECT %(wf)s, 'burst ' || n || ' ' || gen_random_uuid(), '0 9 * * *', true, %(slot)s
           FROM generate_series(1, %(n)s) AS n
         """,
         {"wf": workflow_id(conn), "slot": slot, "n": BURST_SCHEDULES},
@@ -844,7 +844,7 @@ def bench_lateness(
                 """
                 INSERT INTO workflow_schedules
                        (workflow_id, name, cron_expression, enabled, next_run_at)
-                SELECT %(wf)s, 'late ' || k, '* * * * *', true,
+                SELECT %(wf)s, 'late ' || k || ' ' || gen_random_uuid(), '* * * * *', true,
                        now() + interval '2 seconds' + k * %(spacing)s * interval '1 second'
                   FROM generate_series(0, %(n)s::integer - 1) AS k
                 RETURNING id, next_run_at

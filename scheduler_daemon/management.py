@@ -380,17 +380,22 @@ def local_time(instant: datetime | None, timezone: str) -> str | None:
 def schedule_object(row: Mapping[str, Any]) -> dict[str, Any]:
     """A schedule as every command and face shows it (docs/json.md): its definition with the
     spec as an operator writes it, its state, and its times in UTC and in its own zone."""
-    shown = {
-        key: value
-        for key, value in row.items()
-        if key not in ("cron_expression", "interval_seconds")
-    }
     zone = row["timezone"]
-    return shown | {
+    shown = {
+        "id": row["id"],
+        "name": row["name"],
+        "workflow": row["workflow"],
+        "workflow_id": row["workflow_id"],
         "spec": spec_text(row),
+        "timezone": zone,
+        "state": row["state"],
+        "next_run_at": row["next_run_at"],
         "next_run_local": local_time(row["next_run_at"], zone),
+        "last_run_at": row["last_run_at"],
         "last_run_local": local_time(row["last_run_at"], zone),
     }
+    hidden = {"cron_expression", "interval_seconds"}
+    return shown | {key: value for key, value in row.items() if key not in hidden | set(shown)}
 
 
 def run_object(row: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL, make_url
 from scheduler_daemon.cli.common import CliState, open_database
 from scheduler_daemon.cli.output import echo_json, json_option
 from scheduler_daemon.config import Configuration, mask_url
-from scheduler_daemon.db.engine import libpq_url
+from scheduler_daemon.db.engine import libpq_url, shown_url
 from scheduler_daemon.db.migrate import (
     current_revision,
     head_revision,
@@ -104,7 +104,7 @@ def db_status_command(state: CliState, as_json: bool) -> None:
             current = current_revision(conn)
         head = head_revision()
         status = {
-            "url": mask_url(engine.url),
+            "url": shown_url(engine),
             "embedded": settings.database_url is None,
             "database": choice,
             "env_file": None if env_file is None else str(env_file.path),

@@ -149,6 +149,10 @@ def show_command(state: CliState, /, schedule: str, as_json: bool) -> None:
     """A schedule: spec, zone, policies, next 5 fire times, last runs, success rate."""
     with transaction(state) as (conn, now):
         record = management.show_schedule(conn, schedule, now)
+    if not as_json:  # a line per run: the table's columns
+        runs = record["recent_runs"]
+        columns = [column for column in RUN_COLUMNS if column != "schedule"]
+        record["recent_runs"] = [{key: run[key] for key in columns} for run in runs]
     echo_record(record, as_json)
 
 

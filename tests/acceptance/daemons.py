@@ -36,7 +36,7 @@ def insert_due_schedules(
             text(
                 """
                 INSERT INTO workflow_schedules (workflow_id, name, cron_expression, enabled, next_run_at)
-                SELECT :workflow_id, 'bulk ' || n, '0 9 * * *', true,
+                SELECT :workflow_id, 'bulk ' || n || ' ' || gen_random_uuid(), '0 9 * * *', true,
                        date_trunc('second', now()) + make_interval(secs => :ahead)
                   FROM generate_series(1, :count) AS n
                 """

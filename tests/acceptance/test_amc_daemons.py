@@ -67,7 +67,7 @@ def test_four_daemons_500_slots_with_throttling_and_errors_one_execution_each(
                         """
                         INSERT INTO workflow_schedules (workflow_id, name, cron_expression, enabled,
                                                         next_run_at, parameters)
-                        SELECT :workflow, 'bulk ' || n, '0 9 * * *', true,
+                        SELECT :workflow, 'bulk ' || n || ' ' || gen_random_uuid(), '0 9 * * *', true,
                                date_trunc('second', now()) + interval '2 seconds',
                                -- AMC has no idempotency key: an execution whose create
                                -- response was lost is found again by its request.

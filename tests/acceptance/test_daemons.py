@@ -196,7 +196,7 @@ def test_overlapping_restart_old_and_new_daemon_never_duplicate(
             text(
                 """
                 INSERT INTO workflow_schedules (workflow_id, name, interval_seconds, enabled, next_run_at)
-                SELECT :workflow_id, 'every second ' || n, 1, true, date_trunc('second', now()) + interval '1 second'
+                SELECT :workflow_id, 'every second ' || n || ' ' || gen_random_uuid(), 1, true, date_trunc('second', now()) + interval '1 second'
                   FROM generate_series(1, 50) AS n
                 """
             ),

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -257,35 +255,6 @@ def test_an_error_names_the_file_the_line_and_the_key_as_the_file_spells_it(
     )
     assert "--anchor" not in result.stderr
     assert schedules(engine) == before  # the valid change to 'nightly' was not applied either
-
-
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-EXAMPLES = [
-    pytest.param(example, id=f"{path.name}:{n}")
-    for path in sorted(DOCS.glob("*.md"))
-    for n, example in enumerate(re.findall(r"```toml\n(.*?)```", path.read_text(), re.DOTALL))
-]
-
-
-def test_the_docs_have_toml_examples() -> None:
-    assert EXAMPLES
-
-
-@pytest.mark.parametrize("example", EXAMPLES)
-def test_every_toml_example_in_the_docs_syncs(
-    engine: Engine, database_url: str, rows: Rows, tmp_path: Path, example: str
-) -> None:
-    """Each example, copied as it is, passes validation: its dry run plans every schedule."""
-    for workflow in {s["workflow"] for s in tomllib.loads(example)["schedules"]}:
-        rows.workflow(name=workflow)
-    path = tmp_path / "schedules.toml"
-    path.write_text(example)
-    result = sync(database_url, path, "--dry-run", "--json")
-    planned = json.loads(result.stdout)
-    assert [c["key"] for c in planned["create"]] == [
-        s["key"] for s in tomllib.loads(example)["schedules"]
-    ]
-    assert schedules(engine) == {}
 
 
 def test_a_missing_file_is_one_line(database_url: str, tmp_path: Path) -> None:

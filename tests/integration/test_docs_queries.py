@@ -1,24 +1,19 @@
-"""Every SQL query in the operator docs runs against a migrated database."""
+"""Every SQL query in README.md and the docs runs against a migrated database."""
 
 from __future__ import annotations
 
-import re
 import uuid
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
-QUERIES = [
-    pytest.param(query, id=f"{path.name}:{n}")
-    for path in sorted(DOCS.glob("*.md"))
-    for n, query in enumerate(re.findall(r"```sql\n(.*?)```", path.read_text(), re.DOTALL))
-]
+from tests.acceptance.test_doc_examples import fenced
+
+QUERIES = [pytest.param(block.text, id=block.where) for block in fenced("sql")]
 
 
 def test_the_docs_have_queries() -> None:
-    assert len(QUERIES) >= 15
+    assert len(QUERIES) >= 20
 
 
 @pytest.mark.parametrize("query", QUERIES)

@@ -72,7 +72,7 @@ def test_due_selection_uses_the_partial_index_on_100k_schedules(engine: Engine, 
             text(
                 """
                 INSERT INTO workflow_schedules (workflow_id, name, cron_expression, enabled, next_run_at)
-                SELECT :workflow_id, 'bulk ' || n, '0 * * * *', n % 10 <> 0,
+                SELECT :workflow_id, 'bulk ' || n || ' ' || gen_random_uuid(), '0 * * * *', n % 10 <> 0,
                        timestamptz '2026-01-01 00:00+00' + n * interval '1 minute'
                   FROM generate_series(1, 100000) AS n
                 """
@@ -196,7 +196,7 @@ def test_writes_by_schedule_id_use_the_primary_key_when_statistics_say_few_are_l
                     """
                     INSERT INTO workflow_schedules (workflow_id, name, cron_expression, enabled,
                                                     next_run_at)
-                    SELECT :workflow_id, 'bulk ' || n, '0 * * * *', true, now()
+                    SELECT :workflow_id, 'bulk ' || n || ' ' || gen_random_uuid(), '0 * * * *', true, now()
                       FROM generate_series(1, 5000) AS n
                     RETURNING id
                     """
@@ -228,7 +228,7 @@ def _grown_since_analyzed_empty(engine: Engine, rows: Rows, count: int) -> list[
                     INSERT INTO workflow_schedules (workflow_id, name, cron_expression, enabled,
                                                     next_run_at, locked_by, locked_at,
                                                     fencing_token)
-                    SELECT :workflow_id, 'bulk ' || n, '0 * * * *', true, now(), 'w1', now(), 1
+                    SELECT :workflow_id, 'bulk ' || n || ' ' || gen_random_uuid(), '0 * * * *', true, now(), 'w1', now(), 1
                       FROM generate_series(1, :count) AS n
                     RETURNING id
                     """
