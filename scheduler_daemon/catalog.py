@@ -5,19 +5,21 @@ Each function takes references as an operator writes them (a name, an AMC id, an
 start: ``scheduler_daemon.references``) and raises FieldError naming the field (``name``,
 ``account_id``, ``marketplace_id``, ``region``, ``instance_id``, ``account``, ``instance``,
 ``amc_workflow_id``, ``sql_query``, ``parameters``) or InputError before it writes anything.
-A row is deleted only when nothing uses it; the error lists what does.
+A row is deleted only when nothing uses it; the error lists what does. The verbs are the
+same for every kind; ``KINDS`` holds what differs.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection
 
 from scheduler_daemon.db import catalog as db_catalog
+from scheduler_daemon.db import references as db_references
 from scheduler_daemon.errors import FieldError, InputError
 from scheduler_daemon.references import Kind, resolve
 from scheduler_daemon.resolve import ENTITY_ID, instance_id_problem
@@ -93,119 +95,21 @@ def _check_fields(given: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
         raise InputError(f"unknown field(s) {unknown}; expected some of {list(allowed)}")
 
 
-# --- accounts ---------------------------------------------------------------------------------
-
-
-def list_accounts(conn: Connection) -> list[dict[str, Any]]:
-    return db_catalog.list_accounts(conn)
-
-
-def show_account(conn: Connection, reference: str | uuid.UUID) -> dict[str, Any]:
-    return db_catalog.list_accounts(conn, [resolve(conn, Kind.ACCOUNT, reference)])[0]
-
-
-def create_account(conn: Connection, given: Mapping[str, Any]) -> uuid.UUID:
-    _check_fields(given, ACCOUNT_FIELDS)
-    return db_catalog.insert_account(conn, _account_values(given))
-
-
-def update_account(
-    conn: Connection, reference: str | uuid.UUID, changes: Mapping[str, Any]
-) -> uuid.UUID:
-    """Change what ``changes`` gives (absent or None: unchanged)."""
-    account = resolve(conn, Kind.ACCOUNT, reference)
-    current = show_account(conn, account)
-    merged = _merge(current, changes, ACCOUNT_FIELDS)
-    db_catalog.update_account(conn, account, _account_values(merged))
-    return account
-
-
-def delete_account(conn: Connection, reference: str | uuid.UUID) -> uuid.UUID:
-    account = resolve(conn, Kind.ACCOUNT, reference)
-    _refuse_if_used(Kind.ACCOUNT, reference, "instance", db_catalog.account_users(conn, account))
-    db_catalog.delete_account(conn, account)
-    return account
-
-
-# --- instances --------------------------------------------------------------------------------
-
-
-def list_instances(conn: Connection) -> list[dict[str, Any]]:
-    return db_catalog.list_instances(conn)
-
-
-def show_instance(conn: Connection, reference: str | uuid.UUID) -> dict[str, Any]:
-    return db_catalog.list_instances(conn, [resolve(conn, Kind.INSTANCE, reference)])[0]
-
-
-def create_instance(conn: Connection, given: Mapping[str, Any]) -> uuid.UUID:
-    _check_fields(given, INSTANCE_FIELDS)
-    return db_catalog.insert_instance(conn, _instance_values(conn, given))
-
-
-def update_instance(
-    conn: Connection, reference: str | uuid.UUID, changes: Mapping[str, Any]
-) -> uuid.UUID:
-    instance = resolve(conn, Kind.INSTANCE, reference)
-    current = show_instance(conn, instance)
-    merged = _merge(current, changes, INSTANCE_FIELDS)
-    db_catalog.update_instance(conn, instance, _instance_values(conn, merged))
-    return instance
-
-
-def delete_instance(conn: Connection, reference: str | uuid.UUID) -> uuid.UUID:
-    instance = resolve(conn, Kind.INSTANCE, reference)
-    _refuse_if_used(Kind.INSTANCE, reference, "workflow", db_catalog.instance_users(conn, instance))
-    db_catalog.delete_instance(conn, instance)
-    return instance
-
-
-# --- workflows --------------------------------------------------------------------------------
-
-
-def list_workflows(conn: Connection) -> list[dict[str, Any]]:
-    return db_catalog.list_workflows(conn)
-
-
-def show_workflow(conn: Connection, reference: str | uuid.UUID) -> dict[str, Any]:
-    return db_catalog.list_workflows(conn, [resolve(conn, Kind.WORKFLOW, reference)])[0]
-
-
-def create_workflow(conn: Connection, given: Mapping[str, Any]) -> uuid.UUID:
-    _check_fields(given, WORKFLOW_FIELDS)
-    return db_catalog.insert_workflow(conn, _workflow_values(conn, given))
-
-
-def update_workflow(
-    conn: Connection, reference: str | uuid.UUID, changes: Mapping[str, Any]
-) -> uuid.UUID:
-    workflow = resolve(conn, Kind.WORKFLOW, reference)
-    current = show_workflow(conn, workflow)
-    merged = _merge(current, changes, WORKFLOW_FIELDS)
-    db_catalog.update_workflow(conn, workflow, _workflow_values(conn, merged))
-    return workflow
-
-
-def delete_workflow(conn: Connection, reference: str | uuid.UUID) -> uuid.UUID:
-    workflow = resolve(conn, Kind.WORKFLOW, reference)
-    _refuse_if_used(Kind.WORKFLOW, reference, "schedule", db_catalog.workflow_users(conn, workflow))
-    db_catalog.delete_workflow(conn, workflow)
-    return workflow
-
-
-# --- config as code: ``sync`` creates or updates catalog rows by name ----------------------
-
-
 @dataclass(frozen=True)
 class Kinds:
-    """How ``sync`` handles one kind of catalog row."""
+    """What differs between the kinds of catalog row; the verbs below are the same for each."""
 
     fields: tuple[str, ...]
+    # the given fields → the row's columns, validated (references resolved to ids)
     values: Callable[[Connection, Mapping[str, Any]], dict[str, Any]]
-    rows: Callable[[Connection], list[dict[str, Any]]]
+    rows: Callable[[Connection, Sequence[uuid.UUID] | None], list[dict[str, Any]]]
     insert: Callable[[Connection, Mapping[str, Any]], uuid.UUID]
     update: Callable[[Connection, uuid.UUID, Mapping[str, Any]], None]
-    # the column a value is stored in, where the listing names it otherwise
+    delete: Callable[[Connection, uuid.UUID], None]
+    # the names of the rows that keep one from being deleted, and what those rows are
+    users: Callable[[Connection, uuid.UUID], list[str]]
+    user: str
+    # a column the listing shows under another name (the field that sets it)
     listed_as: Mapping[str, str]
 
 
@@ -216,6 +120,9 @@ KINDS: Mapping[Kind, Kinds] = {
         db_catalog.list_accounts,
         db_catalog.insert_account,
         db_catalog.update_account,
+        db_catalog.delete_account,
+        db_catalog.account_users,
+        "instance",
         {},
     ),
     Kind.INSTANCE: Kinds(
@@ -224,6 +131,9 @@ KINDS: Mapping[Kind, Kinds] = {
         db_catalog.list_instances,
         db_catalog.insert_instance,
         db_catalog.update_instance,
+        db_catalog.delete_instance,
+        db_catalog.instance_users,
+        "workflow",
         {"account_id": "account"},
     ),
     Kind.WORKFLOW: Kinds(
@@ -232,52 +142,86 @@ KINDS: Mapping[Kind, Kinds] = {
         db_catalog.list_workflows,
         db_catalog.insert_workflow,
         db_catalog.update_workflow,
+        db_catalog.delete_workflow,
+        db_catalog.workflow_users,
+        "schedule",
         {"instance_id": "instance"},
     ),
 }
 
 
+def list_rows(conn: Connection, kind: Kind) -> list[dict[str, Any]]:
+    """Every row of the kind, by name."""
+    return KINDS[kind].rows(conn, None)
+
+
+def _row(conn: Connection, kind: Kind, row_id: uuid.UUID) -> dict[str, Any]:
+    return KINDS[kind].rows(conn, [row_id])[0]
+
+
+def show(conn: Connection, kind: Kind, reference: str | uuid.UUID) -> dict[str, Any]:
+    return _row(conn, kind, resolve(conn, kind, reference))
+
+
+def create(conn: Connection, kind: Kind, given: Mapping[str, Any]) -> uuid.UUID:
+    how = KINDS[kind]
+    _check_fields(given, how.fields)
+    return how.insert(conn, how.values(conn, given))
+
+
+def update(
+    conn: Connection, kind: Kind, reference: str | uuid.UUID, changes: Mapping[str, Any]
+) -> uuid.UUID:
+    """Change what ``changes`` gives (absent or None: unchanged)."""
+    how = KINDS[kind]
+    row_id = resolve(conn, kind, reference)
+    _check_fields(changes, how.fields)
+    given = {field: value for field, value in changes.items() if value is not None}
+    if not given:
+        raise InputError("nothing to update: no change given")
+    # The row as it would be; a reference to another row (account, instance) as its id.
+    current = _row(conn, kind, row_id)
+    merged = {f: str(v) if isinstance(v, uuid.UUID) else v for f, v in current.items()}
+    how.update(conn, row_id, how.values(conn, {f: merged[f] for f in how.fields} | given))
+    return row_id
+
+
+def delete(conn: Connection, kind: Kind, reference: str | uuid.UUID) -> uuid.UUID:
+    """Delete the row unless something uses it (InputError listing what does)."""
+    how = KINDS[kind]
+    row_id = resolve(conn, kind, reference)
+    users = how.users(conn, row_id)
+    if users:
+        shown = ", ".join(repr(name) for name in users[:_USERS_SHOWN])
+        more = f" and {len(users) - _USERS_SHOWN} more" if len(users) > _USERS_SHOWN else ""
+        raise InputError(
+            f"{kind.value} {reference!r} is still used by {len(users)} {how.user}(s): "
+            f"{shown}{more}; delete or move them first"
+        )
+    how.delete(conn, row_id)
+    return row_id
+
+
 def put(
     conn: Connection, kind: Kind, given: Mapping[str, Any]
 ) -> tuple[str, dict[str, tuple[Any, Any]]]:
-    """Create the row named ``given["name"]``, or bring it to ``given``: ("create", {}),
-    ("update", {column: (old, new)}) or ("unchanged", {})."""
+    """``sync``'s verb: create the row named ``given["name"]``, or bring it to ``given``:
+    ("create", {}), ("update", {column: (old, new)}) or ("unchanged", {})."""
     how = KINDS[kind]
     _check_fields(given, how.fields)
     values = how.values(conn, given)
-    current = next((row for row in how.rows(conn) if row["name"] == values["name"]), None)
+    # Its name is unique, but another row's AMC id may read the same: both come back.
+    named = db_references.find(conn, kind, values["name"], None, limit=10)
+    current = next((row for row in named if row["name"] == values["name"]), None)
     if current is None:
         how.insert(conn, values)
         return "create", {}
+    listed = _row(conn, kind, current["id"])
     changes = {
-        column: (current[how.listed_as.get(column, column)], value)
+        column: (listed[how.listed_as.get(column, column)], value)
         for column, value in values.items()
-        if current[how.listed_as.get(column, column)] != value
+        if listed[how.listed_as.get(column, column)] != value
     }
     if changes:
         how.update(conn, current["id"], values)
     return ("update" if changes else "unchanged"), changes
-
-
-def _merge(
-    current: Mapping[str, Any], changes: Mapping[str, Any], fields: tuple[str, ...]
-) -> dict[str, Any]:
-    """The row as it would be: the given changes over its current values (a reference to
-    another row, ``account`` or ``instance``, as that row's id)."""
-    _check_fields(changes, fields)
-    given = {field: value for field, value in changes.items() if value is not None}
-    if not given:
-        raise InputError("nothing to update: no change given")
-    now_as = {field: current.get(field) for field in fields}
-    return {f: str(v) if isinstance(v, uuid.UUID) else v for f, v in now_as.items()} | given
-
-
-def _refuse_if_used(kind: Kind, reference: object, user: str, users: list[str]) -> None:
-    if not users:
-        return
-    shown = ", ".join(repr(name) for name in users[:_USERS_SHOWN])
-    more = f" and {len(users) - _USERS_SHOWN} more" if len(users) > _USERS_SHOWN else ""
-    raise InputError(
-        f"{kind.value} {reference!r} is still used by {len(users)} {user}(s): {shown}{more}; "
-        f"delete or move them first"
-    )

@@ -223,15 +223,15 @@ def apply_catalog(
             if unknown:
                 line = min(table.key_line(key) for key in unknown)
                 raise _error(where, line, f"unknown key(s) {sorted(unknown)}")
-            try:
-                action, changes = catalog.put(conn, kind, raw)
-            except FieldError as exc:
-                raise _error(where, table.key_line(exc.field), exc.message, exc.field) from None
-            row_name = str(raw["name"]).strip()
+            row_name = str(raw.get("name", "")).strip()
             if row_name in seen:
                 message = f"{row_name!r} is already declared at line {seen[row_name]}"
                 raise _error(where, table.key_line("name"), message, "name")
             seen[row_name] = table.key_line("name")
+            try:
+                action, changes = catalog.put(conn, kind, raw)
+            except FieldError as exc:
+                raise _error(where, table.key_line(exc.field), exc.message, exc.field) from None
             done.append((kind, row_name, action, changes))
     return done
 

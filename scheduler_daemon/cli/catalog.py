@@ -35,11 +35,6 @@ class Noun:
     plural: str
     fields: tuple[Field, ...]
     columns: tuple[str, ...]  # of the list's table
-    list_rows: Callable[[Any], list[dict[str, Any]]]
-    show: Callable[[Any, Reference], dict[str, Any]]
-    create: Callable[[Any, Mapping[str, Any]], uuid.UUID]
-    update: Callable[[Any, Reference, Mapping[str, Any]], uuid.UUID]
-    delete: Callable[[Any, Reference], uuid.UUID]
     about: str
 
 
@@ -59,11 +54,6 @@ NOUNS = (
             Field("region", "--region", "AMC region, e.g. NA, EU, FE."),
         ),
         ("id", "name", "account_id", "marketplace_id", "region", "instances"),
-        catalog.list_accounts,
-        catalog.show_account,
-        catalog.create_account,
-        catalog.update_account,
-        catalog.delete_account,
         "AMC accounts (advertisers) that own instances.",
     ),
     Noun(
@@ -75,11 +65,6 @@ NOUNS = (
             Field("account", "--account", "Its account: name, AMC entity id or id.", True),
         ),
         ("id", "name", "instance_id", "account_name", "workflows"),
-        catalog.list_instances,
-        catalog.show_instance,
-        catalog.create_instance,
-        catalog.update_instance,
-        catalog.delete_instance,
         "AMC instances that saved workflows run in.",
     ),
     Noun(
@@ -92,11 +77,6 @@ NOUNS = (
             Field("sql_query", "--sql", "Its SQL, for the record (AMC runs the saved one)."),
         ),
         ("id", "name", "instance_name", "amc_workflow_id", "schedules"),
-        catalog.list_workflows,
-        catalog.show_workflow,
-        catalog.create_workflow,
-        catalog.update_workflow,
-        catalog.delete_workflow,
         "Saved AMC workflows that schedules run.",
     ),
 )
@@ -140,7 +120,7 @@ def _group(noun: Noun) -> click.Group:
     @click.pass_obj
     def list_command(state: CliState, /, as_json: bool) -> None:
         with transaction(state) as (conn, _):
-            rows = noun.list_rows(conn)
+            rows = catalog.list_rows(conn, noun.kind)
         echo_rows(rows, noun.columns, as_json)
 
     list_command.help = f"Every {singular}, by name."
@@ -151,7 +131,7 @@ def _group(noun: Noun) -> click.Group:
     @click.pass_obj
     def show_command(state: CliState, /, reference: str, as_json: bool) -> None:
         with transaction(state) as (conn, _):
-            record = noun.show(conn, reference)
+            record = catalog.show(conn, noun.kind, reference)
         echo_record(record, as_json)
 
     show_command.help = f"One {singular}: {REFERENCE_HELP}."
@@ -162,8 +142,8 @@ def _group(noun: Noun) -> click.Group:
     @click.pass_obj
     def create_command(state: CliState, /, as_json: bool, **options: Any) -> None:
         with transaction(state) as (conn, _):
-            new_id = noun.create(conn, _given(noun, options))
-            created = noun.show(conn, new_id)
+            new_id = catalog.create(conn, noun.kind, _given(noun, options))
+            created = catalog.show(conn, noun.kind, new_id)
         _done(as_json, created, f"created {singular} {_named(created)}")
 
     create_command.help = f"Create a {singular}."
@@ -175,8 +155,8 @@ def _group(noun: Noun) -> click.Group:
     @click.pass_obj
     def update_command(state: CliState, /, reference: str, as_json: bool, **options: Any) -> None:
         with transaction(state) as (conn, _):
-            target = noun.update(conn, reference, _given(noun, options))
-            updated = noun.show(conn, target)
+            target = catalog.update(conn, noun.kind, reference, _given(noun, options))
+            updated = catalog.show(conn, noun.kind, target)
         _done(as_json, updated, f"updated {singular} {_named(updated)}")
 
     update_command.help = f"Change what is given of a {singular} ({REFERENCE_HELP})."
@@ -187,8 +167,8 @@ def _group(noun: Noun) -> click.Group:
     @click.pass_obj
     def delete_command(state: CliState, /, reference: str, as_json: bool) -> None:
         with transaction(state) as (conn, _):
-            gone = noun.show(conn, reference)
-            noun.delete(conn, gone["id"])
+            gone = catalog.show(conn, noun.kind, reference)
+            catalog.delete(conn, noun.kind, gone["id"])
         _done(
             as_json,
             {"id": gone["id"], "name": gone["name"], "deleted": True, "hard": True},

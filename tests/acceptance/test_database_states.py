@@ -141,8 +141,8 @@ EXCLUDED: Mapping[tuple[str, ...], str] = {
 }
 
 _DEMO = (
-    "demo runs on the embedded server in --data-dir whatever the URL, in a database of its own "
-    "made afresh (scheduler_demo): it never opens the database of this state"
+    "demo runs on the embedded database in --data-dir whatever the URL (it says so): it never "
+    "opens the database of this state"
 )
 _SHELL_WORKS = Expect(0, stdout=("1",))
 

@@ -87,12 +87,15 @@ def test_the_catalog_is_managed_by_name_and_refuses_to_delete_what_is_used(
     engine: Engine,
 ) -> None:
     with engine.begin() as conn:
-        catalog.create_account(conn, {"name": "Acme", "account_id": "ENTITY1ACME0001"})
-        catalog.create_instance(
-            conn, {"name": "acme-us", "instance_id": "amc1acme0a1", "account": "Acme"}
-        )
-        workflow = catalog.create_workflow(
+        catalog.create(conn, Kind.ACCOUNT, {"name": "Acme", "account_id": "ENTITY1ACME0001"})
+        catalog.create(
             conn,
+            Kind.INSTANCE,
+            {"name": "acme-us", "instance_id": "amc1acme0a1", "account": "Acme"},
+        )
+        workflow = catalog.create(
+            conn,
+            Kind.WORKFLOW,
             {
                 "name": "sales",
                 "instance": "amc1acme0a1",
@@ -104,27 +107,27 @@ def test_the_catalog_is_managed_by_name_and_refuses_to_delete_what_is_used(
             conn, NOW, workflow="sales", name="daily", expression="0 9 * * *"
         )
     with engine.begin() as conn:
-        catalog.update_workflow(conn, "sales", {"amc_workflow_id": "sales-v2"})
-        shown = catalog.show_workflow(conn, str(workflow)[:8])
+        catalog.update(conn, Kind.WORKFLOW, "sales", {"amc_workflow_id": "sales-v2"})
+        shown = catalog.show(conn, Kind.WORKFLOW, str(workflow)[:8])
         assert (shown["amc_workflow_id"], shown["parameters"], shown["schedules"]) == (
             "sales-v2",
             {"region": "NA"},
             1,
         )
-        assert catalog.show_instance(conn, "acme-us")["account_name"] == "Acme"
-    for delete, reference, user in (
-        (catalog.delete_workflow, "sales", "'daily'"),
-        (catalog.delete_instance, "acme-us", "'sales'"),
-        (catalog.delete_account, "Acme", "'acme-us'"),
+        assert catalog.show(conn, Kind.INSTANCE, "acme-us")["account_name"] == "Acme"
+    for kind, reference, user in (
+        (Kind.WORKFLOW, "sales", "'daily'"),
+        (Kind.INSTANCE, "acme-us", "'sales'"),
+        (Kind.ACCOUNT, "Acme", "'acme-us'"),
     ):
         with engine.begin() as conn, pytest.raises(InputError, match=f"still used by 1 .*{user}"):
-            delete(conn, reference)
+            catalog.delete(conn, kind, reference)
     with engine.begin() as conn:
         management.delete(conn, "daily", hard=True)
-        catalog.delete_workflow(conn, "sales")
-        catalog.delete_instance(conn, "acme-us")
-        catalog.delete_account(conn, "Acme")
-        assert catalog.list_accounts(conn) == []
+        catalog.delete(conn, Kind.WORKFLOW, "sales")
+        catalog.delete(conn, Kind.INSTANCE, "acme-us")
+        catalog.delete(conn, Kind.ACCOUNT, "Acme")
+        assert catalog.list_rows(conn, Kind.ACCOUNT) == []
 
 
 @pytest.mark.parametrize(
@@ -139,12 +142,12 @@ def test_bad_catalog_input_names_the_field_and_changes_nothing(
     engine: Engine, given: dict[str, str], field: str, fragment: str
 ) -> None:
     with engine.begin() as conn:
-        catalog.create_account(conn, {"name": "Taken", "account_id": "ENTITY1"})
+        catalog.create(conn, Kind.ACCOUNT, {"name": "Taken", "account_id": "ENTITY1"})
     with engine.begin() as conn, pytest.raises(FieldError) as error:
-        catalog.create_account(conn, given)
+        catalog.create(conn, Kind.ACCOUNT, given)
     assert (error.value.field, fragment in error.value.message) == (field, True)
     with engine.begin() as conn:
-        assert [row["name"] for row in catalog.list_accounts(conn)] == ["Taken"]
+        assert [row["name"] for row in catalog.list_rows(conn, Kind.ACCOUNT)] == ["Taken"]
 
 
 def test_a_sync_file_declares_the_catalog_and_a_dry_run_changes_nothing(engine: Engine) -> None:
@@ -157,14 +160,14 @@ def test_a_sync_file_declares_the_catalog_and_a_dry_run_changes_nothing(engine: 
     ]
     assert [entry.key for entry in planned.create] == ["sales"]
     with engine.begin() as conn:
-        assert catalog.list_workflows(conn) == []
+        assert catalog.list_rows(conn, Kind.WORKFLOW) == []
         sync.sync(conn, CATALOG, NOW)
     changed = CATALOG.replace('amc_workflow_id = "sales-daily"', 'amc_workflow_id = "v2"')
     with engine.begin() as conn:
         again = sync.sync(conn, changed, NOW)
         assert [action for _, _, action, _ in again.catalog] == ["unchanged", "unchanged", "update"]
         assert again.catalog[2][3] == {"amc_workflow_id": ("sales-daily", "v2")}
-        assert catalog.show_workflow(conn, "sales daily")["amc_workflow_id"] == "v2"
+        assert catalog.show(conn, Kind.WORKFLOW, "sales daily")["amc_workflow_id"] == "v2"
 
 
 @pytest.mark.parametrize(
@@ -173,6 +176,13 @@ def test_a_sync_file_declares_the_catalog_and_a_dry_run_changes_nothing(engine: 
         (('instance = "acme-us"', 'instance = "acme-eu"'), "file:12: instance: no instance is"),
         (('account_id = "ENTITY1ACME0001"', 'account_id = "acme"'), "file:3: account_id: "),
         (('name = "Sales"', 'name = "Sales"\ncolour = "red"'), "file:18: unknown key(s)"),
+        (
+            (
+                "[[instances]]",
+                '[[accounts]]\nname = "Acme US"\naccount_id = "ENTITY2"\n\n[[instances]]',
+            ),
+            "file:6: name: 'Acme US' is already declared at line 2",
+        ),
     ],
 )
 def test_a_bad_catalog_entry_names_its_line_and_key_and_nothing_is_written(
@@ -182,7 +192,7 @@ def test_a_bad_catalog_entry_names_its_line_and_key_and_nothing_is_written(
         sync.sync(conn, CATALOG.replace(*change), NOW)
     assert str(error.value).startswith(where), error.value
     with engine.begin() as conn:
-        assert catalog.list_accounts(conn) == []
+        assert catalog.list_rows(conn, Kind.ACCOUNT) == []
 
 
 def test_schedule_names_are_unique_in_a_file_and_in_the_database(
@@ -202,7 +212,7 @@ def test_schedule_names_are_unique_in_a_file_and_in_the_database(
     ):
         sync.sync(conn, CATALOG, NOW)
     with engine.begin() as conn:
-        assert "sales daily" not in {row["name"] for row in catalog.list_workflows(conn)}
+        assert "sales daily" not in {row["name"] for row in catalog.list_rows(conn, Kind.WORKFLOW)}
     workflow = rows.workflow()
     with engine.begin() as conn, pytest.raises(FieldError, match="already has the name 'Sales'"):
         management.create_schedule(
