@@ -506,9 +506,14 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 
+def settings_of(scope: Scope) -> tuple[Setting, ...]:
+    """The settings that are options of ``run`` ("run") or of every command ("root")."""
+    return tuple(setting for setting in SETTINGS if setting.scope == scope)
+
+
 def run_settings() -> tuple[Setting, ...]:
     """The settings that are options of ``run`` (the others are options of every command)."""
-    return tuple(setting for setting in SETTINGS if setting.scope == "run")
+    return settings_of("run")
 
 
 def env_var(name: str) -> str:

@@ -17,7 +17,7 @@ import psycopg
 from sqlalchemy.exc import DBAPIError
 
 from scheduler_daemon.cli.catalog import accounts_group, instances_group, workflows_group
-from scheduler_daemon.cli.common import CliState, field_message
+from scheduler_daemon.cli.common import CliState, field_message, setting_options
 from scheduler_daemon.cli.database import db_group, migrate_command
 from scheduler_daemon.cli.demo import demo_command
 from scheduler_daemon.cli.health import health_command
@@ -33,20 +33,11 @@ EXIT_USAGE = 2
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--database-url",
-    metavar="URL",
-    help="PostgreSQL URL [env: SCHEDULER_DATABASE_URL]. Unset: the embedded database.",
-)
-@click.option(
-    "--data-dir",
-    metavar="DIR",
-    help="Where the embedded database lives [env: SCHEDULER_DATA_DIR].",
-)
+@setting_options("root")
 @click.pass_context
-def cli(ctx: click.Context, database_url: str | None, data_dir: str | None) -> None:
+def cli(ctx: click.Context, /, **options: str | None) -> None:
     """Run saved Amazon Marketing Cloud workflows on cron and interval schedules."""
-    ctx.obj = CliState({"database_url": database_url, "data_dir": data_dir})
+    ctx.obj = CliState(options)
 
 
 cli.add_command(version_command)

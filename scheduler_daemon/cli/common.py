@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
 import click
 from sqlalchemy import Connection, Engine
 
+from scheduler_daemon.cli.output import F
 from scheduler_daemon.config import (
     Configuration,
     Environment,
+    Scope,
     Settings,
     load_configuration,
     read_environment,
+    settings_of,
 )
 from scheduler_daemon.db.engine import check_connection, make_engine
 from scheduler_daemon.db.migrate import require_head, upgrade_to_head
@@ -55,6 +58,22 @@ FIELD_OPTIONS: Mapping[str, str] = {
 def field_message(exc: FieldError) -> str:
     """The error as the command line says it: ``--option: problem``."""
     return f"{FIELD_OPTIONS.get(exc.field, exc.field)}: {exc.message}"
+
+
+def setting_options(scope: Scope) -> Callable[[F], F]:
+    """One option per setting of the table (``config.SETTINGS``) in ``scope``, in its order,
+    each saying what it takes, its variable and its default. No click default: None means
+    "not given", so the variable, the environment file or the default decides
+    (``config.load_configuration``, which also names a bad value's option)."""
+
+    def decorate(command: F) -> F:
+        for setting in reversed(settings_of(scope)):
+            command = click.option(
+                setting.option, setting.name, metavar=setting.metavar, help=setting.option_help()
+            )(command)
+        return command
+
+    return decorate
 
 
 @dataclass

@@ -6,15 +6,15 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import click
 import structlog
 from sqlalchemy import Engine
 
-from scheduler_daemon.cli.common import CliState, ensure_schema, open_database
+from scheduler_daemon.cli.common import CliState, ensure_schema, open_database, setting_options
 from scheduler_daemon.clock import Clock, SystemClock
-from scheduler_daemon.config import ExecutorName, Settings, run_settings
+from scheduler_daemon.config import ExecutorName, Settings
 from scheduler_daemon.daemon.chunking import Chunking
 from scheduler_daemon.daemon.dispatcher import Dispatcher
 from scheduler_daemon.daemon.instance_gate import InstanceGate
@@ -30,20 +30,8 @@ from scheduler_daemon.metrics import Metrics
 from scheduler_daemon.systemd import SystemdNotifier
 
 
-def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
-    """One option per daemon setting of the table (``config.SETTINGS``), in its order, each
-    saying what it takes, its variable and its default. No click default: None means "not
-    given", so the variable, the environment file or the default decides
-    (``config.load_configuration``, which also names a bad value's option)."""
-    for setting in reversed(run_settings()):
-        command = click.option(
-            setting.option, setting.name, metavar=setting.metavar, help=setting.option_help()
-        )(command)
-    return command
-
-
 @click.command("run")
-@_setting_options
+@setting_options("run")
 @click.option("--once", is_flag=True, help="Run one tick, wait for its dispatches, exit 0.")
 @click.pass_obj
 def run_command(state: CliState, /, once: bool, **options: str | None) -> None:
