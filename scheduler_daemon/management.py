@@ -118,7 +118,7 @@ class Workflows:
     """The workflows some references name, read in one query, to resolve them against."""
 
     ids: frozenset[uuid.UUID]
-    by_name: Mapping[str, tuple[uuid.UUID, ...]]
+    by_name: Mapping[str, uuid.UUID]  # names are unique (a constraint)
 
 
 def _as_uuid(reference: str | uuid.UUID) -> uuid.UUID | None:
@@ -141,26 +141,17 @@ def load_workflows(conn: Connection, references: Iterable[str | uuid.UUID]) -> W
         else:
             ids.append(as_id)
     rows = catalog.select_workflows(conn, ids, names)
-    by_name: dict[str, tuple[uuid.UUID, ...]] = {}
-    for row in rows:
-        by_name[row.name] = (*by_name.get(row.name, ()), row.id)
-    return Workflows(frozenset(row.id for row in rows), by_name)
+    return Workflows(frozenset(row.id for row in rows), {row.name: row.id for row in rows})
 
 
 def resolve_workflow(workflows: Workflows, reference: str | uuid.UUID) -> uuid.UUID:
-    """The id of the workflow ``reference`` (an id, or a name that exactly one workflow has)."""
+    """The id of the workflow ``reference`` (its id or its name)."""
     workflow_id = _as_uuid(reference)
     if workflow_id is None:
-        ids = workflows.by_name.get(str(reference), ())
-        if not ids:
+        named = workflows.by_name.get(str(reference))
+        if named is None:
             raise FieldError("workflow", reference, f"no workflow is named {reference!r}")
-        if len(ids) > 1:
-            raise FieldError(
-                "workflow",
-                reference,
-                f"{len(ids)} workflows are named {reference!r}; name it by its id",
-            )
-        return ids[0]
+        return named
     if workflow_id not in workflows.ids:
         raise FieldError("workflow", reference, f"no workflow has the id {workflow_id}")
     return workflow_id

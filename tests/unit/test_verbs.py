@@ -90,13 +90,13 @@ def _wrong(call: object) -> FieldError:
 
 
 ANCHOR = datetime(2026, 1, 1, tzinfo=UTC)
-WORKFLOWS = management.Workflows(frozenset(), {"twice": (uuid.uuid4(), uuid.uuid4())})
+WORKFLOWS = management.Workflows(frozenset(), {"sales": uuid.uuid4()})
 MISTAKES = {
     "cron": lambda: management.spec_columns("61 * * * *", "UTC"),
     "timezone": lambda: management.spec_columns("0 9 * * *", "Europe/Londn"),
     "anchor": lambda: management.spec_columns("0 9 * * *", "UTC", ANCHOR),
     "name": lambda: management.check_name("  "),
-    "workflow": lambda: management.resolve_workflow(WORKFLOWS, "twice"),
+    "workflow": lambda: management.resolve_workflow(WORKFLOWS, "nope"),
     "misfire_policy": lambda: management.check_policies({"misfire_policy": "never"}),
     "overlap_policy": lambda: management.check_policies({"overlap_policy": "never"}),
     "misfire_grace_seconds": lambda: management.check_policies({"misfire_grace_seconds": -1}),
