@@ -119,8 +119,7 @@ def database_condition(exc: BaseException) -> str | None:
 
 def shown_url(target: Engine | URL | str) -> str:
     """The URL as an operator writes it (no SQLAlchemy +driver suffix), password masked."""
-    url = target.url if isinstance(target, Engine) else make_url(target)
-    return mask_url(url.set(drivername="postgresql"))
+    return mask_url(libpq_url(target))
 
 
 def check_connection(engine: Engine) -> None:
