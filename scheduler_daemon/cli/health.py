@@ -6,7 +6,6 @@ import click
 
 from scheduler_daemon.cli.common import CliState, open_database
 from scheduler_daemon.cli.output import echo_json, json_option
-from scheduler_daemon.db.migrate import upgrade_to_head
 from scheduler_daemon.errors import DatabaseUnavailableError
 from scheduler_daemon.health import Problem, Report, Severity, Thresholds, check
 
@@ -77,8 +76,6 @@ def health_command(
     )
     try:
         with open_database(settings, announce=False) as engine:
-            if settings.database_url is None:
-                upgrade_to_head(engine)  # the embedded default is ours to keep current
             report = check(engine, thresholds)
     except DatabaseUnavailableError as exc:
         report = Report([Problem("database", Severity.CRITICAL, str(exc))])
