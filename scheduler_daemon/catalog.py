@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 
 from scheduler_daemon.db import catalog as db_catalog
 from scheduler_daemon.db import references as db_references
-from scheduler_daemon.errors import FieldError, InputError
+from scheduler_daemon.errors import ConflictError, FieldError, InputError
 from scheduler_daemon.references import Kind, resolve
 from scheduler_daemon.resolve import ENTITY_ID, instance_id_problem
 
@@ -187,14 +187,14 @@ def update(
 
 
 def delete(conn: Connection, kind: Kind, reference: str | uuid.UUID) -> uuid.UUID:
-    """Delete the row unless something uses it (InputError listing what does)."""
+    """Delete the row unless something uses it (ConflictError listing what does)."""
     how = KINDS[kind]
     row_id = resolve(conn, kind, reference)
     users = how.users(conn, row_id)
     if users:
         shown = ", ".join(repr(name) for name in users[:_USERS_SHOWN])
         more = f" and {len(users) - _USERS_SHOWN} more" if len(users) > _USERS_SHOWN else ""
-        raise InputError(
+        raise ConflictError(
             f"{kind.value} {reference!r} is still used by {len(users)} {how.user}(s): "
             f"{shown}{more}; delete or move them first"
         )

@@ -27,6 +27,19 @@ class FieldError(InputError):
         super().__init__(f"{field}: {message}")
 
 
+class NotFoundError(FieldError):
+    """The reference in ``field`` names no row (the API answers 404)."""
+
+
+class ConflictError(InputError):
+    """The request is well formed but the rows as they stand refuse it: a name another row
+    already has, a row still in use, a run in another state (the API answers 409)."""
+
+
+class UniqueFieldError(FieldError, ConflictError):
+    """Another row already has this value of a unique field."""
+
+
 class ConfigError(SchedulerError):
     """A configuration value (environment variable or CLI option) is invalid."""
 

@@ -24,7 +24,7 @@ from scheduler_daemon.db import health as db_health
 from scheduler_daemon.db import runs as db_runs
 from scheduler_daemon.db import schedules as db_schedules
 from scheduler_daemon.domain import MisfirePolicy, OverlapPolicy, RunStatus
-from scheduler_daemon.errors import FieldError, InputError
+from scheduler_daemon.errors import ConflictError, FieldError, InputError, NotFoundError
 from scheduler_daemon.policies import spec_of
 from scheduler_daemon.references import Kind, resolve
 from scheduler_daemon.timing import IntervalSpec, ScheduleSpec, TimingError, parse_spec
@@ -162,7 +162,7 @@ def _schedule(conn: Connection, schedule: Reference, *, lock: bool = False) -> d
     schedule_id = resolve(conn, Kind.SCHEDULE, schedule)
     row = db_schedules.select_schedule(conn, schedule_id, lock=lock)
     if row is None:  # deleted since it was resolved
-        raise FieldError("schedule", schedule, f"schedule {schedule_id} was just deleted")
+        raise NotFoundError("schedule", schedule, f"schedule {schedule_id} was just deleted")
     return row
 
 
@@ -288,7 +288,7 @@ def set_enabled(conn: Connection, schedule: Reference, now: datetime, enabled: b
     try:
         next_run_at = spec_of_row(row).next_after(now)
     except TimingError as exc:
-        raise InputError(f"schedule {row['name']!r} cannot be enabled: {exc}") from None
+        raise ConflictError(f"schedule {row['name']!r} cannot be enabled: {exc}") from None
     quarantined = (row["pause_reason"] or "").startswith("quarantined:")
     db_schedules.enable(conn, schedule_id, next_run_at, lift=quarantined)
     return schedule_id
@@ -320,7 +320,7 @@ def resume(conn: Connection, schedule: Reference, now: datetime) -> uuid.UUID:
     try:
         next_run_at = spec_of_row(row).next_after(now)
     except TimingError as exc:
-        raise InputError(f"schedule {row['name']!r} cannot resume: {exc}") from None
+        raise ConflictError(f"schedule {row['name']!r} cannot resume: {exc}") from None
     queries.set_next_runs(conn, {schedule_id: next_run_at}, resume=True)
     return schedule_id
 
@@ -346,7 +346,7 @@ def trigger(
     overrides = json.dumps(dict(params)) if params else None
     run_id = queries.insert_manual_run(conn, schedule_id, at or now, overrides)
     if run_id is None:  # the insert selects the schedule only while it is not deleted
-        raise FieldError("schedule", schedule, f"schedule {schedule_id} was just deleted")
+        raise NotFoundError("schedule", schedule, f"schedule {schedule_id} was just deleted")
     return run_id
 
 
@@ -416,7 +416,7 @@ def _listed(conn: Connection, schedule: Reference) -> dict[str, Any]:
     schedule_id = resolve(conn, Kind.SCHEDULE, schedule)
     rows = db_schedules.list_schedules(conn, ids=[schedule_id], limit=1)
     if not rows:
-        raise FieldError("schedule", schedule, f"schedule {schedule_id} was just deleted")
+        raise NotFoundError("schedule", schedule, f"schedule {schedule_id} was just deleted")
     return rows[0]
 
 
@@ -496,9 +496,9 @@ def resolve_run(
     run_id = resolve(conn, Kind.RUN, run)
     row = db_runs.select_unresolved_run(conn, run_id)
     if row is None:
-        raise FieldError("run", run, f"run {run_id} was just deleted")
+        raise NotFoundError("run", run, f"run {run_id} was just deleted")
     if row["status"] != RunStatus.UNRESOLVED:
-        raise InputError(f"run {run_id} is {row['status']}, not unresolved: nothing to settle")
+        raise ConflictError(f"run {run_id} is {row['status']}, not unresolved: nothing to settle")
     if execution_id is not None and rerun:
         raise FieldError("rerun", rerun, "only a run settled without an execution can be rerun")
     result: dict[str, Any] = {"run_id": run_id}

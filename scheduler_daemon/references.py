@@ -15,7 +15,7 @@ import uuid
 from sqlalchemy import Connection
 
 from scheduler_daemon.db import references as db_references
-from scheduler_daemon.errors import FieldError
+from scheduler_daemon.errors import FieldError, NotFoundError
 
 MIN_PREFIX = 8
 _CANDIDATES_SHOWN = 5
@@ -52,7 +52,7 @@ def resolve(conn: Connection, kind: Kind, reference: str | uuid.UUID) -> uuid.UU
     if len(rows) == 1:
         return uuid.UUID(str(rows[0]["id"]))
     if not rows:
-        raise FieldError(kind.value, reference, _nothing(kind, reference))
+        raise NotFoundError(kind.value, reference, _nothing(kind, reference))
     shown = ", ".join(f"{row['id']} ({row['name']})" for row in rows[:_CANDIDATES_SHOWN])
     more = ", …" if len(rows) > _CANDIDATES_SHOWN else ""
     raise FieldError(

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 from sqlalchemy.exc import IntegrityError
 
-from scheduler_daemon.errors import FieldError
+from scheduler_daemon.errors import UniqueFieldError
 
 # constraint: (field, what the row is)
 UNIQUE_FIELDS = {
@@ -28,7 +28,7 @@ _KEY_DETAIL = re.compile(r"Key \(.*?\)=\((?P<value>.*)\) already exists")
 
 @contextmanager
 def unique_fields() -> Iterator[None]:
-    """Inside: a unique violation on a guarded constraint becomes a FieldError."""
+    """Inside: a unique violation on a guarded constraint becomes a UniqueFieldError."""
     try:
         yield
     except IntegrityError as exc:
@@ -39,6 +39,6 @@ def unique_fields() -> Iterator[None]:
         field, noun = guarded
         detail = _KEY_DETAIL.search(getattr(diag, "message_detail", None) or "")
         value = detail["value"] if detail else None
-        raise FieldError(
+        raise UniqueFieldError(
             field, value, f"another {noun} already has the {field.replace('_', ' ')} {value!r}"
         ) from None
