@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from scheduler_daemon.timing.advice import warnings
 from scheduler_daemon.timing.cron_spec import CronSpec
+from scheduler_daemon.timing.describe import describe
 from scheduler_daemon.timing.errors import TimingError
 from scheduler_daemon.timing.interval import IntervalSpec, format_every
 from scheduler_daemon.timing.limits import (
@@ -40,6 +41,7 @@ __all__ = [
     "PreviewEntry",
     "ScheduleSpec",
     "TimingError",
+    "describe",
     "fixed_offset_warning",
     "format_every",
     "interval_spec",
