@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine
 from scheduler_daemon import catalog, references
 from scheduler_daemon.amc.fake.server import FakeAmcServer
 from scheduler_daemon.config import ExecutorName, Settings
+from scheduler_daemon.db.audit import set_actor
 from scheduler_daemon.db.engine import make_engine
 from scheduler_daemon.db.migrate import upgrade_to_head
 from scheduler_daemon.db.queries import insert_manual_run
@@ -34,6 +35,7 @@ from scheduler_daemon.db.schedules import (
     insert_schedule,
 )
 from scheduler_daemon.errors import FieldError, InputError
+from scheduler_daemon.history import os_actor
 from scheduler_daemon.management import DEFINITION_DEFAULTS, spec_of_row
 
 PREFIX = "demo: "
@@ -87,6 +89,7 @@ def seed(engine: Engine, amc: FakeAmcServer, now: datetime) -> list[uuid.UUID]:
         INSTANCE, ENTITY, MARKETPLACE, {"spend-by-country": ("country",), "daily-conversions": ()}
     )
     with engine.begin() as conn:
+        set_actor(conn, os_actor("demo"))
         others = enabled_schedules_besides(conn, SCHEDULE_NAMES)
         if others:
             raise InputError(
@@ -133,6 +136,7 @@ def seed(engine: Engine, amc: FakeAmcServer, now: datetime) -> list[uuid.UUID]:
 def stop(engine: Engine, schedule_ids: list[uuid.UUID]) -> None:
     """Disable the demo's schedules, keeping them and their runs to look at."""
     with engine.begin() as conn:
+        set_actor(conn, os_actor("demo"))
         disable(conn, schedule_ids)
 
 

@@ -70,6 +70,39 @@ class OverlapPolicy(enum.StrEnum):
     ALLOW = "allow"
 
 
+class TokenRole(enum.StrEnum):
+    """What an API token may do: read, or read and change."""
+
+    READ = "read"
+    WRITE = "write"
+
+
+class AuditEntity(enum.StrEnum):
+    """What an audit_log row is about (the references' kinds that change)."""
+
+    ACCOUNT = "account"
+    INSTANCE = "instance"
+    WORKFLOW = "workflow"
+    SCHEDULE = "schedule"
+    TOKEN = "token"  # noqa: S105 - a kind of row, not a secret
+
+
+class AuditAction(enum.StrEnum):
+    """What an audit_log row says was done. A schedule's change of only its enabled flag (a
+    quarantine lifted or set with it) is enable or disable; of only its pause, pause or
+    resume; a soft delete is delete; trigger: a manual run was queued."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    DELETE = "delete"
+    PAUSE = "pause"
+    RESUME = "resume"
+    ENABLE = "enable"
+    DISABLE = "disable"
+    TRIGGER = "trigger"
+    REVOKE = "revoke"
+
+
 @dataclass(frozen=True)
 class DueSchedule:
     """A due schedule as the claim reads it."""

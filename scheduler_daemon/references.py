@@ -27,6 +27,7 @@ class Kind(enum.StrEnum):
     WORKFLOW = "workflow"
     SCHEDULE = "schedule"
     RUN = "run"
+    TOKEN = "token"  # noqa: S105 - a kind of row, not a secret
 
 
 def id_range(reference: str) -> tuple[uuid.UUID, uuid.UUID] | None:

@@ -20,11 +20,13 @@ from scheduler_daemon.config import (
     read_environment,
     settings_of,
 )
+from scheduler_daemon.db.audit import set_actor
 from scheduler_daemon.db.engine import check_connection, make_engine
 from scheduler_daemon.db.migrate import require_head, upgrade_to_head
 from scheduler_daemon.db.queries import database_now
 from scheduler_daemon.embedded import embedded_database
 from scheduler_daemon.errors import FieldError
+from scheduler_daemon.history import os_actor
 
 # How the command line spells each field the verbs name (scheduler_daemon.management); a
 # sync file's keys are the field names themselves (scheduler_daemon.sync.SCHEDULE_KEYS).
@@ -52,6 +54,8 @@ FIELD_OPTIONS: Mapping[str, str] = {
     "instance": "--instance",
     "amc_workflow_id": "--amc-workflow-id",
     "sql_query": "--sql",
+    # the tokens' (scheduler_daemon.tokens)
+    "role": "--role",
 }
 
 
@@ -144,9 +148,11 @@ def open_current_database(settings: Settings) -> Iterator[Engine]:
 
 
 @contextlib.contextmanager
-def transaction(state: CliState) -> Iterator[tuple[Connection, datetime]]:
-    """One transaction per command; the database's clock is "now"."""
+def transaction(state: CliState, *, face: str = "cli") -> Iterator[tuple[Connection, datetime]]:
+    """One transaction per command; the database's clock is "now". The audit trail names
+    its changes' author ``face:user``, the user running the command (``cli:alice``)."""
     with open_current_database(state.settings()) as engine, engine.begin() as conn:
+        set_actor(conn, os_actor(face))
         yield conn, database_now(conn)
 
 

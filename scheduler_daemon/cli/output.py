@@ -89,3 +89,28 @@ def echo_record(record: Mapping[str, Any], as_json: bool) -> None:
 
 def _summary(item: Mapping[str, Any]) -> str:
     return "  ".join(f"{k}={_cell(v)}" for k, v in item.items())
+
+
+def echo_history(entries: Sequence[Mapping[str, Any]]) -> None:
+    """History entries (``scheduler_daemon.history``), a line each: when, who, what, and each
+    field that changed, before -> after."""
+    click.echo("history:")
+    if not entries:
+        click.echo("  (none)")
+    for entry in entries:
+        changes: Mapping[str, Mapping[str, Any]] = entry["changes"]
+        if entry["action"] == "create":
+            detail = ""  # every field: the schedule as shown above, or as it was then
+        elif entry["action"] == "trigger":
+            detail = "; ".join(f"{field}={_json(c['after'])}" for field, c in changes.items())
+        else:
+            detail = "; ".join(
+                f"{field} {_json(c['before'])} -> {_json(c['after'])}"
+                for field, c in changes.items()
+            )
+        line = f"{_cell(entry['at'])}  {entry['actor']}  {entry['action']}"
+        click.echo(f"  - {line}  {detail}".rstrip())
+
+
+def _json(value: Any) -> str:
+    return json.dumps(plain(value), sort_keys=True)

@@ -32,7 +32,7 @@ def sync_command(state: CliState, /, file: Path, dry_run: bool, prune: bool, as_
         source = file.read_text()
     except OSError as exc:
         raise InputError(f"{file}: cannot read it ({exc.strerror})") from None
-    with transaction(state) as (conn, now):
+    with transaction(state, face="sync") as (conn, now):
         planned = sync.sync(conn, source, now, path=str(file), prune=prune, dry_run=dry_run)
     if as_json:
         echo_json(planned.as_dict() | {"applied": not dry_run})

@@ -22,6 +22,7 @@ UNIQUE_FIELDS = {
     "uq_amc_instances_instance_id": ("instance_id", "instance"),
     "uq_workflows_name": ("name", "workflow"),
     "uq_workflow_schedules_name": ("name", "schedule"),
+    "uq_api_tokens_name": ("name", "token"),
 }
 _KEY_DETAIL = re.compile(r"Key \(.*?\)=\((?P<value>.*)\) already exists")
 

@@ -53,6 +53,17 @@ FIND_SCHEDULES = text(
     """
 )
 
+# Revoked tokens too: revoking one again, or reading its history, names it.
+FIND_TOKENS = text(
+    """
+    SELECT id, name
+      FROM api_tokens
+     WHERE name = :reference OR id BETWEEN :low AND :high
+     ORDER BY name
+     LIMIT :limit
+    """
+)
+
 # A run has no name: its schedule's and its slot say which it is.
 FIND_RUNS = text(
     """
@@ -72,6 +83,7 @@ FIND: dict[str, TextClause] = {
     "workflow": FIND_WORKFLOWS,
     "schedule": FIND_SCHEDULES,
     "run": FIND_RUNS,
+    "token": FIND_TOKENS,
 }
 
 
