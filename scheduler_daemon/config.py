@@ -49,6 +49,9 @@ DEFAULT_METRICS_ADDRESS = "127.0.0.1"
 DEFAULT_STATUS_POLL_INTERVAL = 60.0
 DEFAULT_STATUS_DEADLINE_HOURS = 24.0
 DEFAULT_LOG_LEVEL = "info"
+DEFAULT_API_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8080
+DEFAULT_MAX_REQUEST_BYTES = 1_048_576
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -108,6 +111,10 @@ class Settings:
     amc_credentials: AmcCredentials | None = field(default=None, repr=False)
     log_format: LogFormat = LogFormat.AUTO
     log_level: str = DEFAULT_LOG_LEVEL
+    host: str = DEFAULT_API_HOST
+    port: int = DEFAULT_API_PORT
+    cors_origins: tuple[str, ...] = ()
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES
 
     @property
     def dead_after(self) -> float:
@@ -191,6 +198,14 @@ def _parse_port(raw: str) -> int:
     return port
 
 
+def _parse_origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(origin.strip() for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ValueError(f"{origin!r} is not an origin such as https://app.example.com")
+    return origins
+
+
 def _parse_non_empty(raw: str) -> str:
     if not raw.strip():
         raise ValueError("must not be empty")
@@ -228,7 +243,7 @@ def _parse_log_level(raw: str) -> str:
 
 # --- the table ------------------------------------------------------------------------------
 
-Scope = Literal["root", "run"]
+Scope = Literal["root", "run", "serve"]
 
 
 @dataclass(frozen=True)
@@ -247,7 +262,8 @@ class Setting:
     choices: tuple[str, ...] = ()
     # Where the value goes: a field of Settings (the name), or of Settings.amc (this field).
     amc_field: str | None = None
-    # "root": an option of every command (before the command's name); "run": of ``run``.
+    # "root": an option of every command (before the command's name); "run": of ``run``;
+    # "serve": of ``serve`` (the API).
     scope: Scope = "run"
 
     @property
@@ -503,11 +519,38 @@ SETTINGS: tuple[Setting, ...] = (
         "The lowest level logged.",
         choices=_LEVELS[1],
     ),
+    Setting(
+        "host",
+        "ADDRESS",
+        _parse_non_empty,
+        DEFAULT_API_HOST,
+        "The address the API listens on; 0.0.0.0 exposes it to every network.",
+        scope="serve",
+    ),
+    Setting("port", "PORT", _parse_port, DEFAULT_API_PORT, "The API's TCP port.", scope="serve"),
+    Setting(
+        "cors_origins",
+        "ORIGINS",
+        _parse_origins,
+        None,
+        "Comma-separated origins whose browser pages may call the API (CORS).",
+        default_text="none (CORS off)",
+        scope="serve",
+    ),
+    Setting(
+        "max_request_bytes",
+        "BYTES",
+        _parse_positive_int,
+        DEFAULT_MAX_REQUEST_BYTES,
+        "The largest request body the API reads; larger ones get 413.",
+        scope="serve",
+    ),
 )
 
 
 def settings_of(scope: Scope) -> tuple[Setting, ...]:
-    """The settings that are options of ``run`` ("run") or of every command ("root")."""
+    """The settings that are options of ``run`` ("run"), of ``serve`` ("serve") or of every
+    command ("root")."""
     return tuple(setting for setting in SETTINGS if setting.scope == scope)
 
 
@@ -529,7 +572,7 @@ def settings_markdown() -> str:
     """docs/config.md's table of settings (tests/unit/test_settings_table.py holds them equal)."""
     lines = ["| variable | option | takes | default | meaning |", "|---|---|---|---|---|"]
     for setting in SETTINGS:
-        where = "every command" if setting.scope == "root" else "`run`"
+        where = "every command" if setting.scope == "root" else f"`{setting.scope}`"
         takes = setting.metavar.replace("|", "\\|")  # a | would end the table's cell
         default = setting.default_text or f"`{setting.shown_default}`"
         lines.append(

@@ -86,7 +86,12 @@ def configure_logging(
             raise TypeError(f"console logs are text: {stream!r} is a byte stream")
         rendering = [
             structlog.processors.format_exc_info,
-            structlog.dev.ConsoleRenderer(colors=stream.isatty()),
+            # Tracebacks without the frames' local variables, as in JSON: those can hold a
+            # secret (a request's bearer token, an AMC client secret).
+            structlog.dev.ConsoleRenderer(
+                colors=stream.isatty(),
+                exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False),
+            ),
         ]
         logger_factory = structlog.WriteLoggerFactory(cast(TextIO, stream))
     structlog.configure(

@@ -233,6 +233,7 @@ def update_schedule(
     now: datetime,
     *,
     name: str | None = None,
+    workflow: Reference | None = None,
     expression: str | None = None,
     timezone: str | None = None,
     anchor: datetime | None = None,
@@ -250,6 +251,8 @@ def update_schedule(
     given: dict[str, Any] = {k: v for k, v in policies.items() if v is not None}
     if name is not None:
         given["name"] = check_name(name)
+    if workflow is not None:
+        given["workflow_id"] = resolve(conn, Kind.WORKFLOW, workflow)
     if parameters is not None:
         given["parameters"] = dict(parameters)
     respec = expression is not None or timezone is not None or anchor is not None
@@ -368,6 +371,10 @@ def local_time(instant: datetime | None, timezone: str) -> str | None:
         return None
 
 
+# Shown as ``spec``, not as they are stored.
+_SPEC_COLUMNS = frozenset({"cron_expression", "interval_seconds"})
+
+
 def schedule_object(row: Mapping[str, Any]) -> dict[str, Any]:
     """A schedule as every command and face shows it (docs/json.md): its definition with the
     spec as an operator writes it, its state, and its times in UTC and in its own zone."""
@@ -385,8 +392,8 @@ def schedule_object(row: Mapping[str, Any]) -> dict[str, Any]:
         "last_run_at": row["last_run_at"],
         "last_run_local": local_time(row["last_run_at"], zone),
     }
-    hidden = {"cron_expression", "interval_seconds"}
-    return shown | {key: value for key, value in row.items() if key not in hidden | set(shown)}
+    rest = {k: v for k, v in row.items() if k not in shown and k not in _SPEC_COLUMNS}
+    return shown | rest
 
 
 def run_object(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -400,33 +407,58 @@ def list_schedules(
     conn: Connection,
     *,
     enabled: bool | None = None,
-    paused: bool = False,
+    paused: bool | None = None,
+    failing: bool | None = None,
     overdue: bool = False,
     workflow: Reference | None = None,
+    name_contains: str | None = None,
+    order: str = "next_run_at",
+    descending: bool = False,
+    after: tuple[str, uuid.UUID] | None = None,
     limit: int = 1000,
 ) -> list[dict[str, Any]]:
+    """The schedules in ``order`` (db.schedules.SCHEDULE_ORDERS), from after the row whose
+    (``schedule_sort_key``, id) is ``after``; a filter given as None is not applied."""
     workflow_id = None if workflow is None else resolve(conn, Kind.WORKFLOW, workflow)
     rows = db_schedules.list_schedules(
-        conn, enabled=enabled, paused=paused, overdue=overdue, workflow=workflow_id, limit=limit
+        conn,
+        enabled=enabled,
+        paused=paused,
+        failing=failing,
+        overdue=overdue,
+        workflow=workflow_id,
+        name_contains=name_contains,
+        order=order,
+        descending=descending,
+        after=after,
+        limit=limit,
     )
     return [schedule_object(row) for row in rows]
 
 
-def _listed(conn: Connection, schedule: Reference) -> dict[str, Any]:
-    schedule_id = resolve(conn, Kind.SCHEDULE, schedule)
+SCHEDULE_ORDERS = tuple(db_schedules.SCHEDULE_ORDERS)
+schedule_sort_key = db_schedules.sort_key
+
+
+def _listed(conn: Connection, schedule: Reference, *, lock: bool = False) -> dict[str, Any]:
+    if lock:
+        schedule_id = _schedule(conn, schedule, lock=True)["id"]
+    else:
+        schedule_id = resolve(conn, Kind.SCHEDULE, schedule)
     rows = db_schedules.list_schedules(conn, ids=[schedule_id], limit=1)
     if not rows:
         raise NotFoundError("schedule", schedule, f"schedule {schedule_id} was just deleted")
     return rows[0]
 
 
-def get_schedule(conn: Connection, schedule: Reference) -> dict[str, Any]:
-    """One schedule, as ``list_schedules`` shows each."""
-    return schedule_object(_listed(conn, schedule))
+def get_schedule(conn: Connection, schedule: Reference, *, lock: bool = False) -> dict[str, Any]:
+    """One schedule, as ``list_schedules`` shows each; ``lock``: locked until the transaction
+    ends, so that a change decided from it (a face's version check) is not raced."""
+    return schedule_object(_listed(conn, schedule, lock=lock))
 
 
 def show_schedule(
-    conn: Connection, schedule: Reference, now: datetime, *, upcoming: int = 5
+    conn: Connection, schedule: Reference, now: datetime, *, upcoming: int = 10
 ) -> dict[str, Any]:
     """The schedule with its statistics, next fire times and last runs."""
     row = _listed(conn, schedule)
@@ -438,18 +470,35 @@ def show_schedule(
     except TimingError:
         fires = []
     mean = stats["mean_seconds"]
+    recent = stats["last_30_days"]
+    recent_finished = recent.get("succeeded", 0) + recent.get("failed", 0)
     return shown | {
         "statistics": {
             "succeeded": stats["succeeded"],
             "failed": stats["failed"],
             "success_rate": round(stats["succeeded"] / finished, 4) if finished else None,
             "mean_duration_seconds": None if mean is None else float(mean),
+            "last_7_days": stats["last_7_days"],
+            "last_30_days": recent,
+            "success_rate_30_days": (
+                round(recent.get("succeeded", 0) / recent_finished, 4)
+                if recent_finished
+                else None
+            ),
+            "lateness_seconds": _percentiles(stats["lateness"]),
+            "duration_seconds": _percentiles(stats["duration"]),
+            "consecutive_failures": row["consecutive_failures"],
         },
         "next_fire_times": [
             {"utc": fire, "local": local_time(fire, shown["timezone"])} for fire in fires
         ],
         "recent_runs": list_runs(conn, schedule=shown["id"], limit=10),
     }
+
+
+def _percentiles(values: list[float] | None) -> dict[str, float | None]:
+    p50, p95 = values or (None, None)
+    return {"p50": p50, "p95": p95}
 
 
 def list_runs(
@@ -459,11 +508,22 @@ def list_runs(
     status: str | None = None,
     trigger: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
+    after: tuple[datetime, datetime, uuid.UUID] | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
+    """Runs, newest slot first, from after the run whose (scheduled_for, created_at, id) is
+    ``after``; slots in [since, until)."""
     schedule_id = None if schedule is None else resolve(conn, Kind.SCHEDULE, schedule)
     rows = db_runs.list_runs(
-        conn, schedule_id=schedule_id, status=status, trigger=trigger, since=since, limit=limit
+        conn,
+        schedule_id=schedule_id,
+        status=status,
+        trigger=trigger,
+        since=since,
+        until=until,
+        after=after,
+        limit=limit,
     )
     return [run_object(row) for row in rows]
 
@@ -475,6 +535,12 @@ def show_run(conn: Connection, run: Reference) -> dict[str, Any]:
 
 def list_workers(conn: Connection) -> list[dict[str, Any]]:
     return db_health.list_workers(conn)
+
+
+def overview(conn: Connection) -> dict[str, Any]:
+    """Schedules by state, the last 24 hours' runs by status, live daemons, slots past and
+    not claimed, and runs an operator must settle."""
+    return db_health.overview(conn)
 
 
 def invalid_schedules(conn: Connection) -> list[dict[str, Any]]:

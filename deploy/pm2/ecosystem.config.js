@@ -4,6 +4,7 @@
 //   pm2 start deploy/pm2/ecosystem.config.js
 //   pm2 save                       # remember it across `pm2 resurrect` / reboots
 //   pm2 logs scheduler-daemon      # JSON lines, one event per line
+//   pm2 logs scheduler-api         # the REST API's (the second app below)
 //
 // Settings come from the env block below, the environment PM2 itself was started with, and
 // /etc/scheduler-daemon/scheduler-daemon.env, which the daemon reads itself when it exists
@@ -92,6 +93,54 @@ module.exports = {
         PYTHONFAULTHANDLER: "1",
         // Unbuffered stdout/stderr for whatever is not a log line (start-up errors);
         // structlog already flushes every line it writes.
+        PYTHONUNBUFFERED: "1",
+      },
+    },
+    {
+      // The REST API (`scheduler-daemon serve`, docs/api.md): `pm2 logs scheduler-api`. It
+      // never runs a schedule; remove this entry on hosts that only run daemons.
+      name: "scheduler-api",
+      // The same console script as the daemon.
+      script: `${INSTALL_DIR}/.venv/bin/scheduler-daemon`,
+      // Listens on 127.0.0.1:8080 unless SCHEDULER_HOST / SCHEDULER_PORT say otherwise.
+      args: ["serve"],
+      // Not a Node.js script: exec the file itself.
+      interpreter: "none",
+      // A plain child process.
+      exec_mode: "fork",
+      // One process: it serves many requests at once on its own threads. Several would need
+      // one port each (SCHEDULER_PORT) behind a proxy.
+      instances: 1,
+      // Where relative paths resolve; the API itself uses none.
+      cwd: INSTALL_DIR,
+      // Restart whenever it exits.
+      autorestart: true,
+      // Wait 5 s before a restart, so a database outage at start-up is not hammered.
+      restart_delay: 5000,
+      // A run shorter than this counts as a failed start (a port in use, a bad setting).
+      min_uptime: "10s",
+      // After this many failed starts in a row PM2 gives up instead of looping.
+      max_restarts: 10,
+      // Milliseconds between SIGINT and SIGKILL: requests in flight finish well within it.
+      kill_timeout: 30000,
+      // Signal the API's PID only; it stops an embedded PostgreSQL it started itself.
+      treekill: false,
+      // No restarts on file changes.
+      watch: false,
+      // stdout: one JSON line per request and event.
+      out_file: "/var/log/scheduler-daemon/api-out.log",
+      // stderr: start-up errors.
+      error_file: "/var/log/scheduler-daemon/api-error.log",
+      // No PM2 timestamp prefix: every JSON line has its own.
+      time: false,
+      // The API's settings (docs/api.md); the env file's SCHEDULER_DATABASE_URL is shared
+      // with the daemon.
+      env: {
+        // One JSON object per line.
+        SCHEDULER_LOG_FORMAT: "json",
+        // info logs one line per request.
+        SCHEDULER_LOG_LEVEL: "info",
+        // Unbuffered output for whatever is not a log line.
         PYTHONUNBUFFERED: "1",
       },
     },

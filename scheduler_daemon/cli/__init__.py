@@ -25,7 +25,9 @@ from scheduler_daemon.cli.info import version_command
 from scheduler_daemon.cli.preview import preview_command
 from scheduler_daemon.cli.run import run_command
 from scheduler_daemon.cli.schedules import runs_group, schedules_group, workers_command
+from scheduler_daemon.cli.serve import serve_command
 from scheduler_daemon.cli.sync import sync_command
+from scheduler_daemon.cli.tokens import tokens_group
 from scheduler_daemon.db.engine import database_condition
 from scheduler_daemon.errors import FieldError, SchedulerError
 
@@ -53,6 +55,8 @@ cli.add_command(instances_group)
 cli.add_command(accounts_group)
 cli.add_command(workers_command)
 cli.add_command(sync_command)
+cli.add_command(tokens_group)
+cli.add_command(serve_command)
 cli.add_command(demo_command)
 
 

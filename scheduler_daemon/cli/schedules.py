@@ -10,16 +10,24 @@ from typing import Any
 
 import click
 
-from scheduler_daemon import management
+from scheduler_daemon import history, management
 from scheduler_daemon.cli.common import (
     CliState,
     open_current_database,
     parse_instant,
     transaction,
 )
-from scheduler_daemon.cli.output import F, echo_json, echo_record, echo_rows, json_option
+from scheduler_daemon.cli.output import (
+    F,
+    echo_history,
+    echo_json,
+    echo_record,
+    echo_rows,
+    json_option,
+)
 from scheduler_daemon.domain import MisfirePolicy, OverlapPolicy, RunStatus, RunTrigger
 from scheduler_daemon.errors import FieldError
+from scheduler_daemon.references import Kind
 from scheduler_daemon.timing import TimingError, fixed_offset_warning
 
 # The columns of ``schedules list``'s table (``--json`` prints every field: docs/json.md);
@@ -36,6 +44,8 @@ SCHEDULE_COLUMNS = (
     "last_run_status",
     "pause_reason",
 )
+# The changes ``schedules show`` lists, newest first.
+SHOWN_HISTORY = 10
 RUN_COLUMNS = (
     "id",
     "schedule",
@@ -118,7 +128,7 @@ def list_command(
     """List schedules, soonest first."""
     with transaction(state) as (conn, _):
         rows = management.list_schedules(
-            conn, enabled=enabled, paused=paused, overdue=overdue, workflow=workflow
+            conn, enabled=enabled, paused=paused or None, overdue=overdue, workflow=workflow
         )
     echo_rows(rows, SCHEDULE_COLUMNS, as_json)
 
@@ -146,14 +156,19 @@ def validate_command(state: CliState, /, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def show_command(state: CliState, /, schedule: str, as_json: bool) -> None:
-    """A schedule: spec, zone, policies, next 5 fire times, last runs, success rate."""
+    """A schedule: spec, zone, policies, next 5 fire times, last runs, success rate, and
+    who changed it lately."""
     with transaction(state) as (conn, now):
         record = management.show_schedule(conn, schedule, now)
-    if not as_json:  # a line per run: the table's columns
-        runs = record["recent_runs"]
-        columns = [column for column in RUN_COLUMNS if column != "schedule"]
-        record["recent_runs"] = [{key: run[key] for key in columns} for run in runs]
+        changes = history.history(conn, Kind.SCHEDULE, record["id"], limit=SHOWN_HISTORY)
+    if as_json:
+        echo_json(record | {"history": changes})
+        return
+    runs = record["recent_runs"]  # a line per run: the table's columns
+    columns = [column for column in RUN_COLUMNS if column != "schedule"]
+    record["recent_runs"] = [{key: run[key] for key in columns} for run in runs]
     echo_record(record, as_json)
+    echo_history(changes)
 
 
 @schedules_group.command("create")

@@ -9,11 +9,11 @@ import psycopg
 from psycopg.types.array import ListBinaryDumper
 from psycopg.types.json import set_json_loads
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from scheduler_daemon.config import mask_url, to_sqlalchemy_url
-from scheduler_daemon.errors import DatabaseUnavailableError
+from scheduler_daemon.errors import DatabaseUnavailableError, InputError
 
 
 def make_engine(
@@ -39,6 +39,7 @@ def make_engine(
         connect_args={"connect_timeout": connect_timeout, "application_name": "scheduler-daemon"},
     )
     event.listen(engine, "connect", _adapt_for_batches)
+    event.listen(engine, "handle_error", _refuse_nul)
     if generic_plans:
         event.listen(engine, "connect", _plan_once)
     return engine
@@ -64,6 +65,22 @@ def _plan_once(dbapi_connection: Any, _: Any) -> None:
     with dbapi_connection.cursor() as cursor:
         cursor.execute("SET plan_cache_mode = force_generic_plan")
     dbapi_connection.commit()
+
+
+def _refuse_nul(context: ExceptionContext) -> None:
+    """A NUL character, which PostgreSQL's text and jsonb cannot hold, in a value a statement
+    was given is the input's mistake (InputError, as for any other bad value: 422 in the API),
+    not a failure of the database's. Every face's strings reach it here: names, references,
+    filters, parameters, from JSON (\\u0000), TOML or Python alike."""
+    cause = context.original_exception
+    if isinstance(cause, psycopg.errors.UntranslatableCharacter):
+        nul = "\\u0000" in str(cause)  # a JSON document with \u0000 (the server's refusal)
+    else:  # a string with one: psycopg refuses it before sending it
+        nul = isinstance(cause, psycopg.DataError) and "NUL (0x00)" in str(cause)
+    if nul:
+        raise InputError(
+            "a text value holds a NUL character (\\u0000), which the database cannot store"
+        ) from None
 
 
 def _adapt_for_batches(dbapi_connection: Any, _: Any) -> None:

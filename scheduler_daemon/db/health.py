@@ -92,6 +92,30 @@ LIST_WORKERS = text(
 )
 
 
+# The API's and console's overview: schedules by state, the last day's runs by status, and what
+# needs an eye (live daemons, slots past and not claimed, runs an operator must settle).
+SELECT_OVERVIEW = text(
+    """
+    SELECT (SELECT coalesce(jsonb_object_agg(state, n), '{}')
+              FROM (SELECT state, count(*) AS n FROM schedule_status
+                     WHERE state <> 'deleted' GROUP BY state) states) AS schedules,
+           (SELECT coalesce(jsonb_object_agg(status, n), '{}')
+              FROM (SELECT status, count(*) AS n FROM schedule_runs
+                     WHERE scheduled_for >= now() - interval '24 hours'
+                     GROUP BY status) statuses) AS runs_last_24_hours,
+           (SELECT count(*) FROM worker_status WHERE state = 'live') AS live_workers,
+           (SELECT count(*) FROM workflow_schedules
+             WHERE enabled AND deleted_at IS NULL AND paused_at IS NULL
+               AND next_run_at < now()) AS due_not_claimed,
+           (SELECT count(*) FROM schedule_runs WHERE status = 'unresolved') AS unresolved_runs
+    """
+)
+
+
+def overview(conn: Connection) -> dict[str, Any]:
+    return dict(conn.execute(SELECT_OVERVIEW).mappings().one())
+
+
 def live_workers(conn: Connection, heartbeat_limit: float) -> Row[Any]:
     """``live`` (a count) and ``last_seen`` (seconds since the newest heartbeat, or None)."""
     return conn.execute(SELECT_LIVE_WORKERS, {"limit": heartbeat_limit}).one()

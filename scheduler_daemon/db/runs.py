@@ -14,7 +14,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, text
 
 # Every command that shows runs (``runs list``, ``runs show``, a schedule's recent runs)
-# reads them here, so a run has one shape; a filter given as NULL is not applied.
+# reads them here, so a run has one shape; a filter given as NULL is not applied. Newest slot
+# first; a page starts after the run whose (scheduled_for, created_at, id) it is given
+# (keyset paging: runs inserted meanwhile neither repeat nor hide one).
 LIST_RUNS = text(
     """
     SELECT r.id, s.name AS schedule, r.schedule_id, s.timezone, r.scheduled_for, r.trigger,
@@ -30,20 +32,52 @@ LIST_RUNS = text(
        AND (CAST(:status AS text) IS NULL OR r.status = :status)
        AND (CAST(:trigger AS text) IS NULL OR r.trigger = :trigger)
        AND (CAST(:since AS timestamptz) IS NULL OR r.scheduled_for >= :since)
-     ORDER BY r.scheduled_for DESC, r.created_at DESC
+       AND (CAST(:until AS timestamptz) IS NULL OR r.scheduled_for < :until)
+       AND (CAST(:after_id AS uuid) IS NULL
+            OR (r.scheduled_for, r.created_at, r.id)
+               < (CAST(:after_slot AS timestamptz), CAST(:after_created AS timestamptz),
+                  CAST(:after_id AS uuid)))
+     ORDER BY r.scheduled_for DESC, r.created_at DESC, r.id DESC
      LIMIT :limit
     """
 )
 
-# ``schedules show``: how a schedule's runs went; the mean counts runs that ran to an end.
+# ``schedules show``: how a schedule's runs went. Counts per status over all time and the last
+# 7 and 30 days (by slot); the mean duration counts runs that ran to an end. Lateness (slot to
+# start) and duration percentiles are over the last 30 days.
 SELECT_RUN_STATS = text(
     """
+    WITH recent AS (
+        SELECT status,
+               count(*) FILTER (WHERE scheduled_for >= now() - interval '7 days') AS n_7,
+               count(*) AS n_30
+          FROM schedule_runs
+         WHERE schedule_id = :id AND scheduled_for >= now() - interval '30 days'
+         GROUP BY status
+    )
     SELECT count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
            count(*) FILTER (WHERE status = 'failed') AS failed,
            avg(extract(epoch FROM finished_at - started_at))
-               FILTER (WHERE status IN ('succeeded', 'failed')) AS mean_seconds
+               FILTER (WHERE status IN ('succeeded', 'failed')) AS mean_seconds,
+           (SELECT coalesce(jsonb_object_agg(status, n_7) FILTER (WHERE n_7 > 0), '{}')
+              FROM recent) AS last_7_days,
+           (SELECT coalesce(jsonb_object_agg(status, n_30), '{}') FROM recent) AS last_30_days
       FROM schedule_runs
      WHERE schedule_id = :id
+    """
+)
+
+SELECT_RUN_PERCENTILES = text(
+    """
+    SELECT percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (
+               ORDER BY extract(epoch FROM started_at - scheduled_for)) AS lateness,
+           percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (
+               ORDER BY extract(epoch FROM finished_at - started_at))
+               FILTER (WHERE status IN ('succeeded', 'failed')) AS duration
+      FROM schedule_runs
+     WHERE schedule_id = :id
+       AND scheduled_for >= now() - interval '30 days'
+       AND started_at IS NOT NULL
     """
 )
 
@@ -82,22 +116,33 @@ def list_runs(
     status: str | None = None,
     trigger: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
+    after: tuple[datetime, datetime, uuid.UUID] | None = None,
     limit: int = 100,
 ) -> list[dict[str, Any]]:
+    """``after``: the (scheduled_for, created_at, id) of the run a page starts after."""
     params = {
         "run_id": run_id,
         "schedule_id": schedule_id,
         "status": status,
         "trigger": trigger,
         "since": since,
+        "until": until,
+        "after_slot": None if after is None else after[0],
+        "after_created": None if after is None else after[1],
+        "after_id": None if after is None else after[2],
         "limit": limit,
     }
     return [dict(row) for row in conn.execute(LIST_RUNS, params).mappings()]
 
 
 def run_stats(conn: Connection, schedule_id: uuid.UUID) -> dict[str, Any]:
-    """``succeeded``, ``failed`` (counts) and ``mean_seconds`` (None without finished runs)."""
-    return dict(conn.execute(SELECT_RUN_STATS, {"id": schedule_id}).mappings().one())
+    """``succeeded``, ``failed`` (counts), ``mean_seconds`` (None without finished runs),
+    ``last_7_days`` and ``last_30_days`` ({status: count}), and ``lateness`` and ``duration``
+    ([p50, p95] in seconds over 30 days, or None without runs)."""
+    params = {"id": schedule_id}
+    counts = dict(conn.execute(SELECT_RUN_STATS, params).mappings().one())
+    return counts | dict(conn.execute(SELECT_RUN_PERCENTILES, params).mappings().one())
 
 
 # --- an operator settles an unresolved run ---------------------------------------------------

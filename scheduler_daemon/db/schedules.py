@@ -120,10 +120,11 @@ DELETE_RUNS_OF_SCHEDULE = text("DELETE FROM schedule_runs WHERE schedule_id = :i
 DELETE_SCHEDULE = text("DELETE FROM workflow_schedules WHERE id = :id")
 
 # Every command that shows schedules (``schedules list``, ``schedules show``, what a change
-# returns) reads them here, so a schedule has one shape; a filter given as NULL (or false) is
-# not applied.
-LIST_SCHEDULES = text(
-    """
+# returns, the API's pages) reads them here, so a schedule has one shape; a filter given as
+# NULL (or false) is not applied. A page starts after the row (:after_key, :after_id) in the
+# listing's order (keyset paging: a row inserted meanwhile neither repeats nor hides one).
+# One statement per order (SCHEDULE_ORDERS), each whole: print LIST_SCHEDULES[order, False].
+_LIST_SCHEDULES = """
     SELECT s.id, s.name, v.workflow_name AS workflow, s.workflow_id, s.cron_expression,
            s.interval_seconds, s.interval_anchor, s.timezone, v.state, s.enabled,
            s.misfire_policy, s.misfire_grace_seconds, s.max_catchup_runs, s.overlap_policy,
@@ -135,13 +136,36 @@ LIST_SCHEDULES = text(
      WHERE s.deleted_at IS NULL
        AND (CAST(:ids AS uuid[]) IS NULL OR s.id = ANY(CAST(:ids AS uuid[])))
        AND (CAST(:enabled AS boolean) IS NULL OR s.enabled = :enabled)
-       AND (NOT :paused OR s.paused_at IS NOT NULL)
+       AND (CAST(:paused AS boolean) IS NULL OR (s.paused_at IS NOT NULL) = :paused)
+       AND (CAST(:failing AS boolean) IS NULL OR (s.consecutive_failures > 0) = :failing)
        AND (NOT :overdue OR s.id IN (SELECT schedule_id FROM overdue_schedules))
        AND (CAST(:workflow AS uuid) IS NULL OR s.workflow_id = :workflow)
-     ORDER BY s.next_run_at NULLS LAST, s.name
+       AND (CAST(:name_like AS text) IS NULL OR s.name ILIKE :name_like)
+       AND (CAST(:after_id AS uuid) IS NULL
+            OR ({key}, s.id) {after} (CAST(:after_key AS {key_type}), CAST(:after_id AS uuid)))
+     ORDER BY {key} {direction}, s.id {direction}
      LIMIT :limit
     """
-)
+
+# order: (the sort key, its type). A schedule without a next run sorts after every time.
+SCHEDULE_ORDERS: Mapping[str, tuple[str, str]] = {
+    "name": ("s.name", "text"),
+    "next_run_at": ("coalesce(s.next_run_at, 'infinity')", "timestamptz"),
+    "created_at": ("s.created_at", "timestamptz"),
+}
+
+LIST_SCHEDULES: Mapping[tuple[str, bool], TextClause] = {
+    (order, descending): text(
+        _LIST_SCHEDULES.format(
+            key=key,
+            key_type=key_type,
+            after="<" if descending else ">",
+            direction="DESC" if descending else "ASC",
+        )
+    )
+    for order, (key, key_type) in SCHEDULE_ORDERS.items()
+    for descending in (False, True)
+}
 
 # The demo runs a daemon of its own against a fake AMC: it must not run anyone else's.
 SELECT_ENABLED_BESIDES = text(
@@ -257,20 +281,45 @@ def list_schedules(
     *,
     ids: Sequence[uuid.UUID] | None = None,
     enabled: bool | None = None,
-    paused: bool = False,
+    paused: bool | None = None,
+    failing: bool | None = None,
     overdue: bool = False,
     workflow: uuid.UUID | None = None,
+    name_contains: str | None = None,
+    order: str = "next_run_at",
+    descending: bool = False,
+    after: tuple[str, uuid.UUID] | None = None,
     limit: int = 1000,
 ) -> list[dict[str, Any]]:
+    """The schedules in ``order``; ``after``: the (sort key as text, id) a page starts after
+    (``sort_key`` gives a row's)."""
     params = {
         "ids": None if ids is None else list(ids),
         "enabled": enabled,
         "paused": paused,
+        "failing": failing,
         "overdue": overdue,
         "workflow": workflow,
+        "name_like": None if name_contains is None else f"%{_like_escaped(name_contains)}%",
+        "after_key": None if after is None else after[0],
+        "after_id": None if after is None else after[1],
         "limit": limit,
     }
-    return [dict(row) for row in conn.execute(LIST_SCHEDULES, params).mappings()]
+    statement = LIST_SCHEDULES[order, descending]
+    return [dict(row) for row in conn.execute(statement, params).mappings()]
+
+
+def sort_key(row: Mapping[str, Any], order: str) -> str:
+    """The row's key in ``order``, as ``list_schedules``'s ``after`` takes it."""
+    value = row[order]
+    if value is None:  # next_run_at: sorts as 'infinity'
+        return "infinity"
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def _like_escaped(text_: str) -> str:
+    """``text_`` matched literally by ILIKE (its default escape character is the backslash)."""
+    return text_.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def enabled_schedules_besides(conn: Connection, names: Sequence[str]) -> list[str]:

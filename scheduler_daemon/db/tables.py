@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     Double,
     ForeignKey,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -25,12 +26,15 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from scheduler_daemon.domain import (
     UNFINISHED_RUN_STATUSES,
+    AuditAction,
+    AuditEntity,
     ExecutionStatus,
     MisfirePolicy,
     OverlapPolicy,
     RunStatus,
     RunTrigger,
     SkipReason,
+    TokenRole,
 )
 
 NAMING_CONVENTION = {
@@ -50,6 +54,9 @@ RUN_TRIGGERS = tuple(RunTrigger)
 RUN_STATUSES = tuple(RunStatus)
 SKIP_REASONS = tuple(SkipReason)
 EXECUTION_STATUSES = tuple(ExecutionStatus)
+TOKEN_ROLES = tuple(TokenRole)
+AUDIT_ENTITIES = tuple(AuditEntity)
+AUDIT_ACTIONS = tuple(AuditAction)
 
 
 def _in(column: str, values: tuple[str, ...]) -> str:
@@ -220,6 +227,19 @@ workflow_schedules = Table(
         "paused_at",
         postgresql_where=text("paused_at IS NOT NULL"),
     ),
+    # The listings by next run (none last) and by creation read a page of these (keyset).
+    Index(
+        "ix_workflow_schedules_next_run_listed",
+        text("coalesce(next_run_at, 'infinity')"),
+        "id",
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
+    Index(
+        "ix_workflow_schedules_created_listed",
+        "created_at",
+        "id",
+        postgresql_where=text("deleted_at IS NULL"),
+    ),
     Index(
         "ix_workflow_schedules_needs_next_run",
         "id",
@@ -356,6 +376,13 @@ schedule_runs = Table(
         postgresql_where=text("amc_execution_id IS NOT NULL"),
     ),
     Index("ix_schedule_runs_schedule_recent", "schedule_id", text("scheduled_for DESC")),
+    # Every run, newest slot first: GET /runs reads a page of it (keyset).
+    Index(
+        "ix_schedule_runs_newest",
+        text("scheduled_for DESC"),
+        text("created_at DESC"),
+        text("id DESC"),
+    ),
     Index(
         "ix_schedule_runs_unfinished",
         "schedule_id",
@@ -391,4 +418,45 @@ scheduler_workers = Table(
         comment="the backend holding this worker's session lock; NULL: heartbeat only",
     ),
     Index("ix_scheduler_workers_heartbeat_at", "heartbeat_at"),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    _uuid_pk(),
+    Column("name", Text, nullable=False, unique=True),
+    Column("role", Text, nullable=False),
+    Column(
+        "token_hash",
+        Text,
+        nullable=False,
+        unique=True,
+        comment="SHA-256 of the token, hex; the token itself is never stored",
+    ),
+    _created_at(),
+    Column("created_by", Text),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+    CheckConstraint("btrim(name) <> ''", name="name_not_blank"),
+    CheckConstraint(_in("role", TOKEN_ROLES), name="role_allowed"),
+)
+
+# Written by triggers (migration 0010), one row per change of an audited row: only the
+# columns that changed, before and after.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, Identity(always=True), primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("actor", Text, nullable=False),
+    Column("entity", Text, nullable=False),
+    Column("entity_id", UUID(as_uuid=True), nullable=False),
+    Column("entity_name", Text),
+    Column("action", Text, nullable=False),
+    Column("before", JSONB),
+    Column("after", JSONB),
+    CheckConstraint(_in("entity", AUDIT_ENTITIES), name="entity_allowed"),
+    CheckConstraint(_in("action", AUDIT_ACTIONS), name="action_allowed"),
+    # An entity's history, newest first, a page at a time.
+    Index("ix_audit_log_history", "entity", "entity_id", text("id DESC")),
 )

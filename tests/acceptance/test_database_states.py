@@ -235,6 +235,11 @@ COMMANDS: Mapping[tuple[str, ...], tuple[Case, ...]] = {
     # One tick, then exit: the noop executor, and nothing is due.
     ("run",): (Case(("--once", "--shutdown-grace", "5")),),
     ("runs", "list"): (Case(),),
+    # Everything up to listening: the address (TEST-NET-1) is no host's, so where the database
+    # is usable it ends there, in one line, instead of serving until stopped.
+    ("serve",): (
+        Case(("--host", "192.0.2.1", "--port", "8080"), works=Expect(2, error=("cannot listen",))),
+    ),
     ("runs", "prune"): (Case(("--older-than", "30")),),
     ("runs", "resolve"): (Case((NO_SUCH, "--no-execution"), works=missing()),),
     ("runs", "show"): (Case((NO_SUCH,), works=missing()),),
@@ -258,6 +263,9 @@ COMMANDS: Mapping[tuple[str, ...], tuple[Case, ...]] = {
         Case((SYNC_FILE,), works=Expect(0, stdout=("= 0 unchanged",))),
         Case((SYNC_FILE, "--dry-run")),
     ),
+    ("tokens", "create"): (Case(("--name", "walk", "--role", "read")),),
+    ("tokens", "list"): (Case(),),
+    ("tokens", "revoke"): (Case((NO_SUCH,), works=missing()),),
     ("workers",): (Case(),),
     ("workflows", "create"): (
         Case(

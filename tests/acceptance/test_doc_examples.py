@@ -51,9 +51,10 @@ VENV_BIN = Path(sys.executable).parent
 SHELL = frozenset({"sh", "bash", "shell", "console"})
 EXAMPLES = SHELL | {"toml"}
 # Fenced languages that are not examples: sql (queries, run by test_docs_queries.py), text
-# (output), ini (systemd drop-ins), yaml (Prometheus rules), cron (a crontab), and none (the
-# source tree in docs/design.md). A new language must be added to one set or the other.
-NOT_EXAMPLES = frozenset({"sql", "text", "ini", "yaml", "cron", ""})
+# (output), ini (systemd drop-ins), yaml (Prometheus rules), cron (a crontab), json (an API
+# response), and none (the source tree in docs/design.md). A new language must be added to
+# one set or the other.
+NOT_EXAMPLES = frozenset({"sql", "text", "ini", "yaml", "cron", "json", ""})
 
 NOT_RUN = re.compile(r"^\s*<!-- example not run: (?P<reason>.*?)\s*-->\s*$")
 FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})\s*(?P<language>[^\s`]*)")

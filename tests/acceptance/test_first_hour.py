@@ -134,24 +134,43 @@ def test_the_first_hour_needs_no_sql(operator: Operator, tmp_path: Path) -> None
     assert operator.json("schedules", "resume", "Weekday sales")["state"] == "scheduled"
 
     # Each object has the one shape docs/json.md documents, whichever command prints it.
-    [schedule_fields, show_fields] = documented_fields("schedule")
+    [schedule_fields, show_fields, statistics_fields] = documented_fields("schedule")
     assert set(paused) == set(weekday) == schedule_fields
     shown = operator.json("schedules", "show", "Weekday sales")
     assert set(shown) == schedule_fields | show_fields
+    assert set(shown["statistics"]) == statistics_fields
     [run_fields] = documented_fields("run")
     assert set(run) == set(done) == set(shown["recent_runs"][0]) == run_fields
-    for kind in ("account", "instance", "workflow"):
-        [fields] = documented_fields(kind)
-        listed_rows = operator.json(f"{kind}s", "list")
-        assert all(set(row) == fields for row in listed_rows), kind
-    [worker_fields] = documented_fields("worker")
-    assert all(set(worker) == worker_fields for worker in operator.json("workers"))
+    check_catalog_and_workers(operator)
+    check_history_and_tokens(operator, shown)
     [deleted_fields] = documented_fields("deleted")
     assert set(operator.json("schedules", "delete", quarter["id"])) == deleted_fields
 
     health = operator.run("health")
     assert health.returncode in (0, 1), health.stderr
     assert health.stdout.strip()
+
+
+def check_catalog_and_workers(operator: Operator) -> None:
+    """The catalog's rows and the workers have the shapes docs/json.md documents."""
+    for kind in ("account", "instance", "workflow"):
+        [fields] = documented_fields(kind)
+        listed_rows = operator.json(f"{kind}s", "list")
+        assert all(set(row) == fields for row in listed_rows), kind
+    [worker_fields] = documented_fields("worker")
+    assert all(set(worker) == worker_fields for worker in operator.json("workers"))
+
+
+def check_history_and_tokens(operator: Operator, shown: dict[str, Any]) -> None:
+    """A schedule's history and the tokens have the shapes docs/json.md documents."""
+    [history_fields] = documented_fields("history entry")
+    assert [entry["action"] for entry in shown["history"]][:3] == ["resume", "pause", "trigger"]
+    assert all(set(entry) == history_fields for entry in shown["history"])
+    [token_fields, create_fields] = documented_fields("token")
+    token = operator.json("tokens", "create", "--name", "dashboard", "--role", "read")
+    assert set(token) == token_fields | create_fields
+    assert all(set(row) == token_fields for row in operator.json("tokens", "list"))
+    assert set(operator.json("tokens", "revoke", "dashboard")) == token_fields
 
 
 def test_names_are_unique_and_references_say_what_they_could_mean(

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from scheduler_daemon.amc.settings import AmcSettings
 from scheduler_daemon.cli import cli
 from scheduler_daemon.cli import run as run_module
+from scheduler_daemon.cli import serve as serve_module
 from scheduler_daemon.cli.common import CliState
 from scheduler_daemon.config import (
     SETTINGS,
@@ -46,6 +47,8 @@ SAMPLES = {
     "URL": "http://127.0.0.1:9/amc",
     "ADDRESS": "10.1.2.3",
     "ID": "worker-7",
+    "ORIGINS": "https://app.example.com,http://localhost:3000",
+    "BYTES": "4096",
 }
 SPECIAL_SAMPLES = {
     "database_url": "postgresql://someone@db.invalid/scheduler",
@@ -133,12 +136,14 @@ def test_defaults_are_shown_as_operators_write_them() -> None:
     assert executor.metavar == "noop|amc"
 
 
+@pytest.mark.parametrize("command", ["run", "serve"])
 @pytest.mark.parametrize("how", ["option", "variable", "env file"])
 def test_every_setting_reaches_the_daemon(
-    how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    how: str, command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each row, given as an option, a variable or a line of the environment file, is what
-    ``run`` builds its settings with (caught where it first uses them)."""
+    """Each row of a command (``run``'s, ``serve``'s, and the root's), given as an option, a
+    variable or a line of the environment file, is what the command builds its settings with
+    (caught where it first uses them)."""
     captured: list[Settings] = []
 
     class CapturedError(Exception):
@@ -153,11 +158,17 @@ def test_every_setting_reaches_the_daemon(
         captured.append(original(self, **options))
         return captured[-1]
 
-    monkeypatch.setattr(run_module, "configure_logging", capture)
+    monkeypatch.setattr(
+        run_module if command == "run" else serve_module, "configure_logging", capture
+    )
     monkeypatch.setattr(CliState, "settings", settings)
     env_file = tmp_path / "scheduler-daemon.env"
     env = {"SCHEDULER_ENV_FILE": str(env_file), **CREDENTIALS}
-    values = {setting: sample(setting, tmp_path) for setting in SETTINGS}
+    values = {
+        setting: sample(setting, tmp_path)
+        for setting in SETTINGS
+        if setting.scope in {"root", command}
+    }
     root: list[str] = []
     run: list[str] = []
     lines: list[str] = []
@@ -170,7 +181,7 @@ def test_every_setting_reaches_the_daemon(
             lines.append(f"{setting.env_var}='{raw}'")
     env_file.write_text("\n".join(lines) + "\n")
 
-    result = CliRunner(env=env).invoke(cli, [*root, "run", *run])
+    result = CliRunner(env=env).invoke(cli, [*root, command, *run])
 
     assert isinstance(result.exception, CapturedError), result.output
     (settings_built,) = captured
