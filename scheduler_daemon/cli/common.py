@@ -112,6 +112,7 @@ def open_database(
     announce: bool = True,
     pool_size: int = 5,
     migrate_embedded: bool = True,
+    custom_plans: bool = False,
 ) -> Iterator[Engine]:
     """An engine on the configured database, or on the embedded one when none is set. The
     embedded database is ours to keep current: it is brought to the schema's head on opening
@@ -123,7 +124,7 @@ def open_database(
             url = stack.enter_context(embedded_database(settings.data_dir))
             if announce:
                 click.echo(f"embedded PostgreSQL: data in {settings.data_dir}", err=True)
-        engine = make_engine(url, pool_size=pool_size)
+        engine = make_engine(url, pool_size=pool_size, custom_plans=custom_plans)
         stack.callback(engine.dispose)
         check_connection(engine)
         if settings.database_url is None and migrate_embedded:

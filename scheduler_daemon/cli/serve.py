@@ -28,7 +28,8 @@ def serve_command(state: CliState, /, **options: str | None) -> None:
     daemons ('run') beside it. SIGTERM or Ctrl-C stops it gracefully.
     """
     settings = state.settings(**options)
-    with open_database(settings, pool_size=POOL_SIZE) as engine:
+    # Every listing planned for its filters: see db.engine._plan_each_time.
+    with open_database(settings, pool_size=POOL_SIZE, custom_plans=True) as engine:
         ensure_schema(engine, settings)
         listener = _listen(settings.host, settings.port)
         configure_logging(settings.log_format, settings.log_level)

@@ -42,20 +42,18 @@ def _add_routes(
     """The five endpoints of one kind of catalog row."""
     noun = kind.value
 
-    def list_rows(_: Reader, db: Db) -> dict[str, Any]:
-        with db.reading() as conn:
+    def list_rows(access: Reader, db: Db) -> dict[str, Any]:
+        with db.reading(access) as conn:
             return {"items": catalog.list_rows(conn, kind), "next": None}
 
-    def get_row(reference: str, response: Response, _: Reader, db: Db) -> dict[str, Any]:
-        with db.reading() as conn:
+    def get_row(reference: str, response: Response, access: Reader, db: Db) -> dict[str, Any]:
+        with db.reading(access) as conn:
             row = catalog.show(conn, kind, reference)
         response.headers["ETag"] = etag(row)
         return row
 
-    def create_row(
-        body: BaseModel, response: Response, principal: Writer, db: Db
-    ) -> dict[str, Any]:
-        with db.writing(principal) as (conn, _now):
+    def create_row(body: BaseModel, response: Response, access: Writer, db: Db) -> dict[str, Any]:
+        with db.writing(access) as (conn, _now, _principal):
             row_id = catalog.create(conn, kind, body.model_dump(exclude_none=True))
             row = catalog.show(conn, kind, row_id)
         response.headers["Location"] = f"/api/v1/{path}/{row_id}"
@@ -66,11 +64,11 @@ def _add_routes(
         reference: str,
         body: BaseModel,
         response: Response,
-        principal: Writer,
+        access: Writer,
         db: Db,
         if_match: IfMatch = None,
     ) -> dict[str, Any]:
-        with db.writing(principal) as (conn, _now):
+        with db.writing(access) as (conn, _now, _principal):
             require_match(if_match, etag(catalog.show(conn, kind, reference)))
             changes = body.model_dump(exclude_unset=True)
             row_id = catalog.update(conn, kind, reference, changes)
@@ -78,8 +76,8 @@ def _add_routes(
         response.headers["ETag"] = etag(row)
         return row
 
-    def delete_row(reference: str, principal: Writer, db: Db, if_match: IfMatch = None) -> Response:
-        with db.writing(principal) as (conn, _now):
+    def delete_row(reference: str, access: Writer, db: Db, if_match: IfMatch = None) -> Response:
+        with db.writing(access) as (conn, _now, _principal):
             require_match(if_match, etag(catalog.show(conn, kind, reference)))
             catalog.delete(conn, kind, reference)
         return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from scheduler_daemon import management
 from scheduler_daemon.api import cursors
-from scheduler_daemon.api.access import Database
+from scheduler_daemon.api.access import Access, Database
 from scheduler_daemon.api.problems import MEDIA_TYPE
 from scheduler_daemon.api.schemas import Instant, Problem
 from scheduler_daemon.domain import RunStatus
@@ -60,6 +60,7 @@ class RunFilters(BaseModel):
 
 def run_page(
     db: Database,
+    access: Access,
     filters: RunFilters,
     limit: int,
     cursor: str | None,
@@ -78,7 +79,7 @@ def run_page(
             )
         except (TypeError, ValueError):
             raise FieldError("cursor", cursor, f"{cursor!r} is not a cursor from 'next'") from None
-    with db.reading() as conn:
+    with db.reading(access) as conn:
         rows = management.list_runs(
             conn,
             schedule=schedule,

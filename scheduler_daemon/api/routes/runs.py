@@ -23,7 +23,7 @@ READ = problem_responses(401, 404, 422)
 
 @router.get("", response_model=Page[Run], responses=READ)
 def list_runs(
-    _: Reader,
+    access: Reader,
     db: Db,
     filters: Annotated[RunFilters, Query()],
     schedule: Annotated[str | None, Query(description="A schedule's name or id.")] = None,
@@ -31,11 +31,11 @@ def list_runs(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Runs of every schedule (or one), newest slot first, a page at a time."""
-    return run_page(db, filters, limit, cursor, schedule=schedule)
+    return run_page(db, access, filters, limit, cursor, schedule=schedule)
 
 
 @router.get("/{run}", response_model=Run, responses=READ)
-def get_run(run: str, _: Reader, db: Db) -> dict[str, Any]:
+def get_run(run: str, access: Reader, db: Db) -> dict[str, Any]:
     """One run: its slot, status, the request as sent to AMC and its execution."""
-    with db.reading() as conn:
+    with db.reading(access) as conn:
         return management.show_run(conn, run)

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Header, Query, Response, status
 from scheduler_daemon import history as audit_history
 from scheduler_daemon import management
 from scheduler_daemon.api import cursors
-from scheduler_daemon.api.access import Database, Db, Principal, Reader, Writer
+from scheduler_daemon.api.access import Access, Database, Db, Reader, Writer
 from scheduler_daemon.api.routes.common import (
     Cursor,
     Limit,
@@ -75,10 +75,10 @@ def _definition(body: ScheduleFields) -> dict[str, Any]:
     responses=problem_responses(401, 403, 404, 409, 422, body=True),
 )
 def create_schedule(
-    body: ScheduleCreate, response: Response, principal: Writer, db: Db
+    body: ScheduleCreate, response: Response, access: Writer, db: Db
 ) -> dict[str, Any]:
     """Create a schedule (disabled unless ``enabled``: it runs nothing until enabled)."""
-    with db.writing(principal) as (conn, now):
+    with db.writing(access) as (conn, now, principal):
         schedule_id = management.create_schedule(
             conn, now, enabled=body.enabled, user_id=principal.name, **_definition(body)
         )
@@ -89,7 +89,7 @@ def create_schedule(
 
 @router.get("", response_model=Page[Schedule], responses=READ)
 def list_schedules(
-    _: Reader,
+    access: Reader,
     db: Db,
     workflow: Annotated[str | None, Query(description="A workflow's name or id.")] = None,
     enabled: bool | None = None,
@@ -111,7 +111,7 @@ def list_schedules(
         if given_sort != sort:
             raise FieldError("cursor", cursor, f"this cursor is for sort={given_sort}, not {sort}")
         after = (str(key), _uuid(row_id, cursor))
-    with db.reading() as conn:
+    with db.reading(access) as conn:
         rows = management.list_schedules(
             conn,
             workflow=workflow,
@@ -139,9 +139,9 @@ def _uuid(value: object, cursor: str) -> uuid.UUID:
 
 
 @router.get("/{schedule}", response_model=ScheduleDetail, responses=READ)
-def get_schedule(schedule: str, response: Response, _: Reader, db: Db) -> dict[str, Any]:
+def get_schedule(schedule: str, response: Response, access: Reader, db: Db) -> dict[str, Any]:
     """A schedule with its statistics, next 10 fire times and newest runs; its ETag."""
-    with db.reading() as conn:
+    with db.reading(access) as conn:
         now = db.now(conn)
         shown = management.show_schedule(conn, schedule, now, upcoming=10)
     return _tagged(response, shown)
@@ -151,11 +151,11 @@ Change = Callable[["Connection", uuid.UUID, datetime], object]
 
 
 def _change(
-    db: Database, principal: Principal, schedule: str, if_match: str | None, change: Change
+    db: Database, access: Access, schedule: str, if_match: str | None, change: Change
 ) -> dict[str, Any]:
     """Run ``change(conn, schedule_id, now)`` on the locked schedule once its version matches;
     the schedule as it then is."""
-    with db.writing(principal) as (conn, now):
+    with db.writing(access) as (conn, now, _principal):
         current = management.get_schedule(conn, schedule, lock=True)
         require_match(if_match, schedule_etag(current))
         change(conn, current["id"], now)
@@ -167,7 +167,7 @@ def replace_schedule(
     schedule: str,
     body: ScheduleReplace,
     response: Response,
-    principal: Writer,
+    access: Writer,
     db: Db,
     if_match: IfMatch = None,
 ) -> dict[str, Any]:
@@ -177,7 +177,7 @@ def replace_schedule(
     def change(conn: Connection, schedule_id: uuid.UUID, now: datetime) -> None:
         management.update_schedule(conn, schedule_id, now, **definition)
 
-    return _tagged(response, _change(db, principal, schedule, if_match, change))
+    return _tagged(response, _change(db, access, schedule, if_match, change))
 
 
 @router.patch("/{schedule}", response_model=Schedule, responses=WRITE_BODY)
@@ -185,7 +185,7 @@ def update_schedule(
     schedule: str,
     body: ScheduleFields,
     response: Response,
-    principal: Writer,
+    access: Writer,
     db: Db,
     if_match: IfMatch = None,
 ) -> dict[str, Any]:
@@ -195,7 +195,7 @@ def update_schedule(
     def change(conn: Connection, schedule_id: uuid.UUID, now: datetime) -> None:
         management.update_schedule(conn, schedule_id, now, **given)
 
-    return _tagged(response, _change(db, principal, schedule, if_match, change))
+    return _tagged(response, _change(db, access, schedule, if_match, change))
 
 
 @router.delete(
@@ -203,7 +203,7 @@ def update_schedule(
 )
 def delete_schedule(
     schedule: str,
-    principal: Writer,
+    access: Writer,
     db: Db,
     hard: Annotated[
         bool, Query(description="Delete the row and its run history for good.")
@@ -212,7 +212,7 @@ def delete_schedule(
 ) -> Response:
     """Delete: kept with its runs for the record (soft) unless ``hard``."""
 
-    with db.writing(principal) as (conn, _now):
+    with db.writing(access) as (conn, _now, _principal):
         current = management.get_schedule(conn, schedule, lock=True)
         require_match(if_match, schedule_etag(current))
         management.delete(conn, current["id"], hard=hard)
@@ -223,7 +223,7 @@ def delete_schedule(
 def pause_schedule(
     schedule: str,
     response: Response,
-    principal: Writer,
+    access: Writer,
     db: Db,
     body: PauseRequest | None = None,
     if_match: IfMatch = None,
@@ -234,43 +234,43 @@ def pause_schedule(
     def change(conn: Connection, schedule_id: uuid.UUID, now: datetime) -> None:
         management.pause(conn, schedule_id, now, request.until, request.reason)
 
-    return _tagged(response, _change(db, principal, schedule, if_match, change))
+    return _tagged(response, _change(db, access, schedule, if_match, change))
 
 
 @router.post("/{schedule}/resume", response_model=Schedule, responses=WRITE)
 def resume_schedule(
-    schedule: str, response: Response, principal: Writer, db: Db, if_match: IfMatch = None
+    schedule: str, response: Response, access: Writer, db: Db, if_match: IfMatch = None
 ) -> dict[str, Any]:
     """Resume from the next slot after now (resuming a schedule not paused changes nothing)."""
 
     def change(conn: Connection, schedule_id: uuid.UUID, now: datetime) -> None:
         management.resume(conn, schedule_id, now)
 
-    return _tagged(response, _change(db, principal, schedule, if_match, change))
+    return _tagged(response, _change(db, access, schedule, if_match, change))
 
 
 @router.post("/{schedule}/enable", response_model=Schedule, responses=WRITE)
 def enable_schedule(
-    schedule: str, response: Response, principal: Writer, db: Db, if_match: IfMatch = None
+    schedule: str, response: Response, access: Writer, db: Db, if_match: IfMatch = None
 ) -> dict[str, Any]:
     """Start scheduling from the next slot after now (past slots are not replayed)."""
 
     def change(conn: Connection, schedule_id: uuid.UUID, now: datetime) -> None:
         management.set_enabled(conn, schedule_id, now, True)
 
-    return _tagged(response, _change(db, principal, schedule, if_match, change))
+    return _tagged(response, _change(db, access, schedule, if_match, change))
 
 
 @router.post("/{schedule}/disable", response_model=Schedule, responses=WRITE)
 def disable_schedule(
-    schedule: str, response: Response, principal: Writer, db: Db, if_match: IfMatch = None
+    schedule: str, response: Response, access: Writer, db: Db, if_match: IfMatch = None
 ) -> dict[str, Any]:
     """Stop scheduling; the history stays."""
 
     def change(conn: Connection, schedule_id: uuid.UUID, now: datetime) -> None:
         management.set_enabled(conn, schedule_id, now, False)
 
-    return _tagged(response, _change(db, principal, schedule, if_match, change))
+    return _tagged(response, _change(db, access, schedule, if_match, change))
 
 
 @router.post(
@@ -282,14 +282,14 @@ def disable_schedule(
 def trigger_schedule(
     schedule: str,
     response: Response,
-    principal: Writer,
+    access: Writer,
     db: Db,
     body: TriggerRequest | None = None,
 ) -> dict[str, Any]:
     """Queue a manual run (now, or at ``at``) with optional parameter overrides; the next
     scheduled slot stays where it is. A daemon runs it."""
     request = body or TriggerRequest()
-    with db.writing(principal) as (conn, now):
+    with db.writing(access) as (conn, now, _principal):
         run_id = management.trigger(conn, schedule, now, request.at, request.parameters or {})
         run = management.show_run(conn, run_id)
     response.headers["Location"] = f"/api/v1/runs/{run_id}"
@@ -299,19 +299,19 @@ def trigger_schedule(
 @router.get("/{schedule}/runs", response_model=Page[Run], responses=READ)
 def schedule_runs(
     schedule: str,
-    _: Reader,
+    access: Reader,
     db: Db,
     filters: Annotated[RunFilters, Query()],
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """The schedule's runs, newest slot first: skipped slots too, with why they were skipped."""
-    return run_page(db, filters, limit, cursor, schedule=schedule)
+    return run_page(db, access, filters, limit, cursor, schedule=schedule)
 
 
 @router.get("/{schedule}/history", response_model=Page[HistoryEntry], responses=READ)
 def schedule_history(
-    schedule: str, _: Reader, db: Db, limit: Limit = 50, cursor: Cursor = None
+    schedule: str, access: Reader, db: Db, limit: Limit = 50, cursor: Cursor = None
 ) -> dict[str, Any]:
     """Every change to the schedule, newest first: who, what, when, before and after."""
     before = None
@@ -320,7 +320,7 @@ def schedule_history(
         if not isinstance(position, int):
             raise FieldError("cursor", cursor, f"{cursor!r} is not a cursor from 'next'")
         before = position
-    with db.reading() as conn:
+    with db.reading(access) as conn:
         entries = audit_history.history(
             conn, Kind.SCHEDULE, schedule, limit=limit + 1, before=before
         )
@@ -331,13 +331,13 @@ def schedule_history(
 @router.get("/{schedule}/preview", response_model=Preview, responses=READ)
 def preview_schedule(
     schedule: str,
-    _: Reader,
+    access: Reader,
     db: Db,
     count: Annotated[int, Query(ge=1, le=1000)] = 10,
     after: Instant | None = None,
 ) -> dict[str, Any]:
     """The schedule's next fire times, with what daylight-saving changes do to them."""
-    with db.reading() as conn:
+    with db.reading(access) as conn:
         shown = management.get_schedule(conn, schedule)
         start = after or db.now(conn)
     return preview_of(shown["spec"], shown["timezone"], start, count, shown["interval_anchor"])
