@@ -96,7 +96,7 @@ def seed(engine: Engine, amc: FakeAmcServer, now: datetime) -> list[uuid.UUID]:
                 f"{len(others)} other schedule(s) are enabled in this database "
                 f"({', '.join(map(repr, others[:3]))}{', …' if len(others) > 3 else ''}); the "
                 "demo's daemon would run them against its fake AMC: disable them, or give the "
-                "demo a data directory of its own (--data-dir)"
+                "demo a data directory of its own (scheduler-daemon --data-dir DIR demo)"
             )
         for name in SCHEDULE_NAMES:
             previous = _existing(conn, references.Kind.SCHEDULE, name)

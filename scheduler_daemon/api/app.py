@@ -11,7 +11,7 @@ import time
 import uuid
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import Engine
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -97,7 +97,9 @@ class BodyLimit:
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = problems.problem(
-            413, f"the request body is larger than {self.max_bytes} bytes, the most this takes"
+            413,
+            f"the request body is larger than {self.max_bytes} bytes, the most this takes",
+            request=Request(scope),
         )
         await response(scope, receive, send)
 

@@ -128,16 +128,29 @@ def _location(loc: Sequence[int | str]) -> str:
     return ".".join(parts) or "body"
 
 
+# Pydantic's words for a body that is not a JSON object, and what to do about it instead.
+_NOT_AN_OBJECT = {"model_attributes_type", "dict_type", "model_type"}
+
+
+def _field_problem(error: Mapping[str, Any]) -> dict[str, Any]:
+    loc = tuple(error.get("loc", ()))
+    kind = error.get("type")
+    if kind == "json_invalid":
+        context = error.get("ctx") or {}
+        reason = context.get("error", "not valid JSON")
+        return {"field": "body", "value": None, "message": f"the body is not JSON: {reason}"}
+    if loc == ("body",) and kind in _NOT_AN_OBJECT:
+        message = "the body must be a JSON object, sent with Content-Type: application/json"
+        return {"field": "body", "value": _safe(error.get("input")), "message": message}
+    message = str(error.get("msg", "invalid"))
+    if kind in {"datetime_from_date_parsing", "datetime_parsing", "datetime_type"}:
+        message += "; write an ISO 8601 time with its UTC offset, e.g. 2027-03-14T09:00:00Z"
+    return {"field": _location(loc), "value": _safe(error.get("input")), "message": message}
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = [
-        {
-            "field": _location(error.get("loc", ())),
-            "value": _safe(error.get("input")),
-            "message": str(error.get("msg", "invalid")),
-        }
-        for error in exc.errors()
-    ]
+    errors = [_field_problem(error) for error in exc.errors()]
     detail = "; ".join(f"{error['field']}: {error['message']}" for error in errors)
     return problem(422, detail or "invalid request", request=request, errors=errors)
 
@@ -177,7 +190,8 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unexpected error", path=request.url.path, exc_info=exc)
-    return problem(500, "an internal error occurred; the server's log has the details")
+    detail = "an internal error occurred; the server's log has the details"
+    return problem(500, detail, request=request)
 
 
 def install(app: FastAPI) -> None:

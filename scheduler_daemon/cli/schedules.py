@@ -156,7 +156,7 @@ def validate_command(state: CliState, /, as_json: bool) -> None:
 @json_option
 @click.pass_obj
 def show_command(state: CliState, /, schedule: str, as_json: bool) -> None:
-    """A schedule: spec, zone, policies, next 5 fire times, last runs, success rate, and
+    """A schedule: spec, zone, policies, next 10 fire times, last runs, success rate, and
     who changed it lately."""
     with transaction(state) as (conn, now):
         record = management.show_schedule(conn, schedule, now)

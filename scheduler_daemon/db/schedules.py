@@ -115,6 +115,17 @@ SOFT_DELETE = text(
     """
 )
 
+# A deleted schedule runs nothing more: its manual runs no daemon has claimed yet are
+# cancelled with it (one a daemon already claimed runs to its end).
+CANCEL_PENDING_RUNS = text(
+    """
+    UPDATE schedule_runs
+       SET status = 'cancelled', finished_at = now(),
+           error_message = 'cancelled: its schedule was deleted before a daemon claimed it'
+     WHERE schedule_id = :id AND status = 'pending'
+    """
+)
+
 DELETE_RUNS_OF_SCHEDULE = text("DELETE FROM schedule_runs WHERE schedule_id = :id")
 
 DELETE_SCHEDULE = text("DELETE FROM workflow_schedules WHERE id = :id")
@@ -268,6 +279,7 @@ def pause(conn: Connection, schedule_id: uuid.UUID, until: datetime | None, reas
 
 def soft_delete(conn: Connection, schedule_id: uuid.UUID) -> None:
     conn.execute(SOFT_DELETE, {"id": schedule_id})
+    conn.execute(CANCEL_PENDING_RUNS, {"id": schedule_id})
 
 
 def hard_delete(conn: Connection, schedule_id: uuid.UUID) -> None:

@@ -187,7 +187,7 @@ def test_show(cli: Cli, rows: Rows) -> None:
     )
     shown = cli.ok("schedules", "show", str(schedule_id))
     assert shown["spec"] == "0 9 * * *"
-    assert len(shown["next_fire_times"]) == 5
+    assert len(shown["next_fire_times"]) == 10
     assert shown["statistics"]["success_rate"] == 0.5
     assert shown["statistics"]["mean_duration_seconds"] == 30.0
     assert [r["status"] for r in shown["recent_runs"]] == ["succeeded", "failed"]

@@ -113,3 +113,22 @@ def test_the_openapi_document_and_the_docs_need_no_token(client: TestClient) -> 
         paths
     )
     assert client.get("/api/docs").status_code == 200
+
+
+def test_a_body_that_is_not_a_json_object_says_what_to_send(api: Api) -> None:
+    not_json = api.post(
+        "/preview", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert not_json.status_code == 422
+    assert not_json.json()["errors"][0]["field"] == "body"
+    assert "not JSON" in not_json.json()["detail"]
+    form = api.post(
+        "/preview",
+        content=b"expression=@daily",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert form.status_code == 422
+    assert "Content-Type: application/json" in form.json()["detail"]
+    when = api.get("/runs", params={"since": "yesterday"})
+    assert when.status_code == 422
+    assert "ISO 8601" in when.json()["detail"]

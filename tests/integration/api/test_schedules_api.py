@@ -436,3 +436,13 @@ def test_a_cursor_from_elsewhere_is_a_problem(api: Api) -> None:
         response = api.get("/schedules", params={"cursor": cursor})
         assert response.status_code == 422, cursor
         assert response.json()["errors"][0]["field"] == "cursor"
+
+
+@pytest.mark.usefixtures("sales")
+def test_deleting_a_schedule_cancels_the_runs_it_queued(api: Api) -> None:
+    create(api, enabled=True)
+    queued = api.post("/schedules/nightly/trigger").json()
+    assert api.delete("/schedules/nightly").status_code == 204
+    run = api.get(f"/runs/{queued['id']}").json()
+    assert run["status"] == "cancelled"  # no daemon claims it: the claim takes pending runs
+    assert "deleted" in run["error"]

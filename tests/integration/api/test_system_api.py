@@ -69,3 +69,20 @@ def test_stats_overview(api: Api, rows: Rows) -> None:
     assert overview["schedules"] == {"due": 1, "disabled": 1}
     assert overview["due_not_claimed"] == 1
     assert overview["live_workers"] == 0
+
+
+def test_a_schedules_preview_uses_its_own_spec_and_zone(api: Api, rows: Rows) -> None:
+    rows.schedule(
+        rows.workflow(name="sales"),
+        name="early",
+        cron_expression="30 2 * * *",
+        timezone="America/New_York",
+    )
+    response = api.get(
+        "/schedules/early/preview", params={"after": "2027-03-12T12:00:00Z", "count": 2}
+    )
+    assert response.status_code == 200, response.text
+    preview = response.json()
+    assert (preview["expression"], preview["timezone"]) == ("30 2 * * *", "America/New_York")
+    assert [fire["note"] is None for fire in preview["fires"]] == [True, False]
+    assert api.get("/schedules/nowhere/preview").status_code == 404
