@@ -492,7 +492,9 @@ def show_schedule(
         "next_fire_times": [
             {"utc": fire, "local": local_time(fire, shown["timezone"])} for fire in fires
         ],
-        "recent_runs": list_runs(conn, schedule=shown["id"], limit=10),
+        "recent_runs": [
+            run_object(run) for run in db_runs.list_runs(conn, schedule_id=row["id"], limit=10)
+        ],
     }
 
 
