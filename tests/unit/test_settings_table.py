@@ -149,7 +149,7 @@ def test_every_setting_reaches_the_daemon(
     class CapturedError(Exception):
         pass
 
-    def capture(*_: object) -> None:
+    def capture(*_: object, **__: object) -> None:
         raise CapturedError
 
     original = CliState.settings
@@ -158,9 +158,11 @@ def test_every_setting_reaches_the_daemon(
         captured.append(original(self, **options))
         return captured[-1]
 
-    monkeypatch.setattr(
-        run_module if command == "run" else serve_module, "configure_logging", capture
-    )
+    # What each command does first once its settings are built.
+    if command == "run":
+        monkeypatch.setattr(run_module, "configure_logging", capture)
+    else:
+        monkeypatch.setattr(serve_module, "open_database", capture)
     monkeypatch.setattr(CliState, "settings", settings)
     env_file = tmp_path / "scheduler-daemon.env"
     env = {"SCHEDULER_ENV_FILE": str(env_file), **CREDENTIALS}

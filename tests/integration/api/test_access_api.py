@@ -7,6 +7,7 @@ import io
 import json
 
 import pytest
+import structlog
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
@@ -60,7 +61,7 @@ def test_tokens_never_reach_the_logs(engine: Engine, client: TestClient, rows: R
         client.get("/api/v1/schedules/n", headers=headers)
         client.get("/api/v1/schedules", headers={"Authorization": "Bearer wrong-secret"})
     finally:
-        configure_logging(LogFormat.CONSOLE, "info", io.StringIO())
+        structlog.reset_defaults()
     logged = stream.getvalue().decode()
     lines = [json.loads(line) for line in logged.splitlines()]
     assert [line["status"] for line in lines if line.get("event") == "request"] == [201, 200, 401]
