@@ -111,6 +111,8 @@ class Kinds:
     user: str
     # a column the listing shows under another name (the field that sets it)
     listed_as: Mapping[str, str]
+    # hold the row until the transaction ends
+    lock: Callable[[Connection, uuid.UUID], None]
 
 
 KINDS: Mapping[Kind, Kinds] = {
@@ -124,6 +126,7 @@ KINDS: Mapping[Kind, Kinds] = {
         db_catalog.account_users,
         "instance",
         {},
+        db_catalog.lock_account,
     ),
     Kind.INSTANCE: Kinds(
         INSTANCE_FIELDS,
@@ -135,6 +138,7 @@ KINDS: Mapping[Kind, Kinds] = {
         db_catalog.instance_users,
         "workflow",
         {"account_id": "account"},
+        db_catalog.lock_instance,
     ),
     Kind.WORKFLOW: Kinds(
         WORKFLOW_FIELDS,
@@ -146,6 +150,7 @@ KINDS: Mapping[Kind, Kinds] = {
         db_catalog.workflow_users,
         "schedule",
         {"instance_id": "instance"},
+        db_catalog.lock_workflow,
     ),
 }
 
@@ -159,8 +164,15 @@ def _row(conn: Connection, kind: Kind, row_id: uuid.UUID) -> dict[str, Any]:
     return KINDS[kind].rows(conn, [row_id])[0]
 
 
-def show(conn: Connection, kind: Kind, reference: str | uuid.UUID) -> dict[str, Any]:
-    return _row(conn, kind, resolve(conn, kind, reference))
+def show(
+    conn: Connection, kind: Kind, reference: str | uuid.UUID, *, lock: bool = False
+) -> dict[str, Any]:
+    """The row; ``lock``: held until the transaction ends, so that a change decided from it
+    (a face's version check) is not raced."""
+    row_id = resolve(conn, kind, reference)
+    if lock:
+        KINDS[kind].lock(conn, row_id)
+    return _row(conn, kind, row_id)
 
 
 def create(conn: Connection, kind: Kind, given: Mapping[str, Any]) -> uuid.UUID:

@@ -49,6 +49,9 @@ UPDATE_ACCOUNT = text(
 
 DELETE_ACCOUNT = text("DELETE FROM amc_accounts WHERE id = :id")
 
+# A change decided from what a client read (the API's If-Match) holds the row until it commits.
+LOCK_ACCOUNT = text("SELECT id FROM amc_accounts WHERE id = :id FOR UPDATE")
+
 # What keeps an account: its instances.
 ACCOUNT_USERS = text("SELECT name FROM amc_instances WHERE account_id = :id ORDER BY name")
 
@@ -83,6 +86,8 @@ UPDATE_INSTANCE = text(
 )
 
 DELETE_INSTANCE = text("DELETE FROM amc_instances WHERE id = :id")
+
+LOCK_INSTANCE = text("SELECT id FROM amc_instances WHERE id = :id FOR UPDATE")
 
 # What keeps an instance: its workflows.
 INSTANCE_USERS = text("SELECT name FROM workflows WHERE instance_id = :id ORDER BY name")
@@ -120,6 +125,8 @@ UPDATE_WORKFLOW = text(
 ).bindparams(bindparam("parameters", type_=JSONB))
 
 DELETE_WORKFLOW = text("DELETE FROM workflows WHERE id = :id")
+
+LOCK_WORKFLOW = text("SELECT id FROM workflows WHERE id = :id FOR UPDATE")
 
 # What keeps a workflow: its schedules (a deleted one's too, for its run history) and the
 # runs and executions recorded against it.
@@ -175,6 +182,10 @@ def account_users(conn: Connection, account: uuid.UUID) -> list[str]:
     return _names(conn, ACCOUNT_USERS, account)
 
 
+def lock_account(conn: Connection, account: uuid.UUID) -> None:
+    conn.execute(LOCK_ACCOUNT, {"id": account})
+
+
 def delete_account(conn: Connection, account: uuid.UUID) -> None:
     conn.execute(DELETE_ACCOUNT, {"id": account})
 
@@ -201,6 +212,10 @@ def update_instance(conn: Connection, instance: uuid.UUID, values: Mapping[str, 
 def instance_users(conn: Connection, instance: uuid.UUID) -> list[str]:
     """The names of the workflows that keep the instance from being deleted."""
     return _names(conn, INSTANCE_USERS, instance)
+
+
+def lock_instance(conn: Connection, instance: uuid.UUID) -> None:
+    conn.execute(LOCK_INSTANCE, {"id": instance})
 
 
 def delete_instance(conn: Connection, instance: uuid.UUID) -> None:
@@ -230,6 +245,10 @@ def update_workflow(conn: Connection, workflow: uuid.UUID, values: Mapping[str, 
 def workflow_users(conn: Connection, workflow: uuid.UUID) -> list[str]:
     """The names of the schedules (deleted ones marked) that keep the workflow."""
     return _names(conn, WORKFLOW_USERS, workflow)
+
+
+def lock_workflow(conn: Connection, workflow: uuid.UUID) -> None:
+    conn.execute(LOCK_WORKFLOW, {"id": workflow})
 
 
 def delete_workflow(conn: Connection, workflow: uuid.UUID) -> None:

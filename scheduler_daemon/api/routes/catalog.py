@@ -69,7 +69,7 @@ def _add_routes(
         if_match: IfMatch = None,
     ) -> dict[str, Any]:
         with db.writing(access) as (conn, _now, _principal):
-            require_match(if_match, etag(catalog.show(conn, kind, reference)))
+            require_match(if_match, etag(catalog.show(conn, kind, reference, lock=True)))
             changes = body.model_dump(exclude_unset=True)
             row_id = catalog.update(conn, kind, reference, changes)
             row = catalog.show(conn, kind, row_id)
@@ -78,7 +78,7 @@ def _add_routes(
 
     def delete_row(reference: str, access: Writer, db: Db, if_match: IfMatch = None) -> Response:
         with db.writing(access) as (conn, _now, _principal):
-            require_match(if_match, etag(catalog.show(conn, kind, reference)))
+            require_match(if_match, etag(catalog.show(conn, kind, reference, lock=True)))
             catalog.delete(conn, kind, reference)
         return Response(status_code=status.HTTP_204_NO_CONTENT)
 

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
+from sqlalchemy import Engine, text
+
+from scheduler_daemon import catalog
+from scheduler_daemon.api.versions import etag
+from scheduler_daemon.references import Kind
+from tests.acceptance.daemons import wait_until
 from tests.integration.api.conftest import Api
 
 
@@ -63,3 +72,39 @@ def test_a_bad_catalog_field_is_a_problem_naming_it(api: Api) -> None:
     unknown = api.post("/instances", json={"name": "x", "instance_id": "amc1", "account": "nobody"})
     assert unknown.status_code == 422
     assert unknown.json()["errors"][0]["field"] == "account"
+
+
+def test_a_locked_read_makes_a_second_editor_wait_and_see_the_first_change(engine: Engine) -> None:
+    """What If-Match is checked against is read under the row's lock: a second editor's read
+    waits for the first editor's change to commit, then sees it (its stale tag gets 412)."""
+    with engine.begin() as conn:
+        catalog.create(conn, Kind.ACCOUNT, {"name": "acme", "account_id": "ENTITY1"})
+    seen: list[dict[str, Any]] = []
+
+    def second_editor() -> None:
+        with engine.begin() as conn:
+            seen.append(catalog.show(conn, Kind.ACCOUNT, "acme", lock=True))
+
+    with engine.begin() as first:
+        before = catalog.show(first, Kind.ACCOUNT, "acme", lock=True)
+        thread = threading.Thread(target=second_editor)
+        thread.start()
+        wait_until(lambda: waiting_for_a_lock(engine) == 1, 10, "the second editor to wait")
+        catalog.update(first, Kind.ACCOUNT, "acme", {"region": "EU"})
+    thread.join(10)
+
+    assert before["region"] is None
+    assert [row["region"] for row in seen] == ["EU"]
+    assert etag(seen[0]) != etag(before)
+
+
+def waiting_for_a_lock(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                )
+            ).scalar_one()
+        )
