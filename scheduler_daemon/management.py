@@ -436,7 +436,6 @@ def list_schedules(
     return [schedule_object(row) for row in rows]
 
 
-SCHEDULE_ORDERS = tuple(db_schedules.SCHEDULE_ORDERS)
 schedule_sort_key = db_schedules.sort_key
 
 

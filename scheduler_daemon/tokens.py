@@ -12,7 +12,6 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -28,14 +27,11 @@ PREFIX = "sdt_"
 
 @dataclass(frozen=True)
 class Token:
-    """An active token, as ``authenticate`` finds it."""
+    """An active token, as ``authenticate`` finds it: who a request comes from."""
 
     id: uuid.UUID
     name: str
     role: TokenRole
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
 
     def permits(self, needed: TokenRole) -> bool:
         """Whether this token may do what needs ``needed``: write may also read."""
@@ -81,19 +77,12 @@ def revoke_token(conn: Connection, reference: str | uuid.UUID) -> uuid.UUID:
 
 def authenticate(conn: Connection, secret: str) -> Token | None:
     """The active token whose secret this is; None for any other string. Reads only."""
-    if not isinstance(secret, str) or not secret.startswith(PREFIX):
+    if not secret.startswith(PREFIX):
         return None
     row = db_tokens.authenticate(conn, hash_secret(secret))
     if row is None:
         return None
-    return Token(
-        id=row["id"],
-        name=row["name"],
-        role=TokenRole(row["role"]),
-        created_at=row["created_at"],
-        last_used_at=row["last_used_at"],
-        revoked_at=row["revoked_at"],
-    )
+    return Token(row["id"], row["name"], TokenRole(row["role"]))
 
 
 def record_use(conn: Connection, token_id: uuid.UUID) -> None:

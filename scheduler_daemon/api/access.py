@@ -38,19 +38,6 @@ _USE_RECORDED_EVERY = 60.0
 
 
 @dataclass(frozen=True)
-class Principal:
-    """The token a request came with: its name is the actor the audit trail records."""
-
-    token_id: object
-    name: str
-    can_write: bool
-
-    @property
-    def actor(self) -> str:
-        return f"api:{self.name}"
-
-
-@dataclass(frozen=True)
 class Access:
     """A request's bearer token and whether it asks for a change: checked by ``Database``
     on the connection that then serves the request (one connection, one transaction)."""
@@ -62,7 +49,12 @@ class Access:
 class Transaction(NamedTuple):
     conn: Connection
     now: datetime
-    principal: Principal
+    token: tokens.Token
+
+
+def actor(token: tokens.Token) -> str:
+    """Who the audit trail says made a request's changes: ``api:`` and the token's name."""
+    return f"api:{token.name}"
 
 
 class Database:
@@ -71,7 +63,7 @@ class Database:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._recorded: dict[object, float] = {}
+        self._recorded: dict[uuid.UUID, float] = {}
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -85,24 +77,23 @@ class Database:
         """One transaction, committed when the block ends without an error, whose changes
         the audit trail records as the token's; "now" is the database's clock."""
         with self.engine.begin() as conn:
-            principal = self._authenticate(conn, access)
-            audit.set_actor(conn, principal.actor)
-            yield Transaction(conn, self.now(conn), principal)
+            token = self._authenticate(conn, access)
+            audit.set_actor(conn, actor(token))
+            yield Transaction(conn, self.now(conn), token)
 
     def now(self, conn: Connection) -> datetime:
         """The database's clock: the one every daemon schedules by."""
         return database_now(conn)
 
-    def _authenticate(self, conn: Connection, access: Access) -> Principal:
+    def _authenticate(self, conn: Connection, access: Access) -> tokens.Token:
         token = tokens.authenticate(conn, access.secret)
         if token is None:
             raise ApiError(401, "the bearer token is not valid (unknown or revoked)", _CHALLENGE)
-        principal = Principal(token.id, token.name, token.permits(TokenRole.WRITE))
-        if access.write and not principal.can_write:
+        if access.write and not token.permits(TokenRole.WRITE):
             raise ApiError(403, f"token {token.name!r} is a read token; this needs a write token")
         if self._use_is_due(token.id):
             self._record_use(token.id)
-        return principal
+        return token
 
     def _record_use(self, token_id: uuid.UUID) -> None:
         """When the token was last used, on a connection of its own: the request's may be
@@ -113,7 +104,7 @@ class Database:
         except DBAPIError:
             return
 
-    def _use_is_due(self, token_id: object) -> bool:
+    def _use_is_due(self, token_id: uuid.UUID) -> bool:
         now = time.monotonic()
         with self._lock:
             if now - self._recorded.get(token_id, -_USE_RECORDED_EVERY) < _USE_RECORDED_EVERY:

@@ -43,7 +43,7 @@ REVOKE_TOKEN = text(
 # A read only: authenticating a request writes nothing (record_use does, now and then).
 AUTHENTICATE = text(
     """
-    SELECT id, name, role, created_at, last_used_at, revoked_at
+    SELECT id, name, role
       FROM api_tokens
      WHERE token_hash = :token_hash AND revoked_at IS NULL
     """

@@ -53,7 +53,7 @@ def _add_routes(
         return row
 
     def create_row(body: BaseModel, response: Response, access: Writer, db: Db) -> dict[str, Any]:
-        with db.writing(access) as (conn, _now, _principal):
+        with db.writing(access) as (conn, _now, _token):
             row_id = catalog.create(conn, kind, body.model_dump(exclude_none=True))
             row = catalog.show(conn, kind, row_id)
         response.headers["Location"] = f"/api/v1/{path}/{row_id}"
@@ -68,7 +68,7 @@ def _add_routes(
         db: Db,
         if_match: IfMatch = None,
     ) -> dict[str, Any]:
-        with db.writing(access) as (conn, _now, _principal):
+        with db.writing(access) as (conn, _now, _token):
             require_match(if_match, etag(catalog.show(conn, kind, reference, lock=True)))
             changes = body.model_dump(exclude_unset=True)
             row_id = catalog.update(conn, kind, reference, changes)
@@ -77,7 +77,7 @@ def _add_routes(
         return row
 
     def delete_row(reference: str, access: Writer, db: Db, if_match: IfMatch = None) -> Response:
-        with db.writing(access) as (conn, _now, _principal):
+        with db.writing(access) as (conn, _now, _token):
             require_match(if_match, etag(catalog.show(conn, kind, reference, lock=True)))
             catalog.delete(conn, kind, reference)
         return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -78,9 +78,9 @@ def create_schedule(
     body: ScheduleCreate, response: Response, access: Writer, db: Db
 ) -> dict[str, Any]:
     """Create a schedule (disabled unless ``enabled``: it runs nothing until enabled)."""
-    with db.writing(access) as (conn, now, principal):
+    with db.writing(access) as (conn, now, token):
         schedule_id = management.create_schedule(
-            conn, now, enabled=body.enabled, user_id=principal.name, **_definition(body)
+            conn, now, enabled=body.enabled, user_id=token.name, **_definition(body)
         )
         created = management.get_schedule(conn, schedule_id)
     response.headers["Location"] = f"/api/v1/schedules/{schedule_id}"
@@ -155,7 +155,7 @@ def _change(
 ) -> dict[str, Any]:
     """Run ``change(conn, schedule_id, now)`` on the locked schedule once its version matches;
     the schedule as it then is."""
-    with db.writing(access) as (conn, now, _principal):
+    with db.writing(access) as (conn, now, _token):
         current = management.get_schedule(conn, schedule, lock=True)
         require_match(if_match, schedule_etag(current))
         change(conn, current["id"], now)
@@ -212,7 +212,7 @@ def delete_schedule(
 ) -> Response:
     """Delete: kept with its runs for the record (soft) unless ``hard``."""
 
-    with db.writing(access) as (conn, _now, _principal):
+    with db.writing(access) as (conn, _now, _token):
         current = management.get_schedule(conn, schedule, lock=True)
         require_match(if_match, schedule_etag(current))
         management.delete(conn, current["id"], hard=hard)
@@ -289,7 +289,7 @@ def trigger_schedule(
     """Queue a manual run (now, or at ``at``) with optional parameter overrides; the next
     scheduled slot stays where it is. A daemon runs it."""
     request = body or TriggerRequest()
-    with db.writing(access) as (conn, now, _principal):
+    with db.writing(access) as (conn, now, _token):
         run_id = management.trigger(conn, schedule, now, request.at, request.parameters or {})
         run = management.show_run(conn, run_id)
     response.headers["Location"] = f"/api/v1/runs/{run_id}"
