@@ -10,23 +10,40 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import orjson
 
 from scheduler_daemon.errors import FieldError
 
+Position = TypeVar("Position")
+Row = Mapping[str, Any]
+
 
 def encode(position: list[Any]) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(position)).decode().rstrip("=")
+    return base64.urlsafe_b64encode(orjson.dumps(position, default=str)).decode().rstrip("=")
 
 
-def decode(cursor: str, size: int) -> list[Any]:
-    """The position ``encode`` wrote, a list of ``size`` values; FieldError otherwise."""
+def decode(cursor: str | None, parse: Callable[[list[Any]], Position]) -> Position | None:
+    """The position a cursor holds, as ``parse`` reads the list ``encode`` wrote (None without a
+    cursor). Anything ``parse`` cannot read (TypeError, ValueError) is a FieldError naming the
+    cursor; ``parse`` may raise a FieldError of its own."""
+    if cursor is None:
+        return None
     try:
         position = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, binascii.Error, orjson.JSONDecodeError):
-        position = None
-    if not isinstance(position, list) or len(position) != size:
-        raise FieldError("cursor", cursor, f"{cursor!r} is not a cursor from this listing's 'next'")
-    return position
+        if not isinstance(position, list):
+            raise ValueError(position)
+        return parse(position)
+    except (ValueError, TypeError, binascii.Error):  # orjson.JSONDecodeError is a ValueError
+        raise FieldError(
+            "cursor", cursor, f"{cursor!r} is not a cursor from this listing's 'next'"
+        ) from None
+
+
+def page(rows: Sequence[Row], limit: int, position: Callable[[Row], list[Any]]) -> dict[str, Any]:
+    """A page of at most ``limit`` of ``rows`` (read with ``limit + 1``, so that one more row
+    says whether another page follows) and the cursor of the next, or None on the last."""
+    following = encode(position(rows[limit - 1])) if len(rows) > limit else None
+    return {"items": list(rows[:limit]), "next": following}

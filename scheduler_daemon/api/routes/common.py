@@ -15,7 +15,6 @@ from scheduler_daemon.api.access import Access, Database
 from scheduler_daemon.api.problems import MEDIA_TYPE
 from scheduler_daemon.api.schemas import Instant, Problem
 from scheduler_daemon.domain import RunStatus
-from scheduler_daemon.errors import FieldError
 
 MAX_PAGE = 500
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Items per page (≤ {MAX_PAGE}).")]
@@ -68,17 +67,11 @@ def run_page(
     schedule: str | None = None,
 ) -> dict[str, Any]:
     """A page of runs, newest slot first."""
-    after = None
-    if cursor is not None:
-        slot, created, run_id = cursors.decode(cursor, 3)
-        try:
-            after = (
-                datetime.fromisoformat(slot),
-                datetime.fromisoformat(created),
-                uuid.UUID(str(run_id)),
-            )
-        except (TypeError, ValueError):
-            raise FieldError("cursor", cursor, f"{cursor!r} is not a cursor from 'next'") from None
+
+    def after(position: list[Any]) -> tuple[datetime, datetime, uuid.UUID]:
+        slot, created, run_id = position
+        return datetime.fromisoformat(slot), datetime.fromisoformat(created), uuid.UUID(str(run_id))
+
     with db.reading(access) as conn:
         rows = management.list_runs(
             conn,
@@ -87,12 +80,9 @@ def run_page(
             trigger=filters.trigger,
             since=filters.since,
             until=filters.until,
-            after=after,
+            after=cursors.decode(cursor, after),
             limit=limit + 1,
         )
-    following = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        position = [last["scheduled_for"].isoformat(), last["created_at"].isoformat(), last["id"]]
-        following = cursors.encode([str(value) for value in position])
-    return {"items": rows[:limit], "next": following}
+    return cursors.page(
+        rows, limit, lambda last: [last["scheduled_for"], last["created_at"], last["id"]]
+    )

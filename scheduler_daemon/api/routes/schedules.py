@@ -104,13 +104,13 @@ def list_schedules(
 ) -> dict[str, Any]:
     """Schedules that match every filter given, a page at a time."""
     order = sort.removeprefix("-")
-    descending = sort.startswith("-")
-    after = None
-    if cursor is not None:
-        given_sort, key, row_id = cursors.decode(cursor, 3)
+
+    def after(position: list[Any]) -> tuple[str, uuid.UUID]:
+        given_sort, key, row_id = position
         if given_sort != sort:
             raise FieldError("cursor", cursor, f"this cursor is for sort={given_sort}, not {sort}")
-        after = (str(key), _uuid(row_id, cursor))
+        return str(key), uuid.UUID(str(row_id))
+
     with db.reading(access) as conn:
         rows = management.list_schedules(
             conn,
@@ -120,22 +120,13 @@ def list_schedules(
             failing=failing,
             name_contains=q,
             order=order,
-            descending=descending,
-            after=after,
+            descending=sort.startswith("-"),
+            after=cursors.decode(cursor, after),
             limit=limit + 1,
         )
-    following = None
-    if len(rows) > limit:
-        last = rows[limit - 1]
-        following = cursors.encode([sort, management.schedule_sort_key(last, order), last["id"]])
-    return {"items": rows[:limit], "next": following}
-
-
-def _uuid(value: object, cursor: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError:
-        raise FieldError("cursor", cursor, f"{cursor!r} is not a cursor from 'next'") from None
+    return cursors.page(
+        rows, limit, lambda last: [sort, management.schedule_sort_key(last, order), last["id"]]
+    )
 
 
 @router.get("/{schedule}", response_model=ScheduleDetail, responses=READ)
@@ -314,18 +305,18 @@ def schedule_history(
     schedule: str, access: Reader, db: Db, limit: Limit = 50, cursor: Cursor = None
 ) -> dict[str, Any]:
     """Every change to the schedule, newest first: who, what, when, before and after."""
-    before = None
-    if cursor is not None:
-        (position,) = cursors.decode(cursor, 1)
-        if not isinstance(position, int):
-            raise FieldError("cursor", cursor, f"{cursor!r} is not a cursor from 'next'")
-        before = position
+
+    def before(position: list[Any]) -> int:
+        (entry_id,) = position
+        if not isinstance(entry_id, int):
+            raise TypeError(entry_id)
+        return entry_id
+
     with db.reading(access) as conn:
         entries = audit_history.history(
-            conn, Kind.SCHEDULE, schedule, limit=limit + 1, before=before
+            conn, Kind.SCHEDULE, schedule, limit=limit + 1, before=cursors.decode(cursor, before)
         )
-    following = cursors.encode([entries[limit - 1]["id"]]) if len(entries) > limit else None
-    return {"items": entries[:limit], "next": following}
+    return cursors.page(entries, limit, lambda last: [last["id"]])
 
 
 @router.get("/{schedule}/preview", response_model=Preview, responses=READ)
