@@ -751,7 +751,9 @@ def explain(url: str, token: str, deep: str) -> None:
     print("\n--explain: the statements, as the product runs them")
     engine = make_engine(url)
     try:
-        sort, key, row_id = cursors.decode(deep, 3)
+        position = cursors.decode(deep, list)
+        assert position is not None
+        sort, key, row_id = position
         assert sort == "name"
         calls: list[tuple[str, Callable[[Connection], object]]] = [
             (
