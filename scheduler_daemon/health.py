@@ -39,6 +39,10 @@ class Thresholds:
     allow_paused: bool = False
 
 
+# Every check, in the order they run; each problem names one.
+CHECKS = ("database", "schema", "workers", "overdue", "locks", "paused", "unresolved", "failures")
+
+
 @dataclass(frozen=True)
 class Problem:
     check: str
@@ -58,6 +62,17 @@ class Report:
     @property
     def healthy(self) -> bool:
         return not self.problems
+
+    def verdicts(self) -> list[tuple[str, Severity, str]]:
+        """Every check with its verdict: (check, severity, message), "ok" where it found
+        nothing."""
+        found = {problem.check: problem for problem in self.problems}
+        return [
+            (name, found[name].severity, found[name].message)
+            if name in found
+            else (name, Severity.OK, "ok")
+            for name in CHECKS
+        ]
 
     def as_dict(self) -> dict[str, object]:
         return {

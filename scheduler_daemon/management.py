@@ -27,7 +27,16 @@ from scheduler_daemon.domain import MisfirePolicy, OverlapPolicy, RunStatus
 from scheduler_daemon.errors import ConflictError, FieldError, InputError, NotFoundError
 from scheduler_daemon.policies import spec_of
 from scheduler_daemon.references import Kind, resolve
-from scheduler_daemon.timing import IntervalSpec, ScheduleSpec, TimingError, parse_spec
+from scheduler_daemon.timing import (
+    IntervalSpec,
+    ScheduleSpec,
+    TimingError,
+    describe,
+    parse_spec,
+    preview,
+    preview_as_dict,
+    warnings,
+)
 from scheduler_daemon.timing.interval import check_anchor, format_every, is_interval_expression
 from scheduler_daemon.timing.zones import load_zone
 
@@ -90,6 +99,30 @@ def spec_columns(expression: str, timezone: str, anchor: datetime | None = None)
 def spec_text(row: Mapping[str, Any]) -> str:
     """A stored spec as an operator writes it: the cron expression, or '@every 15m'."""
     return row["cron_expression"] or format_every(row["interval_seconds"])
+
+
+def preview_spec(
+    expression: str, timezone: str, after: datetime, count: int, anchor: datetime | None = None
+) -> dict[str, Any]:
+    """A spec's next ``count`` fire times after ``after``, each with what a daylight-saving
+    change does to it, the spec in words and warnings (for forms: nothing is saved). A spec
+    that is not valid raises FieldError as ``spec_columns`` does."""
+    spec_columns(expression, timezone, anchor)
+    try:
+        entries = preview(expression, timezone, after, count, anchor=anchor)
+    except TimingError as exc:
+        raise FieldError("cron", expression, str(exc)) from None
+    advice = warnings(expression, timezone, after=after)
+    shown = preview_as_dict(entries, expression, timezone, advice)
+    return shown | {"description": describe(expression, timezone)}
+
+
+def describe_spec(expression: str, timezone: str) -> str:
+    """The spec in words; for a stored spec that cannot be scheduled, why not."""
+    try:
+        return describe(expression, timezone, min_interval_seconds=1)
+    except TimingError as exc:
+        return f"cannot be scheduled: {exc}"
 
 
 def check_name(name: str) -> str:
@@ -480,9 +513,7 @@ def show_schedule(
             "last_7_days": stats["last_7_days"],
             "last_30_days": recent,
             "success_rate_30_days": (
-                round(recent.get("succeeded", 0) / recent_finished, 4)
-                if recent_finished
-                else None
+                round(recent.get("succeeded", 0) / recent_finished, 4) if recent_finished else None
             ),
             "lateness_seconds": _percentiles(stats["lateness"]),
             "duration_seconds": _percentiles(stats["duration"]),
@@ -527,6 +558,12 @@ def list_runs(
         limit=limit,
     )
     return [run_object(row) for row in rows]
+
+
+def last_runs(conn: Connection, schedule_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """The run of each schedule's newest slot (status, slot, start, end, why skipped, error),
+    by schedule id; a schedule that never ran has none."""
+    return db_runs.last_runs(conn, schedule_ids)
 
 
 def show_run(conn: Connection, run: Reference) -> dict[str, Any]:

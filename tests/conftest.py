@@ -21,7 +21,6 @@ from scheduler_daemon.db.engine import make_engine
 from tests.acceptance.daemons import count, wait_until
 from tests.helpers import Rows
 from tests.postgres import (
-    TEST_URL_VARIABLE,
     clone_database,
     create_database,
     create_template,
@@ -32,9 +31,10 @@ from tests.postgres import (
 
 @pytest.fixture(autouse=True)
 def _no_scheduler_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A developer's own SCHEDULER_* variables must not leak into the tests."""
+    """A developer's own SCHEDULER_* variables must not leak into the tests (the harness's
+    own, SCHEDULER_TEST_*, stay)."""
     for name in list(os.environ):
-        if name.startswith("SCHEDULER_") and name != TEST_URL_VARIABLE:
+        if name.startswith("SCHEDULER_") and not name.startswith("SCHEDULER_TEST_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("SCHEDULER_ENV_FILE", os.devnull)
 

@@ -22,6 +22,7 @@ from scheduler_daemon.api.access import Database
 from scheduler_daemon.api.routes import catalog, runs, schedules, system
 from scheduler_daemon.config import DEFAULT_MAX_REQUEST_BYTES
 from scheduler_daemon.health import Thresholds
+from scheduler_daemon.web import app as web
 
 PREFIX = "/api/v1"
 log = structlog.get_logger("scheduler_daemon.api")
@@ -33,7 +34,9 @@ def create_app(
     cors_origins: tuple[str, ...] = (),
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
     thresholds: Thresholds | None = None,
+    console: bool = True,
 ) -> FastAPI:
+    """The API under /api/v1 and, with ``console``, the web console at /."""
     app = FastAPI(
         title="scheduler-daemon",
         version=__version__,
@@ -47,6 +50,8 @@ def create_app(
     problems.install(app)
     for router in (schedules.router, runs.router, catalog.router, system.router):
         app.include_router(router, prefix=PREFIX)
+    if console:
+        web.install(app, engine)
     if cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -47,3 +49,40 @@ def page(rows: Sequence[Row], limit: int, position: Callable[[Row], list[Any]]) 
     says whether another page follows) and the cursor of the next, or None on the last."""
     following = encode(position(rows[limit - 1])) if len(rows) > limit else None
     return {"items": list(rows[:limit]), "next": following}
+
+
+# The listings' positions, for every face that pages through them (the API, the console).
+
+
+def schedules_after(cursor: str | None, sort: str) -> tuple[str, uuid.UUID] | None:
+    """Where a page of schedules listed by ``sort`` ('name', '-next_run_at', …) starts."""
+
+    def after(position: list[Any]) -> tuple[str, uuid.UUID]:
+        given_sort, key, row_id = position
+        if given_sort != sort:
+            raise FieldError("cursor", cursor, f"this cursor is for sort={given_sort}, not {sort}")
+        return str(key), uuid.UUID(str(row_id))
+
+    return decode(cursor, after)
+
+
+def schedules_page(
+    rows: Sequence[Row], limit: int, sort: str, key: Callable[[Row, str], str]
+) -> dict[str, Any]:
+    """A page of schedules listed by ``sort``; ``key`` is the listing's sort key of a row."""
+    order = sort.removeprefix("-")
+    return page(rows, limit, lambda last: [sort, key(last, order), last["id"]])
+
+
+def runs_after(cursor: str | None) -> tuple[datetime, datetime, uuid.UUID] | None:
+    """Where a page of runs (newest slot first) starts."""
+
+    def after(position: list[Any]) -> tuple[datetime, datetime, uuid.UUID]:
+        slot, created, run_id = position
+        return datetime.fromisoformat(slot), datetime.fromisoformat(created), uuid.UUID(str(run_id))
+
+    return decode(cursor, after)
+
+
+def runs_page(rows: Sequence[Row], limit: int) -> dict[str, Any]:
+    return page(rows, limit, lambda last: [last["scheduled_for"], last["created_at"], last["id"]])

@@ -108,6 +108,28 @@ RUN_FEED = text(
 )
 
 
+# The newest slot's run of each schedule in :ids, one index probe each (a listing's page).
+SELECT_LAST_RUNS = text(
+    """
+    SELECT r.schedule_id, r.status, r.scheduled_for, r.started_at, r.finished_at,
+           r.skip_reason, r.missed_slots, r.error_message AS error
+      FROM unnest(CAST(:ids AS uuid[])) AS listed(id)
+     CROSS JOIN LATERAL (
+           SELECT *
+             FROM schedule_runs
+            WHERE schedule_id = listed.id
+            ORDER BY scheduled_for DESC
+            LIMIT 1
+     ) r
+    """
+)
+
+
+def last_runs(conn: Connection, schedule_ids: list[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    rows = conn.execute(SELECT_LAST_RUNS, {"ids": schedule_ids}).mappings()
+    return {row["schedule_id"]: dict(row) for row in rows}
+
+
 def list_runs(
     conn: Connection,
     *,

@@ -441,6 +441,30 @@ api_tokens = Table(
     CheckConstraint(_in("role", TOKEN_ROLES), name="role_allowed"),
 )
 
+# The web console's sessions (migration 0012): the cookie holds a secret, this its hash.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    _uuid_pk(),
+    Column(
+        "secret_hash",
+        Text,
+        nullable=False,
+        unique=True,
+        comment="SHA-256 of the session cookie's secret, hex; the secret is never stored",
+    ),
+    Column(
+        "token_id",
+        UUID(as_uuid=True),
+        ForeignKey("api_tokens.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("csrf_token", Text, nullable=False),
+    _created_at(),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_console_sessions_expires_at", "expires_at"),
+)
+
 # Written by triggers (migration 0010), one row per change of an audited row: only the
 # columns that changed, before and after.
 audit_log = Table(

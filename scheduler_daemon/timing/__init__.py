@@ -5,7 +5,7 @@ Nothing here reads a clock, touches the database or does I/O; every instant is p
 
 from __future__ import annotations
 
-from scheduler_daemon.timing.advice import warnings
+from scheduler_daemon.timing.advice import clock_changes, dst_warnings, warnings
 from scheduler_daemon.timing.cron_spec import CronSpec
 from scheduler_daemon.timing.describe import describe
 from scheduler_daemon.timing.errors import TimingError
@@ -41,7 +41,9 @@ __all__ = [
     "PreviewEntry",
     "ScheduleSpec",
     "TimingError",
+    "clock_changes",
     "describe",
+    "dst_warnings",
     "fixed_offset_warning",
     "format_every",
     "interval_spec",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from scheduler_daemon.timing.cron_calendar import (
     MEAN_YEAR_SECONDS,
@@ -24,9 +24,11 @@ from scheduler_daemon.timing.cron_fields import (
     CronFields,
 )
 from scheduler_daemon.timing.cron_spec import CronSpec
+from scheduler_daemon.timing.errors import TimingError
 from scheduler_daemon.timing.interval import UNIT_SECONDS, IntervalSpec, format_duration
 from scheduler_daemon.timing.limits import DEFAULT_MIN_INTERVAL_SECONDS, MAX_INTERVAL_SECONDS
 from scheduler_daemon.timing.schedules import parse_spec
+from scheduler_daemon.timing.spec import ScheduleSpec
 from scheduler_daemon.timing.zones import ZoneTable, fixed_offset_warning
 
 _DST_WINDOW_SECONDS = 5 * MEAN_YEAR_SECONDS
@@ -63,6 +65,84 @@ def warnings(
     if not spec.wildcard:
         advice.extend(_dst_advice(spec, _transitions(spec.zone, after)))
     return advice
+
+
+def dst_warnings(expression: str, timezone: str, start: datetime, days: int) -> list[str]:
+    """What the daylight-saving changes of the ``days`` after ``start`` do to a valid
+    schedule: a slot in an hour the clocks skip or repeat, or an interval whose local time of
+    day shifts. Nothing for a spec that cannot be parsed (the caller reports that)."""
+    try:
+        spec = parse_spec(expression, timezone, None, min_interval_seconds=1)
+    except TimingError:
+        return []
+    begin = int(start.timestamp())
+    transitions = list(spec.zone.transitions_between(begin, begin + days * 86_400))
+    if not transitions:
+        return []
+    if isinstance(spec, IntervalSpec):
+        return _interval_advice(spec, transitions)
+    assert isinstance(spec, CronSpec)
+    return [] if spec.wildcard else _dst_advice(spec, transitions)
+
+
+def clock_changes(
+    expression: str,
+    timezone: str,
+    after: datetime,
+    *,
+    days: int = 366,
+    limit: int = 2,
+    anchor: datetime | None = None,
+) -> list[dict[str, str]]:
+    """The zone's next clock changes in the ``days`` after ``after`` (at most ``limit``), and
+    what each does to the schedule: ``{date, change, effect, first_local, first_utc}``, the
+    last two being its first slot from the change on. For a form, before the change is due.
+    Raises TimingError for a spec that is not valid."""
+    spec = parse_spec(expression, timezone, anchor, min_interval_seconds=1)
+    zone = spec.zone
+    begin = int(after.timestamp())
+    changes: list[dict[str, str]] = []
+    for index in zone.transitions_between(begin, begin + days * 86_400):
+        old, new = zone.offsets[index - 1], zone.offsets[index]
+        if old == new:
+            continue
+        at = datetime.fromtimestamp(zone.starts[index], UTC)
+        first = zone.localize_datetime(spec.next_after(at - timedelta(seconds=1)))
+        names = (
+            zone.localize_datetime(at - timedelta(seconds=1)).tzname(),
+            zone.localize_datetime(at).tzname(),
+        )
+        shift = format_duration(abs(new - old)).replace("h", " hour").replace("m", " minutes")
+        forward = new > old
+        changes.append(
+            {
+                "date": zone.localize_datetime(at).strftime("%Y-%m-%d"),
+                "change": f"clocks go {'forward' if forward else 'back'} {shift} "
+                f"({names[0]} → {names[1]})",
+                "effect": _change_effect(spec, index, shift, forward),
+                "first_local": first.isoformat(),
+                "first_utc": first.astimezone(UTC).isoformat(),
+            }
+        )
+        if len(changes) == limit:
+            break
+    return changes
+
+
+def _change_effect(spec: ScheduleSpec, index: int, shift: str, forward: bool) -> str:
+    if isinstance(spec, IntervalSpec):
+        return (
+            f"'@every' counts elapsed time: its slots keep their UTC times and move {shift} "
+            f"{'later' if forward else 'earlier'} on the local clock"
+        )
+    assert isinstance(spec, CronSpec)
+    if spec.wildcard:
+        return "it runs on as before, every slot once"
+    effect = (
+        f"slots keep their local times, so they run {shift} "
+        f"{'earlier' if forward else 'later'} in UTC"
+    )
+    return "; ".join([effect, *_dst_advice(spec, [index])])
 
 
 def _weekday_words(weekdays: int) -> str:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Query
@@ -67,11 +65,6 @@ def run_page(
     schedule: str | None = None,
 ) -> dict[str, Any]:
     """A page of runs, newest slot first."""
-
-    def after(position: list[Any]) -> tuple[datetime, datetime, uuid.UUID]:
-        slot, created, run_id = position
-        return datetime.fromisoformat(slot), datetime.fromisoformat(created), uuid.UUID(str(run_id))
-
     with db.reading(access) as conn:
         rows = management.list_runs(
             conn,
@@ -80,9 +73,7 @@ def run_page(
             trigger=filters.trigger,
             since=filters.since,
             until=filters.until,
-            after=cursors.decode(cursor, after),
+            after=cursors.runs_after(cursor),
             limit=limit + 1,
         )
-    return cursors.page(
-        rows, limit, lambda last: [last["scheduled_for"], last["created_at"], last["id"]]
-    )
+    return cursors.runs_page(rows, limit)

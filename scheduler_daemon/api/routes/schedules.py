@@ -36,9 +36,7 @@ from scheduler_daemon.api.schemas import (
     TriggerRequest,
 )
 from scheduler_daemon.api.versions import require_match, schedule_etag
-from scheduler_daemon.errors import FieldError
 from scheduler_daemon.references import Kind
-from scheduler_daemon.timing import TimingError, describe, preview, preview_as_dict, warnings
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -103,14 +101,6 @@ def list_schedules(
     cursor: Cursor = None,
 ) -> dict[str, Any]:
     """Schedules that match every filter given, a page at a time."""
-    order = sort.removeprefix("-")
-
-    def after(position: list[Any]) -> tuple[str, uuid.UUID]:
-        given_sort, key, row_id = position
-        if given_sort != sort:
-            raise FieldError("cursor", cursor, f"this cursor is for sort={given_sort}, not {sort}")
-        return str(key), uuid.UUID(str(row_id))
-
     with db.reading(access) as conn:
         rows = management.list_schedules(
             conn,
@@ -119,14 +109,12 @@ def list_schedules(
             paused=paused,
             failing=failing,
             name_contains=q,
-            order=order,
+            order=sort.removeprefix("-"),
             descending=sort.startswith("-"),
-            after=cursors.decode(cursor, after),
+            after=cursors.schedules_after(cursor, sort),
             limit=limit + 1,
         )
-    return cursors.page(
-        rows, limit, lambda last: [sort, management.schedule_sort_key(last, order), last["id"]]
-    )
+    return cursors.schedules_page(rows, limit, sort, management.schedule_sort_key)
 
 
 @router.get("/{schedule}", response_model=ScheduleDetail, responses=READ)
@@ -331,16 +319,6 @@ def preview_schedule(
     with db.reading(access) as conn:
         shown = management.get_schedule(conn, schedule)
         start = after or db.now(conn)
-    return preview_of(shown["spec"], shown["timezone"], start, count, shown["interval_anchor"])
-
-
-def preview_of(
-    expression: str, timezone: str, after: datetime, count: int, anchor: datetime | None
-) -> dict[str, Any]:
-    try:
-        entries = preview(expression, timezone, after, count, anchor=anchor)
-    except TimingError as exc:
-        raise FieldError("expression", expression, str(exc)) from None
-    advice = warnings(expression, timezone, after=after)
-    shown = preview_as_dict(entries, expression, timezone, advice)
-    return shown | {"description": describe(expression, timezone)}
+    return management.preview_spec(
+        shown["spec"], shown["timezone"], start, count, shown["interval_anchor"]
+    )

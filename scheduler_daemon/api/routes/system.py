@@ -11,7 +11,6 @@ from fastapi.responses import JSONResponse
 from scheduler_daemon import management
 from scheduler_daemon.api.access import Db, Reader
 from scheduler_daemon.api.routes.common import problem_responses
-from scheduler_daemon.api.routes.schedules import preview_of
 from scheduler_daemon.api.schemas import Health, Overview, Page, Preview, PreviewRequest, Worker
 from scheduler_daemon.errors import FieldError
 from scheduler_daemon.health import check
@@ -23,14 +22,15 @@ router = APIRouter(tags=["system"])
 def preview(body: PreviewRequest, access: Reader, db: Db) -> dict[str, Any]:
     """The next fire times of a spec before it is saved: each with what daylight-saving
     changes do to it, the spec in words, and warnings (for forms)."""
+    with db.reading(access) as conn:
+        after = body.after or db.now(conn)
     try:
-        management.spec_columns(body.expression, body.timezone, body.anchor)
+        return management.preview_spec(
+            body.expression, body.timezone, after, body.count, body.anchor
+        )
     except FieldError as exc:
         field = "expression" if exc.field == "cron" else exc.field
         raise FieldError(field, exc.value, exc.message) from None
-    with db.reading(access) as conn:
-        after = body.after or db.now(conn)
-    return preview_of(body.expression, body.timezone, after, body.count, body.anchor)
 
 
 @router.get("/workers", response_model=Page[Worker], responses=problem_responses(401))

@@ -1,0 +1,1 @@
+"""The web console: server-rendered pages over the same verbs as the CLI and the API."""

@@ -1,0 +1,102 @@
+"""Logging in and out, and the daemons and health page."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Form, Request, Response
+from fastapi.responses import RedirectResponse
+from starlette.concurrency import run_in_threadpool
+
+from scheduler_daemon import management, sessions
+from scheduler_daemon.health import check
+from scheduler_daemon.web.pages.schedules import console
+from scheduler_daemon.web.rendering import SECURITY_HEADERS, PageRoute, render
+from scheduler_daemon.web.session import COOKIE, CSRF_FIELD, NotLoggedInError
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+
+def _safe_next(target: str | None) -> str:
+    """Where to go after logging in: a path of this site only, never another site."""
+    if not target:
+        return "/"
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return "/"
+    return target
+
+
+@router.get("/login")
+def login_page(request: Request, next: str | None = None) -> Response:
+    return render(request, "login.html", None, next=_safe_next(next), error=None)
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    token: Annotated[str, Form()] = "",
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    def open_session() -> tuple[str, sessions.Session] | None:
+        with console(request).engine.begin() as conn:
+            return sessions.open_session(conn, token)
+
+    opened = await run_in_threadpool(open_session) if token.strip() else None
+    if opened is None:
+        message = (
+            "That token is not valid (unknown or revoked)."
+            if token.strip()
+            else "Paste a token from 'scheduler-daemon tokens create'."
+        )
+        return render(request, "login.html", None, status=401, next=_safe_next(next), error=message)
+    secret, _session = opened
+    response = RedirectResponse(_safe_next(next), status_code=303, headers=SECURITY_HEADERS)
+    response.set_cookie(
+        COOKIE,
+        secret,
+        max_age=sessions.SESSION_SECONDS,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    form = await request.form()
+    secret = request.cookies.get(COOKIE)
+
+    def close() -> None:
+        csrf_token = form.get(CSRF_FIELD)
+        with console(request).writing(
+            request, csrf_token if isinstance(csrf_token, str) else None, change=False
+        ) as page:
+            if secret:
+                sessions.close_session(page.conn, secret)
+
+    with contextlib.suppress(NotLoggedInError):  # logged out already: the cookie goes anyway
+        await run_in_threadpool(close)
+    response = RedirectResponse("/login", status_code=303, headers=SECURITY_HEADERS)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/daemons")
+def daemons_page(request: Request) -> Response:
+    with console(request).reading(request) as page:
+        workers = management.list_workers(page.conn)
+        overview = management.overview(page.conn)
+    report = check(console(request).engine, request.app.state.thresholds)
+    return render(
+        request,
+        "daemons.html",
+        page,
+        workers=workers,
+        overview=overview,
+        report=report,
+    )
