@@ -30,6 +30,8 @@ from scheduler_daemon.errors import (
     SchemaAheadError,
     SchemaOutOfDateError,
 )
+from scheduler_daemon.timing import TimingError
+from scheduler_daemon.timing.zones import load_zone
 from scheduler_daemon.web.session import (
     CSRF_FIELD,
     CSRF_HEADER,
@@ -77,6 +79,17 @@ def local(moment: datetime | str | None, abbreviation: str | None = None) -> str
     return f"{text} {abbreviation or ''}".strip()
 
 
+def in_zone(moment: datetime | None, timezone: str) -> str:
+    """2027-03-15 09:00 EDT: an instant as the clocks of ``timezone`` show it."""
+    if moment is None:
+        return "—"
+    try:
+        shown = load_zone(timezone).localize_datetime(moment)
+    except TimingError:
+        return utc(moment)
+    return local(shown, shown.tzname())
+
+
 def seconds(value: float | timedelta | None) -> str:
     """0.4 s, 12 s, 3 min 5 s, 2 h 10 min"""
     if value is None:
@@ -99,7 +112,9 @@ def percent(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f} %".replace(".0 %", " %")
 
 
-templates.env.filters.update(utc=utc, local=local, seconds=seconds, percent=percent)
+templates.env.filters.update(
+    utc=utc, local=local, in_zone=in_zone, seconds=seconds, percent=percent
+)
 templates.env.globals.update(CSRF_FIELD=CSRF_FIELD, CSRF_HEADER=CSRF_HEADER)
 
 
