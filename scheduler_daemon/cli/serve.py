@@ -1,4 +1,4 @@
-"""``scheduler-daemon serve``: the REST API (and, later, the web console) on uvicorn."""
+"""``scheduler-daemon serve``: the web console and the REST API on uvicorn."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ POOL_SIZE = 10
 @setting_options("serve")
 @click.pass_obj
 def serve_command(state: CliState, /, **options: str | None) -> None:
-    """Serve the REST API under /api/v1 (interactive docs at /api/docs).
+    """Serve the web console at / and the REST API under /api/v1 (docs at /api/docs).
 
-    Requests need a bearer token ('tokens create'). The API never runs a schedule: run
-    daemons ('run') beside it. SIGTERM or Ctrl-C stops it gracefully.
+    Both need a token ('tokens create'): the console logs in with one. It never runs a
+    schedule: run daemons ('run') beside it. SIGTERM or Ctrl-C stops it gracefully.
     """
     settings = state.settings(**options)
     # Every listing planned for its filters: see db.engine._plan_each_time.
@@ -42,9 +42,10 @@ def serve_command(state: CliState, /, **options: str | None) -> None:
             app, log_config=None, access_log=False, server_header=False, lifespan="off"
         )
         shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
+        base = f"http://{shown_host}:{settings.port}"
         click.echo(
-            f"scheduler-daemon API on http://{shown_host}:{settings.port}{PREFIX} "
-            f"(docs: http://{shown_host}:{settings.port}/api/docs)",
+            f"scheduler-daemon console on {base}/, API on {base}{PREFIX} "
+            f"(docs: {base}/api/docs)",
             err=True,
         )
         # uvicorn stops gracefully on SIGTERM or Ctrl-C, then raises the signal again for the
