@@ -21,6 +21,9 @@ uvicorn worker on 127.0.0.1, logging a JSON line per request as it does in produ
                 filtered one (?enabled=true&sort=next_run_at), a deep page (the 'next' cursor
                 after walking half the table 500 rows at a time), get-one (GET
                 /schedules/{name}, random names), a schedule's runs, /runs and /stats.
+(console)       (a) for the web console's pages, logged in as a browser is: the schedules
+                list whole and as the partial htmx fetches while someone types, filtered,
+                searched, a schedule's page, the form's preview and the daemons page.
 (b) throughput  a separate load-generating process (this script with --load-generator:
                 httpx, one client and connection per thread, --clients threads) sends the read
                 MIX for --duration seconds after a 3 s warm-up: requests/s by completion time,
@@ -29,7 +32,8 @@ uvicorn worker on 127.0.0.1, logging a JSON line per request as it does in produ
                 server's ceiling were a core its own (1000 / its CPU ms per request), and the
                 connections the server's pool opened per request.
 
-Targets: list page p99 <= 50 ms; >= 500 read requests/s from one worker on a 2-core machine.
+Targets: list page p99 <= 50 ms (the API's and the console's); >= 500 read requests/s from
+one worker on a 2-core machine.
 Nothing asserts on timing: each figure is printed beside its target with PASS or MISS, with
 the machine's core count and its other load.
 
@@ -101,7 +105,7 @@ LIST_P99_MS = 50.0
 READS_PER_SECOND = 500.0
 TOKEN_VARIABLE = "BENCH_API_TOKEN"  # noqa: S105 (the name of the variable that carries it)
 API = "/api/v1"
-BANNER = "scheduler-daemon API on "  # what ``serve`` prints (not a log line) as it starts
+BANNER = "scheduler-daemon console on "  # what ``serve`` prints (not a log line) as it starts
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -127,6 +131,17 @@ MIX: tuple[tuple[str, int], ...] = (
     ("runs", 20),
     ("stats", 2),
 )
+# The console's pages (HTML, a browser's session): the schedules list as people use it, a
+# schedule's page, the form's live preview and the daemons page.
+CONSOLE_PATHS: dict[str, str] = {
+    "console list": "/",
+    "console list filtered": "/?state=enabled&sort=next_run_at",
+    "console search": "/?q=bench%20{n}",
+    "console list partial": "/?q=bench",
+    "console schedule page": "/schedules/bench%20{m}",
+    "console preview": "/preview?spec=0+9+*+*+1-5&timezone=America/New_York",
+    "console daemons": "/daemons",
+}
 # (a) takes at least this many samples of a kind, then stops at --requests or after
 # LATENCY_BUDGET seconds, so that a slow kind does not stretch the run.
 MIN_SAMPLES = 20
@@ -375,23 +390,29 @@ def walk_to_deep_page(client: httpx.Client, schedules: int, problems: list[str])
 
 
 def bench_latency(
-    report: Report, client: httpx.Client, schedules: int, requests: int, deep: str
+    report: Report,
+    client: httpx.Client,
+    schedules: int,
+    requests: int,
+    deep: str,
+    *,
+    section: str = "latency",
+    paths: dict[str, str] = PATHS,
 ) -> None:
-    section = "latency"
     print(
-        f"\n(a) latency: up to {requests} sequential requests of each kind (at least "
+        f"\n({section}): up to {requests} sequential requests of each kind (at least "
         f"{MIN_SAMPLES}, else at most {LATENCY_BUDGET:.0f} s), one keep-alive connection"
     )
     rng = random.Random(1)
     problems: list[str] = []
-    for kind, template in PATHS.items():
+    for kind, template in paths.items():
         for _ in range(3):  # warm: the connection, Python's caches
             timed(client, fill(template, rng, schedules, deep), problems)
         samples: list[float] = []
         until = time.monotonic() + LATENCY_BUDGET
         while len(samples) < requests and (len(samples) < MIN_SAMPLES or time.monotonic() < until):
             samples.append(timed(client, fill(template, rng, schedules, deep), problems)[0])
-        is_list = kind.startswith("list")
+        is_list = "list" in kind
         report.figure(
             section, f"{kind}: p50 of {len(samples)}", percentile(samples, 0.5), " ms", digits=1
         )
@@ -406,6 +427,34 @@ def bench_latency(
         )
     for problem in problems:
         report.problem(section, problem)
+
+
+def bench_pages(report: Report, base_url: str, token: str, schedules: int, requests: int) -> str:
+    """(a) and (console); the deep page's cursor, for (b)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=60) as client:
+        problems: list[str] = []
+        deep = walk_to_deep_page(client, schedules, problems)
+        for problem in problems:
+            report.problem("setup", problem)
+        bench_latency(report, client, schedules, requests, deep)
+    bench_console(report, base_url, token, schedules, requests)
+    return deep
+
+
+def bench_console(report: Report, base_url: str, token: str, schedules: int, requests: int) -> None:
+    """(a) again for the console's pages, as a logged-in browser asks them: the list's
+    partial (what htmx fetches as someone types in the search box) and whole pages."""
+    with httpx.Client(base_url=base_url, timeout=60) as browser:
+        logged_in = browser.post("/login", data={"token": token})
+        if logged_in.status_code != 303:
+            raise RuntimeError(f"the console's login answered {logged_in.status_code}")
+        partial = {k: v for k, v in CONSOLE_PATHS.items() if k.endswith("partial")}
+        browser.headers.update({"HX-Request": "true", "HX-Target": "listing"})
+        bench_latency(report, browser, schedules, requests, "", section="console", paths=partial)
+        del browser.headers["HX-Request"], browser.headers["HX-Target"]
+        pages = {k: v for k, v in CONSOLE_PATHS.items() if k not in partial}
+        bench_latency(report, browser, schedules, requests, "", section="console", paths=pages)
 
 
 # --- (b) throughput --------------------------------------------------------------------------
@@ -902,13 +951,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             try:
                 server.wait_ready(token)
                 print(f"  scheduler-daemon serve (pid {server.process.pid}) on {server.base_url}")
-                headers = {"Authorization": f"Bearer {token}"}
-                with httpx.Client(base_url=server.base_url, headers=headers, timeout=60) as client:
-                    problems: list[str] = []
-                    deep = walk_to_deep_page(client, args.schedules, problems)
-                    for problem in problems:
-                        report.problem("setup", problem)
-                    bench_latency(report, client, args.schedules, args.requests, deep)
+                deep = bench_pages(report, server.base_url, token, args.schedules, args.requests)
                 bench_throughput(
                     report,
                     target,

@@ -160,6 +160,11 @@ def list_rows(conn: Connection, kind: Kind) -> list[dict[str, Any]]:
     return KINDS[kind].rows(conn, None)
 
 
+def workflow_choices(conn: Connection) -> list[dict[str, Any]]:
+    """Every workflow's id, name and instance's name, by name: what a form offers."""
+    return db_catalog.workflow_choices(conn)
+
+
 def _row(conn: Connection, kind: Kind, row_id: uuid.UUID) -> dict[str, Any]:
     return KINDS[kind].rows(conn, [row_id])[0]
 

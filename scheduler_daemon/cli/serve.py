@@ -44,8 +44,7 @@ def serve_command(state: CliState, /, **options: str | None) -> None:
         shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
         base = f"http://{shown_host}:{settings.port}"
         click.echo(
-            f"scheduler-daemon console on {base}/, API on {base}{PREFIX} "
-            f"(docs: {base}/api/docs)",
+            f"scheduler-daemon console on {base}/, API on {base}{PREFIX} (docs: {base}/api/docs)",
             err=True,
         )
         # uvicorn stops gracefully on SIGTERM or Ctrl-C, then raises the signal again for the

@@ -6,6 +6,9 @@ mid-call loses its session and so its slot: the gate can only err toward fewer c
 
 It is the only cap (``AmcSettings.max_in_flight``): the AMC client has none of its own, so a
 call waits here, before it takes a pooled HTTP connection, and nowhere else.
+
+A slot whose session ended during the call (the database restarted, the connection was cut)
+was freed with it: its release does not fail the call, whose answer is still to be recorded.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ import time
 import zlib
 from collections.abc import Iterator
 
+import structlog
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from scheduler_daemon.amc.errors import InstanceBusyError
 
@@ -24,6 +29,8 @@ __all__ = ["InstanceBusyError", "InstanceGate"]
 
 TRY_SLOT = text("SELECT pg_try_advisory_lock(:namespace, :slot)")
 RELEASE_SLOT = text("SELECT pg_advisory_unlock(:namespace, :slot)")
+
+log = structlog.get_logger("scheduler_daemon.gate")
 
 
 def _namespace(instance_id: str) -> int:
@@ -47,7 +54,7 @@ class InstanceGate:
             try:
                 yield
             finally:
-                conn.execute(RELEASE_SLOT, {"namespace": namespace, "slot": slot})
+                _release(conn, namespace, slot, instance_id)
 
     def _acquire(self, conn: Connection, namespace: int) -> int:
         deadline = time.monotonic() + self._wait
@@ -60,3 +67,13 @@ class InstanceGate:
             if time.monotonic() >= deadline:
                 raise InstanceBusyError(f"all {self._slots} slots stayed busy for {self._wait:g}s")
             time.sleep(0.02 + random.random() * 0.03)  # noqa: S311 - jitter, not a secret
+
+
+def _release(conn: Connection, namespace: int, slot: int, instance_id: str) -> None:
+    try:
+        conn.execute(RELEASE_SLOT, {"namespace": namespace, "slot": slot})
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+        # The session is gone, and the server released its advisory locks as it ended.
+        log.info("amc.gate_session_lost", instance_id=instance_id, slot=slot)

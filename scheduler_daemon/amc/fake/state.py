@@ -74,11 +74,13 @@ class FakeWorkflow:
 @dataclass(frozen=True)
 class Script:
     """How executions of a workflow end: ``final_status`` (SUCCEEDED, FAILED, REJECTED or any
-    string, to test unknown statuses) with ``reason``; or ``stuck_in`` PENDING/RUNNING."""
+    string, to test unknown statuses) with ``reason``; or ``stuck_in`` PENDING/RUNNING.
+    ``running_seconds`` replaces the server's setting for them (executions that run long)."""
 
     final_status: str = "SUCCEEDED"
     reason: str | None = None
     stuck_in: str | None = None
+    running_seconds: float | None = None
 
 
 @dataclass
@@ -391,18 +393,24 @@ class FakeAmcState:
         with self.lock:
             now = self.clock.now()
             floor = datetime.min.replace(tzinfo=UTC)
+            # One pass over every execution ever made; the loop then reads only those still
+            # moving (a soak makes thousands, and every request advances them).
+            moving = [e for e in self.executions.values() if e.status in ("PENDING", "RUNNING")]
             while True:
-                running = [e for e in self.executions.values() if e.status == "RUNNING"]
+                running = [e for e in moving if e.status == "RUNNING"]
                 finishing = [e for e in running if e.finish_at is not None and e.finish_at <= now]
                 event = min(finishing, key=lambda e: e.finish_at or now, default=None)
-                starter = self._next_start(running, now)
+                starter = self._next_start(moving, running, now)
                 if starter is not None and (
                     event is None or max(starter.eligible_at, floor) < (event.finish_at or now)
                 ):
                     floor = max(starter.eligible_at, floor)
                     starter.status, starter.updated_at = "RUNNING", floor
                     if starter.script.stuck_in != "RUNNING":
-                        starter.finish_at = floor + timedelta(seconds=self.settings.running_seconds)
+                        seconds = starter.script.running_seconds
+                        if seconds is None:
+                            seconds = self.settings.running_seconds
+                        starter.finish_at = floor + timedelta(seconds=seconds)
                     continue
                 if event is None:
                     return
@@ -412,14 +420,16 @@ class FakeAmcState:
                 event.reason = event.script.reason
                 event.finish_at = None
 
-    def _next_start(self, running: list[FakeExecution], now: datetime) -> FakeExecution | None:
+    def _next_start(
+        self, moving: list[FakeExecution], running: list[FakeExecution], now: datetime
+    ) -> FakeExecution | None:
         by_instance: dict[str, int] = {}
         for execution in running:
             by_instance[execution.instance_id] = by_instance.get(execution.instance_id, 0) + 1
         pending = sorted(
             (
                 e
-                for e in self.executions.values()
+                for e in moving
                 if e.status == "PENDING" and e.eligible_at <= now and e.script.stuck_in != "PENDING"
             ),
             key=lambda e: (e.eligible_at, e.created_at),

@@ -14,7 +14,6 @@ from starlette.concurrency import run_in_threadpool
 from scheduler_daemon import catalog, management
 from scheduler_daemon.api.versions import schedule_etag
 from scheduler_daemon.errors import FieldError, InputError
-from scheduler_daemon.references import Kind
 from scheduler_daemon.timing import clock_changes
 from scheduler_daemon.web import forms, views
 from scheduler_daemon.web.pages.schedules import console
@@ -36,7 +35,7 @@ def _form_page(
     schedule: Mapping[str, Any] | None,
     status: int = 200,
 ) -> Response:
-    workflows = catalog.list_rows(page.conn, Kind.WORKFLOW)
+    workflows = catalog.workflow_choices(page.conn)
     return render(
         request,
         "form.html",

@@ -82,7 +82,7 @@ def schedules_page(
             }
             for schedule in listing["items"]
         ]
-        workflows = [row["name"] for row in catalog.list_rows(page.conn, Kind.WORKFLOW)]
+        workflows = [row["name"] for row in catalog.workflow_choices(page.conn)]
     template = "_schedule_rows.html" if request.headers.get("HX-Target") == "listing" else None
     return render(
         request,
