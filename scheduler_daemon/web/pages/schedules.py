@@ -68,7 +68,11 @@ def schedules_page(
     notice: str = "",
 ) -> Response:
     with console(request).reading(request) as page:
-        listing = _listing(page, q=q, workflow=workflow, state=state, sort=sort, cursor=cursor)
+        try:
+            listing = _listing(page, q=q, workflow=workflow, state=state, sort=sort, cursor=cursor)
+            problem = ""
+        except InputError as exc:  # a workflow that is not there, a cursor from elsewhere
+            listing, problem = {"items": [], "next": None}, str(exc)
         workers = management.list_workers(page.conn)
         live = sum(worker["state"] == "live" for worker in workers)
         last = management.last_runs(page.conn, [row["id"] for row in listing["items"]])
@@ -91,6 +95,7 @@ def schedules_page(
         rows=rows,
         next_cursor=listing["next"],
         filters={"q": q, "workflow": workflow, "state": state, "sort": sort},
+        problem=problem,
         workflows=workflows,
         live_daemons=live,
         notice=NOTICES.get(notice, ""),

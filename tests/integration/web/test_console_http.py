@@ -367,3 +367,35 @@ def test_the_assets_are_served_from_the_package(client: TestClient) -> None:
         response = client.get(f"/static/{asset}")
         assert response.status_code == 200
         assert len(response.content) > 1000
+
+
+def test_a_filter_naming_no_workflow_says_so_above_an_empty_list(
+    client: TestClient, engine: Engine, rows: Rows
+) -> None:
+    rows.schedule(name="nightly")
+    log_in(client, make_token(engine, "alice", TokenRole.WRITE))
+    page = client.get("/?workflow=no-such-workflow")
+    assert page.status_code == 200
+    assert 'id="filter-error"' in page.text
+    assert "no-such-workflow" in page.text
+    assert "nightly" not in page.text
+
+
+def test_pause_until_is_read_in_the_schedules_own_zone(
+    client: TestClient, engine: Engine, rows: Rows
+) -> None:
+    schedule_id = rows.schedule(name="nightly", timezone="America/New_York", enabled=True)
+    csrf = log_in(client, make_token(engine, "alice", TokenRole.WRITE))
+    response = client.post(
+        f"/schedules/{schedule_id}/pause",
+        data={"csrf_token": csrf, "reason": "month-end", "until": "2030-07-20T09:00"},
+    )
+    assert response.status_code == 303
+    with engine.connect() as conn:
+        row = (
+            conn.execute(text("SELECT paused_until, pause_reason FROM workflow_schedules"))
+            .mappings()
+            .one()
+        )
+    assert row["paused_until"].isoformat() == "2030-07-20T13:00:00+00:00"
+    assert row["pause_reason"] == "month-end"
