@@ -179,3 +179,12 @@ def seeded_amc_instance(
         workflows,
     )
     return SeededInstance(instance, instance_row["instance_id"], account_row["account_id"])
+
+
+def make_token(engine: Engine, name: str, role: str) -> str:
+    """A new API token's secret (``role``: read or write)."""
+    from scheduler_daemon import tokens
+
+    with engine.begin() as conn:
+        _, secret = tokens.create_token(conn, name, role)
+    return secret

@@ -20,19 +20,6 @@ from scheduler_daemon.errors import FieldError, InputError
 from scheduler_daemon.timing import TimingError
 from scheduler_daemon.timing.zones import load_zone
 
-SCHEDULE_FIELDS = (
-    "name",
-    "workflow",
-    "spec",
-    "timezone",
-    "anchor",
-    "misfire_policy",
-    "overlap_policy",
-    "misfire_grace_seconds",
-    "max_catchup_runs",
-    "parameters",
-)
-
 
 @dataclass
 class Errors:

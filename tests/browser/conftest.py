@@ -19,9 +19,7 @@ import uvicorn
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 from sqlalchemy import Engine
 
-from scheduler_daemon import tokens
 from scheduler_daemon.api.app import create_app
-from scheduler_daemon.domain import TokenRole
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 # Without these Chromium keeps calling Google's hosts, which a closed network refuses.
@@ -85,12 +83,6 @@ def console_url(engine: Engine) -> Iterator[str]:
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
-
-
-def make_token(engine: Engine, name: str, role: TokenRole) -> str:
-    with engine.begin() as conn:
-        _, secret = tokens.create_token(conn, name, role)
-    return secret
 
 
 @pytest.fixture

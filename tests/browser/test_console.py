@@ -11,8 +11,8 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import Engine, text
 
 from scheduler_daemon.domain import TokenRole
-from tests.browser.conftest import log_in, make_token, screenshot
-from tests.helpers import Rows
+from tests.browser.conftest import log_in, screenshot
+from tests.helpers import Rows, make_token
 
 
 def _schedule_count(engine: Engine) -> int:

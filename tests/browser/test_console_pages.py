@@ -8,20 +8,21 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, ViewportSize, expect
 from sqlalchemy import Engine, text
 
 from scheduler_daemon.db.engine import libpq_url
 from scheduler_daemon.db.tables import scheduler_workers
 from scheduler_daemon.domain import TokenRole
 from scheduler_daemon.timing import parse_spec
-from tests.browser.conftest import log_in, make_token, screenshot
-from tests.helpers import Rows
+from tests.browser.conftest import log_in, screenshot
+from tests.helpers import Rows, make_token
 
-PHONE = {"width": 390, "height": 844}
+PHONE: ViewportSize = {"width": 390, "height": 844}
 
 
 @pytest.fixture
@@ -105,19 +106,14 @@ def seed(rows: Rows, engine: Engine) -> uuid.UUID:
     weekday_spec = parse_spec("0 9 * * 1-5", "America/New_York")
     slots = weekday_spec.fires_after(now - timedelta(days=8), 6)
     past = [slot for slot in slots if slot < now][-4:]
-    for days, (slot, status, extra) in enumerate(
-        zip(
-            reversed(past),
-            ("succeeded", "failed", "skipped", "succeeded"),
-            (
-                {},
-                {"error_message": "AMC: Query exceeded the maximum runtime"},
-                {"skip_reason": "misfire", "missed_slots": 2},
-                {},
-            ),
-            strict=True,
-        ),
-        start=1,
+    outcomes: list[tuple[str, dict[str, Any]]] = [
+        ("succeeded", {}),
+        ("failed", {"error_message": "AMC: Query exceeded the maximum runtime"}),
+        ("skipped", {"skip_reason": "misfire", "missed_slots": 2}),
+        ("succeeded", {}),
+    ]
+    for days, (slot, (status, extra)) in enumerate(
+        zip(reversed(past), outcomes, strict=True), start=1
     ):
         ran = status != "skipped"
         rows.run(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytz
@@ -111,81 +111,86 @@ async def _submitted(request: Request) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+class _InvalidFormError(Exception):
+    """The form's own reading found mistakes: nothing is written."""
+
+
+Write = Callable[[Page, dict[str, Any], forms.Errors], uuid.UUID]
+
+
+def _save(request: Request, values: Mapping[str, str], write: Write) -> uuid.UUID | forms.Errors:
+    """``write(page, definition, errors)`` in one transaction, unless the form or the verbs
+    find mistakes: then nothing is written and the mistakes are returned, by field."""
+    errors = forms.Errors()
+    definition = forms.schedule_definition(values, errors)
+    try:
+        with console(request).writing(request, values.get(CSRF_FIELD)) as page:
+            saved = write(page, definition, errors)
+            if errors:
+                raise _InvalidFormError
+            return saved
+    except InputError as exc:
+        errors.add_error(exc)
+    except _InvalidFormError:
+        pass
+    return errors
+
+
 @router.post("/schedules/new")
 async def create_schedule(request: Request) -> Response:
     values = await _submitted(request)
 
-    def save() -> uuid.UUID | forms.Errors:
-        errors = forms.Errors()
-        definition = forms.schedule_definition(values, errors)
-        try:
-            with console(request).writing(request, values.get(CSRF_FIELD)) as page:
-                if errors:
-                    raise _InvalidFormError
-                return management.create_schedule(
-                    page.conn,
-                    page.now,
-                    enabled="enabled" in values,
-                    user_id=page.session.token.name,
-                    **definition,
-                )
-        except InputError as exc:
-            errors.add_error(exc)
-        except _InvalidFormError:
-            pass
-        return errors
+    def write(page: Page, definition: dict[str, Any], errors: forms.Errors) -> uuid.UUID:
+        if errors:
+            raise _InvalidFormError
+        return management.create_schedule(
+            page.conn,
+            page.now,
+            enabled="enabled" in values,
+            user_id=page.session.token.name,
+            **definition,
+        )
 
-    return await _saved_or_form(request, values, await run_in_threadpool(save), None, "created")
-
-
-class _InvalidFormError(Exception):
-    """The form's own reading found mistakes: nothing is written."""
+    saved = await run_in_threadpool(_save, request, values, write)
+    return await _saved_or_form(request, values, saved, None, "created")
 
 
 @router.post("/schedules/{schedule}/edit")
 async def update_schedule(request: Request, schedule: str) -> Response:
     values = await _submitted(request)
 
-    def save() -> uuid.UUID | forms.Errors:
-        errors = forms.Errors()
-        definition = forms.schedule_definition(values, errors)
-        try:
-            with console(request).writing(request, values.get(CSRF_FIELD)) as page:
-                current = management.get_schedule(page.conn, schedule, lock=True)
-                if values.get("version") != schedule_etag(current):
-                    errors.add(
-                        "form",
-                        "someone changed this schedule since you opened the form: open it "
-                        "again to see their change, then reapply yours",
-                    )
-                if errors:
-                    raise _InvalidFormError
-                full = {**management.DEFINITION_DEFAULTS, **definition}
-                return management.update_schedule(page.conn, current["id"], page.now, **full)
-        except InputError as exc:
-            errors.add_error(exc)
-        except _InvalidFormError:
-            pass
-        return errors
+    def write(page: Page, definition: dict[str, Any], errors: forms.Errors) -> uuid.UUID:
+        current = management.get_schedule(page.conn, schedule, lock=True)
+        if values.get("version") != schedule_etag(current):
+            errors.add(
+                "form",
+                "someone changed this schedule since you opened the form: open it again to "
+                "see their change, then reapply yours",
+            )
+        if errors:
+            raise _InvalidFormError
+        full = {**management.DEFINITION_DEFAULTS, **definition}
+        return management.update_schedule(page.conn, current["id"], page.now, **full)
 
-    with console(request).reading(request) as page:
-        current = management.get_schedule(page.conn, schedule)
-    return await _saved_or_form(request, values, await run_in_threadpool(save), current, "saved")
+    saved = await run_in_threadpool(_save, request, values, write)
+    return await _saved_or_form(request, values, saved, schedule, "saved")
 
 
 async def _saved_or_form(
     request: Request,
     values: Mapping[str, Any],
     outcome: uuid.UUID | forms.Errors,
-    schedule: Mapping[str, Any] | None,
+    schedule: str | None,
     done: str,
 ) -> Response:
+    """The schedule's page once saved; else the form again, as typed, with its mistakes."""
     if isinstance(outcome, uuid.UUID):
         return redirect(f"/schedules/{outcome}?notice={done}", request)
 
     def again() -> Response:
         with console(request).reading(request) as page:
-            return _form_page(request, page, values, outcome, schedule=schedule, status=422)
+            shown = None if schedule is None else management.get_schedule(page.conn, schedule)
+            return _form_page(request, page, values, outcome, schedule=shown, status=422)
 
     return await run_in_threadpool(again)
 

@@ -9,9 +9,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from scheduler_daemon import tokens
 from scheduler_daemon.api.app import create_app
 from scheduler_daemon.domain import TokenRole
+from tests.helpers import make_token
 
 
 class Api:
@@ -39,12 +39,6 @@ class Api:
 
     def delete(self, path: str, **kwargs: object):  # type: ignore[no-untyped-def]
         return self.request("DELETE", path, **kwargs)
-
-
-def make_token(engine: Engine, name: str, role: TokenRole) -> str:
-    with engine.begin() as conn:
-        _, secret = tokens.create_token(conn, name, role)
-    return secret
 
 
 @pytest.fixture

@@ -16,8 +16,8 @@ from scheduler_daemon.api.app import create_app
 from scheduler_daemon.config import LogFormat
 from scheduler_daemon.domain import TokenRole
 from scheduler_daemon.log import configure_logging
-from tests.helpers import Rows
-from tests.integration.api.conftest import Api, make_token
+from tests.helpers import Rows, make_token
+from tests.integration.api.conftest import Api
 
 PROBLEM = "application/problem+json"
 

@@ -38,8 +38,7 @@ from scheduler_daemon.api.app import PREFIX, create_app
 from scheduler_daemon.db.engine import make_engine
 from scheduler_daemon.db.tables import scheduler_workers
 from scheduler_daemon.domain import TokenRole
-from tests.helpers import Rows
-from tests.integration.api.conftest import make_token
+from tests.helpers import Rows, make_token
 from tests.postgres import clone_database, drop_database
 
 # The seeded rows: fixed names and ids, so the generator can name them.

@@ -16,13 +16,7 @@ from scheduler_daemon import tokens
 from scheduler_daemon.api.app import create_app
 from scheduler_daemon.domain import TokenRole
 from scheduler_daemon.web.session import COOKIE
-from tests.helpers import Rows
-
-
-def make_token(engine: Engine, name: str, role: TokenRole) -> str:
-    with engine.begin() as conn:
-        _, secret = tokens.create_token(conn, name, role)
-    return secret
+from tests.helpers import Rows, make_token
 
 
 @pytest.fixture
