@@ -446,7 +446,10 @@ def bench_console(report: Report, base_url: str, token: str, schedules: int, req
     """(a) again for the console's pages, as a logged-in browser asks them: the list's
     partial (what htmx fetches as someone types in the search box) and whole pages."""
     with httpx.Client(base_url=base_url, timeout=60) as browser:
-        logged_in = browser.post("/login", data={"token": token})
+        form = browser.get("/login").text
+        found = re.search(r'name="csrf_token" value="([^"]+)"', form)
+        csrf = found.group(1) if found else ""
+        logged_in = browser.post("/login", data={"token": token, "csrf_token": csrf})
         if logged_in.status_code != 303:
             raise RuntimeError(f"the console's login answered {logged_in.status_code}")
         partial = {k: v for k, v in CONSOLE_PATHS.items() if k.endswith("partial")}

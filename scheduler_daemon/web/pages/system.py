@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import hmac
+import secrets
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -15,6 +17,8 @@ from scheduler_daemon.health import check
 from scheduler_daemon.web.pages.schedules import console
 from scheduler_daemon.web.rendering import SECURITY_HEADERS, PageRoute, render
 from scheduler_daemon.web.session import COOKIE, CSRF_FIELD, NotLoggedInError
+
+LOGIN_CSRF_COOKIE = "sd_login_csrf"
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -29,9 +33,35 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _login_form(request: Request, target: str, error: str | None, status: int = 200) -> Response:
+    """The login form. It has no session to take a CSRF token from, so it sends one in a
+    cookie of its own and in the form (double submit): a form posted from another site
+    carries no such pair, and cannot log the browser in with someone else's token."""
+    login_csrf = secrets.token_urlsafe(24)
+    response = render(
+        request,
+        "login.html",
+        None,
+        status=status,
+        next=_safe_next(target),
+        error=error,
+        login_csrf=login_csrf,
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        login_csrf,
+        max_age=3600,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/login",
+    )
+    return response
+
+
 @router.get("/login")
 def login_page(request: Request, next: str | None = None) -> Response:
-    return render(request, "login.html", None, next=_safe_next(next), error=None)
+    return _login_form(request, next or "/", None)
 
 
 @router.post("/login")
@@ -39,7 +69,13 @@ async def login(
     request: Request,
     token: Annotated[str, Form()] = "",
     next: Annotated[str, Form()] = "/",
+    csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not hmac.compare_digest(csrf_token.encode(), expected.encode()):
+        message = "This login form is out of date: log in again."
+        return _login_form(request, next, message, status=403)
+
     def open_session() -> tuple[str, sessions.Session] | None:
         with console(request).engine.begin() as conn:
             return sessions.open_session(conn, token)
@@ -51,9 +87,10 @@ async def login(
             if token.strip()
             else "Paste a token from 'scheduler-daemon tokens create'."
         )
-        return render(request, "login.html", None, status=401, next=_safe_next(next), error=message)
+        return _login_form(request, next, message, status=401)
     secret, _session = opened
     response = RedirectResponse(_safe_next(next), status_code=303, headers=SECURITY_HEADERS)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     response.set_cookie(
         COOKIE,
         secret,

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx import Response
 from sqlalchemy import Engine, text
 
 from scheduler_daemon import tokens
@@ -26,9 +27,25 @@ def client(engine: Engine) -> Iterator[TestClient]:
         yield test_client
 
 
+def login_form(client: TestClient) -> str:
+    """Open the login form; the CSRF token it carries (its pair is in a cookie)."""
+    form = client.get("/login")
+    found = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert found is not None
+    return found.group(1)
+
+
+def post_login(client: TestClient, token: str, next_page: str = "/") -> Response:
+    csrf = login_form(client)
+    response: Response = client.post(
+        "/login", data={"token": token, "next": next_page, "csrf_token": csrf}
+    )
+    return response
+
+
 def log_in(client: TestClient, token: str) -> str:
     """Log in; the session's CSRF token, as the pages give it to their forms."""
-    response = client.post("/login", data={"token": token, "next": "/"})
+    response = post_login(client, token)
     assert response.status_code == 303
     page = client.get("/")
     assert page.status_code == 200
@@ -46,11 +63,10 @@ def test_logging_in_gives_an_httponly_session_cookie_that_is_not_the_token(
     client: TestClient, engine: Engine
 ) -> None:
     token = make_token(engine, "alice", TokenRole.WRITE)
-    response = client.post("/login", data={"token": token, "next": "/schedules/new"})
+    response = post_login(client, token, "/schedules/new")
     assert response.status_code == 303
     assert response.headers["location"] == "/schedules/new"
-    cookie = response.headers["set-cookie"]
-    assert cookie.startswith(f"{COOKIE}=")
+    [cookie] = [c for c in response.headers.get_list("set-cookie") if c.startswith(f"{COOKIE}=")]
     assert "HttpOnly" in cookie
     assert "samesite=lax" in cookie.lower()
     assert token not in cookie
@@ -64,9 +80,9 @@ def test_logging_in_gives_an_httponly_session_cookie_that_is_not_the_token(
 def test_a_bad_token_gets_the_login_form_again_and_no_session(
     client: TestClient, engine: Engine, token: str
 ) -> None:
-    response = client.post("/login", data={"token": token})
+    response = post_login(client, token)
     assert response.status_code == 401
-    assert "set-cookie" not in response.headers
+    assert f"{COOKIE}=" not in response.headers.get("set-cookie", "")
     assert 'role="alert"' in response.text
     assert scalar(engine, "SELECT count(*) FROM console_sessions") == 0
 
@@ -85,8 +101,24 @@ def test_logging_in_never_redirects_to_another_site(
     client: TestClient, engine: Engine, target: str
 ) -> None:
     token = make_token(engine, "alice", TokenRole.WRITE)
-    response = client.post("/login", data={"token": token, "next": target})
+    response = post_login(client, token, target)
     assert response.headers["location"] == "/"
+
+
+def test_a_login_posted_without_the_forms_pair_of_csrf_tokens_is_refused(
+    client: TestClient, engine: Engine
+) -> None:
+    """Another site's page cannot log the browser in with a token of its choosing."""
+    token = make_token(engine, "mallory", TokenRole.WRITE)
+    for forged in ({}, {"csrf_token": "guessed"}):
+        client.cookies.clear()
+        response = client.post("/login", data={"token": token, **forged})
+        assert response.status_code == 403
+        assert COOKIE not in response.headers.get("set-cookie", "")
+    login_form(client)
+    response = client.post("/login", data={"token": token, "csrf_token": "guessed"})
+    assert response.status_code == 403
+    assert scalar(engine, "SELECT count(*) FROM console_sessions") == 0
 
 
 def test_a_form_without_the_sessions_csrf_token_changes_nothing(
