@@ -41,6 +41,17 @@ class Thresholds:
 
 # Every check, in the order they run; each problem names one.
 CHECKS = ("database", "schema", "workers", "overdue", "locks", "paused", "unresolved", "failures")
+# What a check that found nothing says it looked at: (fact, wording).
+_FACTS_SHOWN = {
+    "database": ("schema_revision", "reachable"),
+    "schema": ("schema_revision", "at revision {}, the code's"),
+    "workers": ("live_workers", "{} live"),
+    "overdue": ("overdue_schedules", "{} schedules overdue"),
+    "locks": ("stale_locks", "{} stale locks"),
+    "paused": ("quarantined_or_auto_paused", "{} quarantined or auto-paused"),
+    "unresolved": ("unresolved_runs", "{} unresolved runs"),
+    "failures": ("recent_failure_rate", "recent failure rate {:.1%}"),
+}
 
 
 @dataclass(frozen=True)
@@ -64,15 +75,22 @@ class Report:
         return not self.problems
 
     def verdicts(self) -> list[tuple[str, Severity, str]]:
-        """Every check with its verdict: (check, severity, message), "ok" where it found
-        nothing."""
+        """Every check with its verdict: (check, severity, message); where it found nothing,
+        what it looked at (from the facts)."""
         found = {problem.check: problem for problem in self.problems}
         return [
             (name, found[name].severity, found[name].message)
             if name in found
-            else (name, Severity.OK, "ok")
+            else (name, Severity.OK, self._fine(name))
             for name in CHECKS
         ]
+
+    def _fine(self, check: str) -> str:
+        if check not in _FACTS_SHOWN:
+            return "ok"
+        fact, wording = _FACTS_SHOWN[check]
+        value = self.facts.get(fact)
+        return "ok" if value is None else wording.format(value)
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -28,6 +28,7 @@ from scheduler_daemon.errors import ConflictError, FieldError, InputError, NotFo
 from scheduler_daemon.policies import spec_of
 from scheduler_daemon.references import Kind, resolve
 from scheduler_daemon.timing import (
+    DEFAULT_MIN_INTERVAL_SECONDS,
     IntervalSpec,
     ScheduleSpec,
     TimingError,
@@ -102,19 +103,32 @@ def spec_text(row: Mapping[str, Any]) -> str:
 
 
 def preview_spec(
-    expression: str, timezone: str, after: datetime, count: int, anchor: datetime | None = None
+    expression: str,
+    timezone: str,
+    after: datetime,
+    count: int,
+    anchor: datetime | None = None,
+    *,
+    stored: bool = False,
 ) -> dict[str, Any]:
     """A spec's next ``count`` fire times after ``after``, each with what a daylight-saving
     change does to it, the spec in words and warnings (for forms: nothing is saved). A spec
-    that is not valid raises FieldError as ``spec_columns`` does."""
-    spec_columns(expression, timezone, anchor)
+    that is not valid raises FieldError as ``spec_columns`` does. ``stored``: the spec of a
+    saved schedule, read as the daemon reads it (an interval shorter than a new schedule may
+    have, such as the demo's, still runs)."""
+    least = 1 if stored else DEFAULT_MIN_INTERVAL_SECONDS
+    if not stored:
+        spec_columns(expression, timezone, anchor)
     try:
-        entries = preview(expression, timezone, after, count, anchor=anchor)
+        entries = preview(
+            expression, timezone, after, count, anchor=anchor, min_interval_seconds=least
+        )
+        advice = warnings(expression, timezone, after=after, min_interval_seconds=least)
+        description = describe(expression, timezone, min_interval_seconds=least)
     except TimingError as exc:
         raise FieldError("cron", expression, str(exc)) from None
-    advice = warnings(expression, timezone, after=after)
     shown = preview_as_dict(entries, expression, timezone, advice)
-    return shown | {"description": describe(expression, timezone)}
+    return shown | {"description": description}
 
 
 def describe_spec(expression: str, timezone: str) -> str:

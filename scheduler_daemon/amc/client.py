@@ -42,6 +42,7 @@ from scheduler_daemon.amc.breaker import CircuitBreakers
 from scheduler_daemon.amc.errors import (
     AmcAuthError,
     AmcError,
+    AmcNotSentError,
     AmcOutcomeUnknownError,
     AmcProtocolError,
     AmcRejectedError,
@@ -167,15 +168,28 @@ class AmcClient:
 
     # --- public operations -------------------------------------------------------------
 
-    def create_execution(self, target: AmcTarget, body: Mapping[str, Any]) -> Execution:
+    def create_execution(
+        self,
+        target: AmcTarget,
+        body: Mapping[str, Any],
+        *,
+        may_send: Callable[[], bool] | None = None,
+    ) -> Execution:
         """Start an execution. Raises AmcOutcomeUnknownError when the request may have started
-        one: it is then not sent again here."""
+        one: it is then not sent again here. ``may_send`` is asked before every attempt: a
+        retry that waited through a freeze must not reach AMC after another daemon took the
+        run over and sent it (AmcNotSentError instead)."""
         where = f"AMC create execution of {body.get('workflowId')!r} on {target.instance_id}"
         path = f"{self._instance_path(target)}/workflowExecutions"
         with self._guarded(target):
             since = self._clock.now() - CREATION_SKEW_MARGIN
 
             def post(auth: _AuthState) -> httpx.Response:
+                if may_send is not None and not may_send():
+                    raise AmcNotSentError(
+                        f"{where}: not sent: this daemon has not renewed its claims lately "
+                        "(frozen, or cut off from the database), so another may own the run"
+                    )
                 try:
                     return self._exchange(target, where, "POST", path, auth, body=body)
                 except _AmbiguousError as exc:
@@ -249,6 +263,8 @@ class AmcClient:
         with self._breakers(target.instance_id).guard() as record:
             try:
                 yield
+            except AmcNotSentError:
+                raise  # about this daemon, not the instance: neither a failure nor a success
             except (AmcAuthError, AmcUnavailableError, AmcOutcomeUnknownError) as exc:
                 record.failure(str(exc))
                 raise

@@ -45,6 +45,13 @@ class AmcOutcomeUnknownError(AmcError, OutcomeUnknownError):
     """
 
 
+class AmcNotSentError(AmcOutcomeUnknownError):
+    """A create was not (re)sent because this daemon could not show that it still owns the
+    run: it has not renewed its claims for too long (it was frozen, or cut off from the
+    database), so another daemon may have taken the run over and sent it itself. An earlier
+    attempt of the call may still have reached AMC: the run's recovery decides."""
+
+
 class AmcProtocolError(AmcError):
     """AMC answered 2xx with something we cannot use (no JSON, no execution id)."""
 

@@ -92,6 +92,9 @@ def open_scheduler(
             metrics=metrics,
             gate=gate,
             on_release=wake.set,
+            # Half the time after which the others count this daemon dead and take its
+            # claims: a retry is not sent when the heartbeat is older than that.
+            send_window=settings.dead_after / 2,
         )
         liveness = SessionLiveness(
             libpq_url(engine),

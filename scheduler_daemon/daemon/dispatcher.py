@@ -107,8 +107,13 @@ class Dispatcher:
         metrics: Metrics,
         gate: InstanceGate | None = None,
         on_release: Callable[[], None] = lambda: None,
+        send_window: float | None = None,
     ) -> None:
+        """``send_window``: how long after this daemon last renewed its claims (its
+        heartbeat) a call may still be sent; None: no limit."""
         self._gate = gate
+        self._send_window = send_window
+        self._renewed_at: float | None = None
         self._on_release = on_release
         self._transactions = engine
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -462,6 +467,19 @@ class Dispatcher:
                 return True
         return False
 
+    def claims_renewed(self) -> None:
+        """This daemon's heartbeat, which renews its claims, was just written."""
+        self._renewed_at = self._clock.monotonic()
+
+    def _may_send(self) -> bool:
+        """Whether the other daemons still count this one alive: its last heartbeat is well
+        within the time after which they take its claims over (a freeze or a cut-off ends
+        it, and a call's retry must not reach AMC after the run's new owner sent it)."""
+        if self._send_window is None:
+            return True
+        renewed = self._renewed_at
+        return renewed is not None and self._clock.monotonic() - renewed < self._send_window
+
     def _submit(
         self, request: RunRequest, *, recovering: bool, fields: dict[str, str]
     ) -> ExecutionOutcome:
@@ -473,7 +491,7 @@ class Dispatcher:
         )
         started = self._clock.monotonic()
         try:
-            outcome = self._executor.submit(request)
+            outcome = self._executor.submit(replace(request, may_send=self._may_send))
         except OutcomeUnknownError:
             raise
         except Exception as exc:

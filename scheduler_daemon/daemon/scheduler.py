@@ -186,6 +186,7 @@ class Scheduler:
             # backlog must still be seen growing.
             self.metrics.due_backlog.set(queries.count_due_backlog(conn, self.clock.now()))
         self._last_heartbeat = self.clock.monotonic()
+        self._dispatcher.claims_renewed()
 
     def _sync_statuses(self) -> None:
         """Executions still running remotely are asked for their status, at most every

@@ -62,7 +62,9 @@ class AmcExecutor:
 
     def submit(self, request: RunRequest) -> ExecutionOutcome:
         try:
-            execution = self.client.create_execution(_target(request), _body(request))
+            execution = self.client.create_execution(
+                _target(request), _body(request), may_send=request.may_send
+            )
         except AmcOutcomeUnknownError:
             raise
         except AmcError as exc:

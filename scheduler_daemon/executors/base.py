@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -34,6 +34,9 @@ class RunRequest:
     timezone: str = "UTC"
     workflow_name: str | None = None
     region: str | None = None
+    # Asked by a remote executor before each attempt of its call: False once this daemon can
+    # no longer show that it owns the run (docs/semantics.md, "Recovery and fencing").
+    may_send: Callable[[], bool] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)

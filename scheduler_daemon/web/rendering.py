@@ -79,10 +79,12 @@ def local(moment: datetime | str | None, abbreviation: str | None = None) -> str
     return f"{text} {abbreviation or ''}".strip()
 
 
-def in_zone(moment: datetime | None, timezone: str) -> str:
+def in_zone(moment: datetime | str | None, timezone: str) -> str:
     """2027-03-15 09:00 EDT: an instant as the clocks of ``timezone`` show it."""
     if moment is None:
         return "—"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
     try:
         shown = load_zone(timezone).localize_datetime(moment)
     except TimingError:

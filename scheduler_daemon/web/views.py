@@ -4,9 +4,10 @@ state in words, its warnings, a run's place on the timeline. Pure: every input i
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from scheduler_daemon.domain import MisfirePolicy, OverlapPolicy
@@ -125,9 +126,24 @@ def run_outcome(run: Mapping[str, Any]) -> Badge:
     return Badge(status, tone, run.get("error") or "")
 
 
-def changes(entry: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
-    """A history entry's changes as (label, before, after)."""
+def changes(entry: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """A history entry's changes as (label, before, after), each value as an operator writes
+    it: JSON for objects, lists and booleans, a time in UTC to the second."""
     return [
-        (FIELD_LABELS.get(field, field), change["before"], change["after"])
+        (FIELD_LABELS.get(field, field), shown(change["before"]), shown(change["after"]))
         for field, change in entry["changes"].items()
     ]
+
+
+def shown(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if moment.tzinfo is None or "T" not in value:
+            return value
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return json.dumps(value, sort_keys=True)

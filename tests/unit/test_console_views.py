@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from scheduler_daemon.health import CHECKS, Problem, Report, Severity
 from scheduler_daemon.web import views
 
 NOW = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
@@ -78,3 +79,34 @@ def test_lateness_and_duration_of_a_run() -> None:
     assert views.lateness(run) == 2
     assert views.duration(run) == 60
     assert views.lateness({"scheduled_for": NOW, "started_at": None}) is None
+
+
+def test_history_values_read_as_an_operator_writes_them() -> None:
+    entry = {
+        "changes": {
+            "enabled": {"before": False, "after": True},
+            "parameters": {"before": None, "after": {"lookback_days": 3}},
+            "paused_at": {"before": None, "after": "2026-12-07T17:34:01.118674+00:00"},
+            "cron_expression": {"before": "0 9 * * *", "after": "0 10 * * *"},
+        }
+    }
+    assert views.changes(entry) == [
+        ("enabled", "false", "true"),
+        ("parameters", "—", '{"lookback_days": 3}'),
+        ("paused at", "—", "2026-12-07 17:34:01 UTC"),
+        ("spec", "0 9 * * *", "0 10 * * *"),
+    ]
+
+
+def test_each_health_check_says_what_it_looked_at_when_it_found_nothing() -> None:
+    report = Report(
+        problems=[Problem("overdue", Severity.WARNING, "3 schedules overdue by over 5 min")],
+        facts={"live_workers": 2, "recent_failure_rate": 0.125, "stale_locks": 0},
+    )
+    verdicts = {name: (severity, message) for name, severity, message in report.verdicts()}
+    assert verdicts["workers"] == (Severity.OK, "2 live")
+    assert verdicts["overdue"] == (Severity.WARNING, "3 schedules overdue by over 5 min")
+    assert verdicts["failures"] == (Severity.OK, "recent failure rate 12.5%")
+    assert verdicts["locks"] == (Severity.OK, "0 stale locks")
+    assert verdicts["unresolved"] == (Severity.OK, "ok")  # no fact: nothing to say
+    assert list(verdicts) == list(CHECKS)

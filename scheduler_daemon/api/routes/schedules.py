@@ -320,5 +320,5 @@ def preview_schedule(
         shown = management.get_schedule(conn, schedule)
         start = after or db.now(conn)
     return management.preview_spec(
-        shown["spec"], shown["timezone"], start, count, shown["interval_anchor"]
+        shown["spec"], shown["timezone"], start, count, shown["interval_anchor"], stored=True
     )

@@ -16,9 +16,9 @@ from scheduler_daemon.api.versions import schedule_etag
 from scheduler_daemon.errors import FieldError, InputError
 from scheduler_daemon.timing import clock_changes
 from scheduler_daemon.web import forms, views
-from scheduler_daemon.web.pages.schedules import console
+from scheduler_daemon.web.pages.schedules import console, writer
 from scheduler_daemon.web.rendering import PageRoute, redirect, render
-from scheduler_daemon.web.session import CSRF_FIELD, ForbiddenError, Page
+from scheduler_daemon.web.session import CSRF_FIELD, Page
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -82,26 +82,17 @@ _NEW = {
 }
 
 
-def _writer(page: Page) -> Page:
-    """The page, for a session that may save the form it shows."""
-    if not page.session.can_write:
-        raise ForbiddenError(
-            f"token {page.session.token.name!r} is a read token: it cannot change anything"
-        )
-    return page
-
-
 @router.get("/schedules/new")
 def new_schedule(request: Request) -> Response:
     with console(request).reading(request) as page:
-        _writer(page)
+        writer(page)
         return _form_page(request, page, _NEW, forms.Errors(), schedule=None)
 
 
 @router.get("/schedules/{schedule}/edit")
 def edit_schedule(request: Request, schedule: str) -> Response:
     with console(request).reading(request) as page:
-        _writer(page)
+        writer(page)
         shown = management.get_schedule(page.conn, schedule)
         return _form_page(request, page, _values_of(shown), forms.Errors(), schedule=shown)
 

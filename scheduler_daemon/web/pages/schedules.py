@@ -18,7 +18,7 @@ from scheduler_daemon.references import Kind
 from scheduler_daemon.timing import clock_changes
 from scheduler_daemon.web import forms, views
 from scheduler_daemon.web.rendering import PageRoute, redirect, render
-from scheduler_daemon.web.session import CSRF_FIELD, Console, Page
+from scheduler_daemon.web.session import CSRF_FIELD, Console, ForbiddenError, Page
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -54,6 +54,15 @@ NOTICES = {
 def console(request: Request) -> Console:
     shown: Console = request.app.state.console
     return shown
+
+
+def writer(page: Page) -> Page:
+    """The page, for a session that may change what it shows (a form, a confirmation)."""
+    if not page.session.can_write:
+        raise ForbiddenError(
+            f"token {page.session.token.name!r} is a read token: it cannot change anything"
+        )
+    return page
 
 
 @router.get("/")
@@ -164,12 +173,13 @@ def _upcoming(schedule: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         return {"fires": [], "changes": [], "problem": None}
     spec, zone, anchor = schedule["spec"], schedule["timezone"], schedule["interval_anchor"]
     try:
-        shown = management.preview_spec(spec, zone, now, 10, anchor)
+        shown = management.preview_spec(spec, zone, now, 10, anchor, stored=True)
     except FieldError as exc:
         return {"fires": [], "changes": [], "problem": exc.message}
     return {
         "fires": shown["fires"],
         "changes": clock_changes(spec, zone, now, anchor=anchor),
+        "timezone": zone,
         "problem": None,
     }
 
@@ -255,6 +265,7 @@ ACTIONS: Mapping[str, tuple[str, Change]] = {
 @router.get("/schedules/{schedule}/delete")
 def confirm_delete(request: Request, schedule: str) -> Response:
     with console(request).reading(request) as page:
+        writer(page)
         shown = management.get_schedule(page.conn, schedule)
     return render(request, "delete.html", page, schedule=shown)
 

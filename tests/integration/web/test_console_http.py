@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
@@ -164,6 +165,7 @@ def test_a_read_token_can_look_but_not_change(
         assert response.status_code == 403, action
         assert "read token" in response.text
     assert client.get("/schedules/new").status_code == 403
+    assert client.get(f"/schedules/{schedule_id}/delete").status_code == 403
     assert scalar(engine, "SELECT count(*) FROM schedule_runs") == 0
     assert scalar(engine, "SELECT enabled AND paused_at IS NULL FROM workflow_schedules")
 
@@ -425,3 +427,40 @@ def test_pause_until_is_read_in_the_schedules_own_zone(
         )
     assert row["paused_until"].isoformat() == "2030-07-20T13:00:00+00:00"
     assert row["pause_reason"] == "month-end"
+
+
+def test_a_stored_short_interval_is_shown_as_the_daemon_runs_it(
+    client: TestClient, engine: Engine, rows: Rows
+) -> None:
+    """The demo's '@every 10s' is shorter than a new schedule may have, yet it runs: its page
+    shows its fire times, not an error."""
+    schedule_id = rows.schedule(
+        name="demo", cron_expression=None, interval_seconds=10, enabled=True
+    )
+    log_in(client, make_token(engine, "alice", TokenRole.WRITE))
+    page = client.get(f"/schedules/{schedule_id}").text
+    assert "below the minimum" not in page
+    assert page.count("<tr><td>") >= 10
+    assert "Every 10 seconds" in page
+
+
+def test_a_disabled_schedule_shows_no_next_run(
+    client: TestClient, engine: Engine, rows: Rows
+) -> None:
+    rows.schedule(name="retired", enabled=False, next_run_at=datetime(2030, 1, 1, 9, tzinfo=UTC))
+    log_in(client, make_token(engine, "alice", TokenRole.WRITE))
+    listing = client.get("/").text
+    assert "2030-01-01" not in listing
+
+
+def test_a_schedule_a_sync_file_manages_says_so_where_it_is_edited(
+    client: TestClient, engine: Engine, rows: Rows
+) -> None:
+    schedule_id = rows.schedule(name="weekday", config_key="weekday-sales")
+    log_in(client, make_token(engine, "alice", TokenRole.WRITE))
+    for path in (f"/schedules/{schedule_id}", f"/schedules/{schedule_id}/edit"):
+        page = client.get(path).text
+        assert 'id="managed"' in page
+        assert "weekday-sales" in page
+    plain = rows.schedule(name="by-hand")
+    assert 'id="managed"' not in client.get(f"/schedules/{plain}").text
