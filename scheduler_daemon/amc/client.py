@@ -128,6 +128,14 @@ def same_request(execution: Execution, body: Mapping[str, Any]) -> bool:
     return True
 
 
+def _check_may_send(may_send: Callable[[], bool] | None, where: str) -> None:
+    if may_send is not None and not may_send():
+        raise AmcNotSentError(
+            f"{where}: not sent: this daemon has not renewed its claims lately "
+            "(frozen, or cut off from the database), so another may own the run"
+        )
+
+
 def _segment(value: str, what: str) -> str:
     if not _PATH_SEGMENT.match(value):
         raise AmcError(f"{what} {value!r} is not a valid AMC path segment")
@@ -185,13 +193,10 @@ class AmcClient:
             since = self._clock.now() - CREATION_SKEW_MARGIN
 
             def post(auth: _AuthState) -> httpx.Response:
-                if may_send is not None and not may_send():
-                    raise AmcNotSentError(
-                        f"{where}: not sent: this daemon has not renewed its claims lately "
-                        "(frozen, or cut off from the database), so another may own the run"
-                    )
                 try:
-                    return self._exchange(target, where, "POST", path, auth, body=body)
+                    return self._exchange(
+                        target, where, "POST", path, auth, body=body, may_send=may_send
+                    )
                 except _AmbiguousError as exc:
                     self._look_before_resending(target, where, body, since, exc)
                     raise
@@ -354,9 +359,12 @@ class AmcClient:
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
         safe: bool = False,
+        may_send: Callable[[], bool] | None = None,
     ) -> httpx.Response:
-        """One request, plus one retry with a fresh token after a 401/403; a 2xx or raise."""
+        """One request, plus one retry with a fresh token after a 401/403; a 2xx or raise.
+        ``may_send`` is asked right before each of the two is sent (after any token wait)."""
         token = self._tokens.token()
+        _check_may_send(may_send, where)
         response = self._send(target, method, path, token, params=params, body=body, safe=safe)
         if response.status_code in (401, 403) and not auth.refreshed:
             auth.refreshed = True
@@ -365,6 +373,7 @@ class AmcClient:
                 log.info(
                     "amc.auth_retry", instance_id=target.instance_id, status=response.status_code
                 )
+                _check_may_send(may_send, where)
                 response = self._send(
                     target, method, path, replacement, params=params, body=body, safe=safe
                 )

@@ -5,6 +5,7 @@ run's recovery without a duplicate execution (the client never adopts one itself
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -78,6 +79,26 @@ def test_429_is_retried_honouring_retry_after(
         assert second.started - first.finished >= retry_after
     assert len(amc.executions()) == 1
     assert amc.requests(endpoint="list") == []  # a 429 created nothing: no look-up needed
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "401"])
+def test_a_retry_is_not_sent_once_the_daemon_may_have_lost_the_run(
+    amc: FakeAmcServer, executor: AmcExecutor, request_: RunRequest, fault: str
+) -> None:
+    """The daemon was frozen (or cut off from the database) while its call waited to retry:
+    another daemon may own the run and have sent it. The retry is not sent; the run's
+    recovery decides (AMC has no idempotency key: a late retry would be a 2nd execution)."""
+    if fault == "429":
+        amc.faults.throttle(retry_after=0.2, endpoint="create")
+    elif fault == "401":  # the token refresh's one retry is an attempt too
+        amc.faults.expired_token(endpoint="create")
+    else:
+        amc.faults.server_error(500, endpoint="create")
+    answers = iter([True, False])
+    with pytest.raises(OutcomeUnknownError, match="not sent: this daemon has not renewed"):
+        executor.submit(replace(request_, may_send=lambda: next(answers)))
+    assert len(amc.requests(endpoint="create")) == 1
+    assert amc.executions() == []
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from scheduler_daemon.amc.fake.server import DEFAULT_INSTANCE_ID, FakeAmcServer
 from scheduler_daemon.amc.fake.testing import fake_executor, run_request
@@ -154,3 +154,20 @@ def test_an_amc_call_waits_for_the_gate_and_nothing_else(daemons: list[Engine]) 
     assert short.finished <= entered  # B had to wait for a slot of the gate...
     assert mine.started < long.finished  # ...and, once in, for nothing else
     assert amc.max_in_flight(DEFAULT_INSTANCE_ID) <= cap
+
+
+def test_a_call_outlives_the_session_that_held_its_slot(daemons: list[Engine]) -> None:
+    """The database restarts during an AMC call: the slot's session, and its advisory lock,
+    are gone. The call's end must not raise over that (it would discard the call's answer and
+    leave its run to a recovery), and the slot is free for the next call."""
+    gate = InstanceGate(daemons[0], slots=1, wait=5)
+    backends = "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
+    with daemons[1].connect() as admin:
+        with gate.slot("x"):
+            pids = admin.execute(text(backends)).scalars().all()
+            assert len(pids) == 1
+            admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pids[0]})
+            admin.commit()
+        assert admin.execute(text(backends)).scalars().all() == []
+    with InstanceGate(daemons[2], slots=1, wait=0.5).slot("x"):
+        pass
