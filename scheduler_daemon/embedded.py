@@ -17,9 +17,8 @@ from pathlib import Path
 from types import ModuleType
 
 import psutil
-import psycopg
-from psycopg import sql
 
+from scheduler_daemon.db.databases import ensure_database
 from scheduler_daemon.errors import DatabaseUnavailableError
 
 EMBEDDED_DATABASE = "scheduler_daemon"
@@ -64,7 +63,7 @@ def embedded_database(data_dir: Path) -> Iterator[str]:
         ) from None
     with contextlib.ExitStack() as stack:
         stack.push(server.__exit__)
-        _ensure_database(server.get_uri("postgres"), EMBEDDED_DATABASE)
+        ensure_database(server.get_uri("postgres"), EMBEDDED_DATABASE)
         yield str(server.get_uri(EMBEDDED_DATABASE))
 
 
@@ -93,13 +92,3 @@ def _forget_dead_handles(handles: Path) -> None:
     alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
     if alive != pids:
         handles.write_text(json.dumps(alive))
-
-
-def _ensure_database(admin_url: str, name: str) -> None:
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-        if exists:
-            return
-        # Two processes may race here; the loser's CREATE fails harmlessly.
-        with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

@@ -20,15 +20,13 @@ import zlib
 from collections.abc import Iterator
 
 import structlog
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from scheduler_daemon.amc.errors import InstanceBusyError
+from scheduler_daemon.db.locks import release_slot, try_slot
 
 __all__ = ["InstanceBusyError", "InstanceGate"]
-
-TRY_SLOT = text("SELECT pg_try_advisory_lock(:namespace, :slot)")
-RELEASE_SLOT = text("SELECT pg_advisory_unlock(:namespace, :slot)")
 
 log = structlog.get_logger("scheduler_daemon.gate")
 
@@ -62,7 +60,7 @@ class InstanceGate:
         while True:
             random.shuffle(order)  # spread the daemons over the slots
             for slot in order:
-                if conn.execute(TRY_SLOT, {"namespace": namespace, "slot": slot}).scalar_one():
+                if try_slot(conn, namespace, slot):
                     return slot
             if time.monotonic() >= deadline:
                 raise InstanceBusyError(f"all {self._slots} slots stayed busy for {self._wait:g}s")
@@ -71,7 +69,7 @@ class InstanceGate:
 
 def _release(conn: Connection, namespace: int, slot: int, instance_id: str) -> None:
     try:
-        conn.execute(RELEASE_SLOT, {"namespace": namespace, "slot": slot})
+        release_slot(conn, namespace, slot)
     except DBAPIError as exc:
         if not exc.connection_invalidated:
             raise

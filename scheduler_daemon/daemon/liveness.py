@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterable
 import psycopg
 import structlog
 
+from scheduler_daemon.db.locks import BACKEND_PID, TAKE_WORKER_LOCK
+
 log = structlog.get_logger("scheduler_daemon.liveness")
 
 # How long a worker's lock must stay free before it counts as dead: a live daemon whose lock
@@ -39,9 +41,6 @@ SESSION_GRACE = 0.5
 # How long after taking its lock again (or after the server started) a daemon leaves the rule
 # aside: longer than a daemon takes to come back after an outage (its retries back off to 5 s).
 SESSION_SETTLE = 10.0
-
-TAKE_LOCK = "SELECT pg_try_advisory_lock(scheduler_worker_lock_key(%s)), pg_backend_pid()"
-BACKEND = "SELECT pg_backend_pid()"
 
 
 class SessionLiveness:
@@ -100,7 +99,7 @@ class SessionLiveness:
         self._lost.clear()
         if self._conn is not None:
             try:
-                pid = self._conn.execute(BACKEND).fetchone()
+                pid = self._conn.execute(BACKEND_PID).fetchone()
             except psycopg.Error as exc:
                 log.warning("worker.session_lost", error=_first_line(exc))
                 self._drop()
@@ -138,7 +137,7 @@ class SessionLiveness:
             log.warning("worker.session_unavailable", error=_first_line(exc))
             return None
         try:
-            row = conn.execute(TAKE_LOCK, (self._worker_id,)).fetchone()
+            row = conn.execute(TAKE_WORKER_LOCK, (self._worker_id,)).fetchone()
         except psycopg.Error as exc:
             log.warning("worker.session_unavailable", error=_first_line(exc))
             conn.close()

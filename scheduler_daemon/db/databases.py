@@ -7,6 +7,8 @@ not a value: these take the server's admin URL, connect with autocommit and quot
 
 from __future__ import annotations
 
+import contextlib
+
 import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
@@ -15,6 +17,17 @@ from sqlalchemy.engine import make_url
 def with_database(url: str, database: str) -> str:
     """``url`` naming ``database`` instead of its own."""
     return make_url(url).set(database=database).render_as_string(hide_password=False)
+
+
+def ensure_database(admin_url: str, name: str) -> None:
+    """Create ``name`` unless it exists; two processes may race here, and the loser's
+    CREATE fails harmlessly."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+        if exists:
+            return
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def create_database(admin_url: str, name: str, *, template: str | None = None) -> str:
