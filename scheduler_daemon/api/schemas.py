@@ -161,7 +161,10 @@ class Schedule(BaseModel):
     pause_reason: str | None
     consecutive_failures: int
     last_error: str | None
-    config_key: str | None
+    config_key: str | None = Field(
+        description="Set when a `sync` file manages the schedule (that entry's key): the next "
+        "sync of that file puts back any change to its definition made here."
+    )
     created_at: datetime
     updated_at: datetime
 
