@@ -130,6 +130,8 @@ def list_command(
         rows = management.list_schedules(
             conn, enabled=enabled, paused=paused or None, overdue=overdue, workflow=workflow
         )
+    if not as_json:  # a disabled schedule has no next run (--json keeps the stored value)
+        rows = [row | {"next_run_local": None} if not row["enabled"] else row for row in rows]
     echo_rows(rows, SCHEDULE_COLUMNS, as_json)
 
 

@@ -168,6 +168,17 @@ def test_list_filters_and_json(cli: Cli, rows: Rows) -> None:
     assert table.splitlines()[0].split()[:3] == ["ID", "NAME", "WORKFLOW"]
 
 
+def test_the_table_shows_no_next_run_for_a_disabled_schedule(cli: Cli, rows: Rows) -> None:
+    at = datetime(2030, 1, 1, 9, tzinfo=UTC)
+    rows.schedule(name="on", enabled=True, next_run_at=at)
+    rows.schedule(name="off", enabled=False, next_run_at=at)
+    lines = {line.split()[1]: line for line in cli.text("schedules", "list").splitlines()[1:]}
+    assert "2030-01-01" in lines["on"]
+    assert "2030-01-01" not in lines["off"]
+    stored = {r["name"]: r for r in cli.ok("schedules", "list")}
+    assert stored["off"]["next_run_local"] is not None  # --json keeps the stored value
+
+
 def test_show(cli: Cli, rows: Rows) -> None:
     schedule_id = rows.schedule(
         cron_expression="0 9 * * *", enabled=True, next_run_at=datetime(2026, 3, 1, 9, tzinfo=UTC)
