@@ -114,6 +114,7 @@ class Dispatcher:
         self._gate = gate
         self._send_window = send_window
         self._renewed_at: float | None = None
+        self._lapsed_at: float | None = None  # when a heartbeat came after too long a gap
         self._on_release = on_release
         self._transactions = engine
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -225,6 +226,9 @@ class Dispatcher:
         """Send a chunk of runs; False if any claim in it was lost or the chunk failed."""
         try:
             resolved = [self._resolve(item) for item in items]
+            # The claims were ours when marked: a call may go out only if this daemon has
+            # not lapsed since (its retries included).
+            marked_at = self._clock.monotonic()
             ours = self._write(
                 lambda c: queries.mark_dispatching(
                     c,
@@ -237,7 +241,7 @@ class Dispatcher:
                 if item.run.id not in ours:
                     self._lost(item.run, "dispatching")
             called = [
-                self._call(item, request, ours[item.run.id])
+                self._call(item, request, ours[item.run.id], marked_at)
                 for item, request in zip(items, resolved, strict=True)
                 if item.run.id in ours
             ]
@@ -355,7 +359,11 @@ class Dispatcher:
             return exc
 
     def _call(
-        self, item: _Item, request: RunRequest | ResolutionError, marked: queries.Marked
+        self,
+        item: _Item,
+        request: RunRequest | ResolutionError,
+        marked: queries.Marked,
+        marked_at: float,
     ) -> Outcome | None:
         """Send one run, or recover one whose earlier call was cut short. None means nobody
         can tell yet whether a call started an execution: the run stays ``dispatching`` and,
@@ -371,10 +379,16 @@ class Dispatcher:
             if recovering:
                 if marked.request:  # look for what the first call sent, not today's request
                     request = replace(request, body=marked.request)
-                outcome = self._recover(run, request, marked)
+                outcome = self._recover(
+                    run, replace(request, may_send=self.may_send(marked_at)), marked
+                )
             else:
                 with self._gated(request.amc_instance_id):
-                    outcome = self._submit(request, recovering=False, fields=run.log_fields)
+                    outcome = self._submit(
+                        replace(request, may_send=self.may_send(marked_at)),
+                        recovering=False,
+                        fields=run.log_fields,
+                    )
         except OutcomeUnknownError as exc:
             self._log.warning("run.outcome_unknown", error=str(exc), **run.log_fields)
             return None
@@ -469,16 +483,29 @@ class Dispatcher:
 
     def claims_renewed(self) -> None:
         """This daemon's heartbeat, which renews its claims, was just written."""
-        self._renewed_at = self._clock.monotonic()
+        now = self._clock.monotonic()
+        window = self._send_window
+        if window is not None and self._renewed_at is not None and now - self._renewed_at >= window:
+            self._lapsed_at = now
+        self._renewed_at = now
 
-    def _may_send(self) -> bool:
-        """Whether the other daemons still count this one alive: its last heartbeat is well
-        within the time after which they take its claims over (a freeze or a cut-off ends
-        it, and a call's retry must not reach AMC after the run's new owner sent it)."""
-        if self._send_window is None:
-            return True
-        renewed = self._renewed_at
-        return renewed is not None and self._clock.monotonic() - renewed < self._send_window
+    def may_send(self, since: float) -> Callable[[], bool]:
+        """Whether a call for runs this daemon held at ``since`` (monotonic) may still be
+        sent: its heartbeat never lapsed for ``send_window`` since then, the other daemons'
+        cue to take its claims over (a freeze, a cut-off from the database). A retry that
+        waited through one must not reach AMC after the run's new owner sent it."""
+
+        def allowed() -> bool:
+            if self._send_window is None:
+                return True
+            renewed, lapsed = self._renewed_at, self._lapsed_at
+            return (
+                renewed is not None
+                and self._clock.monotonic() - renewed < self._send_window
+                and (lapsed is None or lapsed < since)
+            )
+
+        return allowed
 
     def _submit(
         self, request: RunRequest, *, recovering: bool, fields: dict[str, str]
@@ -491,7 +518,7 @@ class Dispatcher:
         )
         started = self._clock.monotonic()
         try:
-            outcome = self._executor.submit(replace(request, may_send=self._may_send))
+            outcome = self._executor.submit(request)
         except OutcomeUnknownError:
             raise
         except Exception as exc:

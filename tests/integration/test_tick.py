@@ -419,6 +419,38 @@ def test_a_lost_claim_cannot_write_and_the_slot_runs_once(
     assert schedule_of(rows, schedule_id)["locked_by"] is None
 
 
+def test_a_call_held_through_a_heartbeat_lapse_is_not_sent_even_after_the_thaw(
+    engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
+) -> None:
+    """A daemon frozen while a call waited (to be retried after a 429, say) may have lost the
+    run to another daemon, which sent it. Thawed, its heartbeat can come before the call's
+    turn; the call must still not go out, while runs it marks afterwards go out as usual."""
+    rows.schedule(cron_expression="* * * * *", enabled=True, next_run_at=T0)
+    clock.set(T0)
+    waiting = GatedExecutor()
+    scheduler = make_scheduler(waiting)
+    scheduler.tick()
+    assert waiting.entered.wait(10)
+    [held] = waiting.calls
+    assert held.may_send is not None
+    assert held.may_send()
+
+    clock.advance(scheduler.settings.dead_after)  # frozen: no heartbeat all this time
+    assert not held.may_send()
+    scheduler.tick()  # thawed: the heartbeat is written first
+    assert not held.may_send()
+    waiting.gate.set()
+    wait_idle(scheduler)
+
+    waiting.calls.clear()
+    while clock.now() < T0 + timedelta(minutes=1):  # heartbeats on time again
+        clock.advance(scheduler.settings.heartbeat_interval)
+        tick(scheduler)  # the next slot is marked after the thaw
+    [later] = waiting.calls
+    assert later.may_send is not None
+    assert later.may_send()
+
+
 def test_one_slot_many_claimers_exactly_one_wins(
     engine: Engine, rows: Rows, clock: FakeClock, make_scheduler: Callable[..., Scheduler]
 ) -> None:
