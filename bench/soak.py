@@ -577,7 +577,7 @@ SELECT id, worker_id, fencing_token FROM schedule_runs WHERE id = ANY(CAST(%s AS
 DUE_SOON = """
 SELECT id, next_run_at FROM workflow_schedules
  WHERE enabled AND paused_at IS NULL AND deleted_at IS NULL
-   AND next_run_at BETWEEN now() + interval '0.3 seconds'
+   AND next_run_at BETWEEN now() + interval '0.3 seconds' - make_interval(secs => %(overdue)s)
                        AND now() + make_interval(secs => %(within)s)
    AND NOT (id = ANY(CAST(%(paused)s AS uuid[])))
    AND (NOT %(minutely)s OR cron_expression IN ('* * * * *', '*/2 * * * *'))
@@ -783,10 +783,17 @@ class Faults:
 
     def _respecs(self) -> None:
         """Every-minute schedules get their new spec at a minute's turn: waits of up to a
-        minute, hence a thread of their own."""
-        while self._wait(self.plan.operator_every * 3):
+        minute, hence a thread of their own. The first comes at the first turn, and one that
+        a restart stopped is made again at once (on a schedule still due then), so that the
+        shortest soak has one."""
+        overdue = 0.0
+        while not self.stop.is_set():
+            changed = False
             with outage_tolerated():
-                self._change_when_due("respec", within=65.0)
+                changed = self._change_when_due("respec", within=65.0, overdue=overdue)
+            overdue = 0.0 if changed else 10.0
+            if not self._wait(self.plan.operator_every * 3 if changed else 1.0):
+                break
 
     def _resume_due(self, *, everything: bool = False) -> None:
         for schedule_id, until in list(self._paused.items()):
@@ -795,22 +802,24 @@ class Faults:
                     self._change("resume", schedule_id)
                     del self._paused[schedule_id]
 
-    def _change_when_due(self, action: str, within: float) -> None:
+    def _change_when_due(self, action: str, within: float, overdue: float = 0.0) -> bool:
         """Wait for a schedule's next slot, and change it the moment it is due (a new spec
-        only for every-minute ones: it alternates with every two minutes)."""
+        only for every-minute ones: it alternates with every two minutes); ``overdue``: it
+        may also be one already due that long and not claimed yet. Whether it was changed."""
         minutely = action == "respec"
         paused = list(self._paused)
-        query = {"paused": paused, "minutely": minutely, "within": within}
+        query = {"paused": paused, "minutely": minutely, "within": within, "overdue": overdue}
         rows = self.db.rows(DUE_SOON, query)
         if not rows or rows[0][0] in self._paused:
-            return
+            return False
         schedule_id, next_run_at = rows[0]
         wait = (next_run_at - utcnow()).total_seconds() + self.rng().uniform(0, 0.2)
         if self.stop.wait(max(0.0, wait)):
-            return
+            return False
         self._change(action, schedule_id)
         if action == "pause":
             self._paused[schedule_id] = time.monotonic() + self.rng().uniform(3, 12)
+        return True
 
     def _change(self, action: str, schedule_id: uuid.UUID) -> None:
         with self.db.engine.begin() as conn:
