@@ -54,6 +54,16 @@ SELECT_RUN_STATS = text(
           FROM schedule_runs
          WHERE schedule_id = :id AND scheduled_for >= now() - interval '30 days'
          GROUP BY status
+    ), spread AS (
+        SELECT percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (
+                   ORDER BY extract(epoch FROM started_at - scheduled_for)) AS lateness,
+               percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (
+                   ORDER BY extract(epoch FROM finished_at - started_at))
+                   FILTER (WHERE status IN ('succeeded', 'failed')) AS duration
+          FROM schedule_runs
+         WHERE schedule_id = :id
+           AND scheduled_for >= now() - interval '30 days'
+           AND started_at IS NOT NULL
     )
     SELECT count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
            count(*) FILTER (WHERE status = 'failed') AS failed,
@@ -61,23 +71,11 @@ SELECT_RUN_STATS = text(
                FILTER (WHERE status IN ('succeeded', 'failed')) AS mean_seconds,
            (SELECT coalesce(jsonb_object_agg(status, n_7) FILTER (WHERE n_7 > 0), '{}')
               FROM recent) AS last_7_days,
-           (SELECT coalesce(jsonb_object_agg(status, n_30), '{}') FROM recent) AS last_30_days
+           (SELECT coalesce(jsonb_object_agg(status, n_30), '{}') FROM recent) AS last_30_days,
+           (SELECT lateness FROM spread) AS lateness,
+           (SELECT duration FROM spread) AS duration
       FROM schedule_runs
      WHERE schedule_id = :id
-    """
-)
-
-SELECT_RUN_PERCENTILES = text(
-    """
-    SELECT percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (
-               ORDER BY extract(epoch FROM started_at - scheduled_for)) AS lateness,
-           percentile_cont(ARRAY[0.5, 0.95]) WITHIN GROUP (
-               ORDER BY extract(epoch FROM finished_at - started_at))
-               FILTER (WHERE status IN ('succeeded', 'failed')) AS duration
-      FROM schedule_runs
-     WHERE schedule_id = :id
-       AND scheduled_for >= now() - interval '30 days'
-       AND started_at IS NOT NULL
     """
 )
 
@@ -162,9 +160,7 @@ def run_stats(conn: Connection, schedule_id: uuid.UUID) -> dict[str, Any]:
     """``succeeded``, ``failed`` (counts), ``mean_seconds`` (None without finished runs),
     ``last_7_days`` and ``last_30_days`` ({status: count}), and ``lateness`` and ``duration``
     ([p50, p95] in seconds over 30 days, or None without runs)."""
-    params = {"id": schedule_id}
-    counts = dict(conn.execute(SELECT_RUN_STATS, params).mappings().one())
-    return counts | dict(conn.execute(SELECT_RUN_PERCENTILES, params).mappings().one())
+    return dict(conn.execute(SELECT_RUN_STATS, {"id": schedule_id}).mappings().one())
 
 
 # --- an operator settles an unresolved run ---------------------------------------------------
