@@ -499,10 +499,13 @@ class Dispatcher:
             if self._send_window is None:
                 return True
             renewed, lapsed = self._renewed_at, self._lapsed_at
+            # A lapse that had ended (by a heartbeat) when the runs were marked did not hold
+            # their call: the mark, a write fenced by each claim, showed them still this
+            # daemon's then.
             return (
                 renewed is not None
                 and self._clock.monotonic() - renewed < self._send_window
-                and (lapsed is None or lapsed < since)
+                and (lapsed is None or lapsed <= since)
             )
 
         return allowed
