@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -316,3 +317,37 @@ def test_request_log_masks_secrets(
         DEFAULT_INSTANCE_ID,
         200,
     )
+
+
+def test_more_requests_to_one_instance_than_it_takes_at_once_are_throttled(
+    clock: FakeClock,
+) -> None:
+    """AMC's per-instance limit of requests in flight: one more is answered 429 at once, with
+    a Retry-After, and counted; another instance is not affected."""
+    with FakeAmcServer(clock=clock, max_in_flight=2, latency=0.5) as fake:
+        fake.seed(workflows={"wf": ()})
+        fake.seed("amc2other22", workflows={"wf": ()})
+        with httpx.Client(base_url=fake.base_url, timeout=5) as client:
+            auth = {
+                "Authorization": f"Bearer {token(client)}",
+                "Amazon-Advertising-API-ClientId": DEFAULT_CLIENT_ID,
+                "Amazon-Advertising-API-AdvertiserId": DEFAULT_ACCOUNT_ID,
+                "Amazon-Advertising-API-MarketplaceId": DEFAULT_MARKETPLACE_ID,
+            }
+
+            def listing(instance: str) -> httpx.Response:
+                return client.get(
+                    f"/amc/reporting/{instance}/workflowExecutions",
+                    params={"workflowId": "wf"},
+                    headers=auth,
+                )
+
+            calls = [DEFAULT_INSTANCE_ID] * 3 + ["amc2other22"] * 2
+            with ThreadPoolExecutor(len(calls)) as pool:
+                answers = list(pool.map(listing, calls))
+    statuses = [answer.status_code for answer in answers]
+    assert sorted(statuses[:3]) == [200, 200, 429]
+    assert statuses[3:] == [200, 200]
+    throttled = next(answer for answer in answers if answer.status_code == 429)
+    assert throttled.headers["Retry-After"] == "1"
+    assert (fake.throttled(DEFAULT_INSTANCE_ID), fake.throttled("amc2other22")) == (1, 0)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import random
 import re
 import signal
 import sys
@@ -50,6 +51,7 @@ DEFAULT_ACCOUNT_ID = "ENTITY1AA1AA11AAA1"
 DEFAULT_MARKETPLACE_ID = "ATVPDKIKX0DER"
 DEFAULT_WORKFLOW_ID = "my-first-workflow"
 _SECRET_FORM_FIELDS = ("client_secret", "refresh_token", "access_token")
+_TOO_MANY = {"code": "429", "details": "Too Many Requests"}
 _EXECUTIONS = re.compile(r"^/amc/reporting/([^/]+)/workflowExecutions(?:/([^/]+))?$")
 
 
@@ -86,11 +88,16 @@ class FakeAmcServer:
         clock: Clock | None = None,
         settings: FakeSettings | None = None,
         latency: float = 0.0,
+        jitter: float = 0.0,
+        max_in_flight: int | None = None,
         port: int = 0,
         **overrides: Any,
     ) -> None:
         """``overrides`` set FakeSettings fields (e.g. ``pending_seconds=0.1``).
-        ``latency``: seconds every AMC request takes before it is handled.
+        ``latency``: seconds every AMC request takes before it is handled, give or take up to
+        ``jitter`` (uniformly).
+        ``max_in_flight``: requests to one instance AMC handles at once; one more is answered
+        429 at once (``throttled`` counts them). None: no limit.
         ``port``: 0 picks a free one (see ``base_url``)."""
         settings = settings or FakeSettings()
         for name, value in overrides.items():
@@ -101,10 +108,13 @@ class FakeAmcServer:
         self.state = FakeAmcState(self.clock, settings)
         self.faults = Faults()
         self.latency = latency
+        self.jitter = jitter
+        self.in_flight_limit = max_in_flight
         self.port = port
         self._log: list[LoggedRequest] = []
         self._in_flight: dict[str, int] = {}
         self._max_in_flight: dict[str, int] = {}
+        self._throttled: dict[str, int] = {}
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -222,15 +232,27 @@ class FakeAmcServer:
         with self._lock:
             return self._max_in_flight.get(instance_id, 0)
 
+    def throttled(self, instance_id: str | None = None) -> int:
+        """Requests answered 429 for going over ``max_in_flight`` (to one instance, or all)."""
+        with self._lock:
+            if instance_id is None:
+                return sum(self._throttled.values())
+            return self._throttled.get(instance_id, 0)
+
     # --- request handling (called by the handler threads) ----------------------------------
 
-    def _enter(self, instance_id: str | None) -> None:
+    def _enter(self, instance_id: str | None) -> bool:
+        """Count the request in; False (not counted) when it is one over ``max_in_flight``."""
         if instance_id is None:
-            return
+            return True
         with self._lock:
             count = self._in_flight.get(instance_id, 0) + 1
+            if self.in_flight_limit is not None and count > self.in_flight_limit:
+                self._throttled[instance_id] = self._throttled.get(instance_id, 0) + 1
+                return False
             self._in_flight[instance_id] = count
             self._max_in_flight[instance_id] = max(self._max_in_flight.get(instance_id, 0), count)
+            return True
 
     def _leave(self, instance_id: str | None) -> None:
         if instance_id is None:
@@ -394,7 +416,11 @@ class _Handler(BaseHTTPRequestHandler):
             started=started,
         )
         fake._record(entry)
-        fake._enter(instance_id)
+        if not fake._enter(instance_id):
+            entry.fault = "in_flight_limit"
+            fake._finish(entry, 429)
+            self._send(_Answer(429, _TOO_MANY, {"Retry-After": "1"}))
+            return
         settled = False
 
         def settle(status: int | None) -> None:
@@ -407,8 +433,9 @@ class _Handler(BaseHTTPRequestHandler):
                 fake._finish(entry, status)
 
         try:
-            if fake.latency and endpoint != "token":
-                time.sleep(fake.latency)
+            if (fake.latency or fake.jitter) and endpoint != "token":
+                spread = random.uniform(-fake.jitter, fake.jitter)  # noqa: S311 - not a secret
+                time.sleep(max(0.0, fake.latency + spread))
             self._respond(
                 fault,
                 method=method,
