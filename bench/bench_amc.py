@@ -32,11 +32,9 @@ import argparse
 import os
 import random
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -59,6 +57,7 @@ from bench_daemon import (
     report_logs,
     wait_for,
     wait_registered,
+    work_dir,
 )
 
 from scheduler_daemon.amc.fake.server import (
@@ -670,24 +669,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     report = Report()
     started = time.monotonic()
-    root = Path(tempfile.mkdtemp(prefix="bench_amc_"))
-    root.chmod(0o755)  # the embedded server may run as its own system user
-    log_dir = root / "logs"
-    log_dir.mkdir()
-    print(f"work dir {root} ({os.cpu_count()} CPUs)")
-    pg: Postgres | None = None
-    try:
-        pg = Postgres(root, statements="b" in args.only)
+    with work_dir("bench_amc_", keep=args.keep, statements="b" in args.only) as (
+        root,
+        log_dir,
+        pg,
+    ):
+        print(f"work dir {root} ({os.cpu_count()} CPUs)")
         if "a" in args.only:
             for index, concurrency in enumerate(args.concurrency or [32]):
                 bench_morning(report, pg, log_dir, BurstSettings(concurrency), index)
         if "b" in args.only:
             bench_polling(report, pg, log_dir, args.poll_seconds)
-    finally:
-        if pg is not None:
-            pg.close()
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
     if "n" in args.only:
         bench_noop(report, args.baseline, args.noop_runs)
     report.table()

@@ -413,6 +413,25 @@ def wait_registered(conn: Conn, procs: Sequence[Daemon], timeout: float = 60.0) 
         raise DaemonCrashedError(f"daemons {ids} did not register within {timeout:.0f}s")
 
 
+@contextlib.contextmanager
+def work_dir(prefix: str, *, keep: bool, statements: bool) -> Iterator[tuple[Path, Path, Postgres]]:
+    """A work directory (removed at the end unless ``keep``), its logs directory and an
+    embedded PostgreSQL in it, stopped at the end."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    root.chmod(0o755)  # the embedded server may run as its own system user
+    log_dir = root / "logs"
+    log_dir.mkdir()
+    pg: Postgres | None = None
+    try:
+        pg = Postgres(root, statements=statements)
+        yield root, log_dir, pg
+    finally:
+        if pg is not None:
+            pg.close()
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
 def report_logs(report: Report, section: str, procs: Sequence[Daemon]) -> None:
     total: Counter[str] = Counter()
     not_json = 0
@@ -1091,14 +1110,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     report = Report()
     started = time.monotonic()
-    root = Path(tempfile.mkdtemp(prefix="bench_daemon_"))
-    root.chmod(0o755)  # the embedded server may run as its own system user
-    log_dir = root / "logs"
-    log_dir.mkdir()
-    print(f"work dir {root} ({os.cpu_count()} CPUs, {'quick' if args.quick else 'full'} run)")
-    pg: Postgres | None = None
-    try:
-        pg = Postgres(root, statements=args.statements)
+    with work_dir("bench_daemon_", keep=args.keep, statements=args.statements) as (
+        root,
+        log_dir,
+        pg,
+    ):
+        run = "quick" if args.quick else "full"
+        print(f"work dir {root} ({os.cpu_count()} CPUs, {run} run)")
         if "a" in args.only:
             bench_bursts(report, pg, log_dir, configs, args.repeat)
         big: str | None = None
@@ -1108,11 +1126,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             bench_lateness(report, pg, log_dir, late_count, late_spacing)
         if "d" in args.only:
             bench_rss(report, pg, log_dir, big)
-    finally:
-        if pg is not None:
-            pg.close()
-        if not args.keep:
-            shutil.rmtree(root, ignore_errors=True)
     report.table()
     kept = f"; work dir kept: {root}" if args.keep else ""
     print(f"\ntotal {time.monotonic() - started:.0f} s{kept}")
