@@ -375,20 +375,15 @@ class Dispatcher:
                 reason = f"its cut-short call was not checked: {request}"
                 return Outcome(run, RunStatus.UNRESOLVED, None, reason, item.release)
             return Outcome(run, RunStatus.FAILED, None, str(request), item.release)
+        request = replace(request, may_send=self.may_send(marked_at))
         try:
             if recovering:
                 if marked.request:  # look for what the first call sent, not today's request
                     request = replace(request, body=marked.request)
-                outcome = self._recover(
-                    run, replace(request, may_send=self.may_send(marked_at)), marked
-                )
+                outcome = self._recover(run, request, marked)
             else:
                 with self._gated(request.amc_instance_id):
-                    outcome = self._submit(
-                        replace(request, may_send=self.may_send(marked_at)),
-                        recovering=False,
-                        fields=run.log_fields,
-                    )
+                    outcome = self._submit(request, recovering=False, fields=run.log_fields)
         except OutcomeUnknownError as exc:
             self._log.warning("run.outcome_unknown", error=str(exc), **run.log_fields)
             return None
