@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import tenacity
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
@@ -309,14 +310,12 @@ def outage_tolerated() -> Iterator[None]:
 
 def retrying(action: Callable[[], Any], seconds: float = 30.0) -> Any:
     """``action`` again while the database is away (a restart)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            return action()
-        except (psycopg.OperationalError, DBAPIError):
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    return tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type((psycopg.OperationalError, DBAPIError)),
+        stop=tenacity.stop_after_delay(seconds),
+        wait=tenacity.wait_fixed(0.2),
+        reraise=True,
+    )(action)
 
 
 # --- the fake AMC and the catalog ------------------------------------------------------------
