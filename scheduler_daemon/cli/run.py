@@ -22,6 +22,7 @@ from scheduler_daemon.daemon.listener import WakeupListener
 from scheduler_daemon.daemon.liveness import SessionLiveness
 from scheduler_daemon.daemon.loop import install_signal_handlers, run_loop
 from scheduler_daemon.daemon.scheduler import Scheduler
+from scheduler_daemon.daemon.status_checks import StatusChecker, StatusSource
 from scheduler_daemon.db.engine import libpq_url, make_engine
 from scheduler_daemon.executors import build_executor
 from scheduler_daemon.executors.base import Executor
@@ -66,8 +67,9 @@ def open_scheduler(
     hostname: str | None = None,
 ) -> Iterator[Scheduler]:
     """A daemon's scheduler with its parts: the dispatcher on an engine of its own, the
-    per-instance AMC gate (amc executor only) on the tick's engine, the session liveness, and
-    the event the loop sleeps on. The caller starts and stops it; the dispatch engine is
+    per-instance AMC gate (amc executor only) on the tick's engine, the status checker (an
+    executor that can tell statuses only) on an engine of its own, the session liveness, and
+    the event the loop sleeps on. The caller starts and stops it; the engines it made are
     closed on the way out."""
     metrics = metrics or Metrics()
     wake = threading.Event()
@@ -75,6 +77,10 @@ def open_scheduler(
     dispatch_engine = make_engine(
         engine.url, pool_size=chunking.threads, max_overflow=0, generic_plans=True
     )
+    # Status checks (amc) on threads of their own, half as many as dispatches: each makes a
+    # batch of one instance's checks at a time, on one connection that also holds its slot.
+    status_threads = max(1, settings.concurrency // 2)
+    status_engine = make_engine(engine.url, pool_size=status_threads, max_overflow=0)
     try:
         gate = (
             InstanceGate(engine, settings.amc.max_in_flight, wait=settings.lease / 2)
@@ -95,6 +101,23 @@ def open_scheduler(
             # Half the time after which the others count this daemon dead and take its
             # claims: a retry is not sent when the heartbeat is older than that.
             send_window=settings.dead_after / 2,
+            first_status_check=settings.status_poll_interval,
+        )
+        status_checker = (
+            StatusChecker(
+                status_engine,
+                executor,
+                threads=status_threads,
+                interval=settings.status_poll_interval,
+                deadline=settings.status_deadline_hours * 3600,
+                max_failures=settings.max_consecutive_failures,
+                metrics=metrics,
+                on_auto_pause=dispatcher.auto_paused,
+                gate=gate,
+                on_idle=wake.set,
+            )
+            if isinstance(executor, StatusSource)
+            else None
         )
         liveness = SessionLiveness(
             libpq_url(engine),
@@ -111,10 +134,12 @@ def open_scheduler(
             clock,
             wake=wake,
             metrics=metrics,
+            status_checker=status_checker,
             hostname=hostname,
         )
     finally:
         dispatch_engine.dispose()
+        status_engine.dispose()
 
 
 def _run_once(scheduler: Scheduler, settings: Settings) -> None:

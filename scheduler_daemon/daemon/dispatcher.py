@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import Connection, Engine
@@ -69,15 +69,6 @@ class _Item:
     release: bool
 
 
-@runtime_checkable
-class StatusSource(Protocol):
-    """An executor that can tell how a submitted execution is doing (the amc executor)."""
-
-    def get_status(
-        self, instance_id: str, entity_id: str, marketplace_id: str, execution_id: str
-    ) -> Any: ...
-
-
 # A recovery that finds another run with the same request still mid-call waits for that call
 # to end (its execution is then attributed), asking the database this often, at most this
 # long before leaving the run to a later recovery.
@@ -108,9 +99,12 @@ class Dispatcher:
         gate: InstanceGate | None = None,
         on_release: Callable[[], None] = lambda: None,
         send_window: float | None = None,
+        first_status_check: float = 0.0,
     ) -> None:
         """``send_window``: how long after this daemon last renewed its claims (its
-        heartbeat) a call may still be sent; None: no limit."""
+        heartbeat) a call may still be sent; None: no limit. ``first_status_check``: how
+        long after its creation an execution's status is first asked."""
+        self._first_status_check = first_status_check
         self._gate = gate
         self._send_window = send_window
         self._renewed_at: float | None = None
@@ -119,8 +113,6 @@ class Dispatcher:
         self._transactions = engine
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._executor = executor
-        # Asked once: an isinstance check against a runtime-checkable protocol is slow.
-        self._status_source = executor if isinstance(executor, StatusSource) else None
         self._worker_id = worker_id
         self._chunking = chunking
         self._max_failures = max_failures
@@ -247,7 +239,9 @@ class Dispatcher:
             ]
             outcomes = [outcome for outcome in called if outcome is not None]
             written = self._write(
-                lambda c: queries.record_outcomes(c, self._worker_id, outcomes, self._max_failures)
+                lambda c: queries.record_outcomes(
+                    c, self._worker_id, outcomes, self._max_failures, self._first_status_check
+                )
             )
         except Exception:
             # Runs stay claimed under our token; after the lease the reaper hands them on.
@@ -268,59 +262,6 @@ class Dispatcher:
             # computed while they were locked.
             self._on_release()
         return all_recorded
-
-    @property
-    def follows_statuses(self) -> bool:
-        """Whether the executor can tell how a submitted execution is doing (amc)."""
-        return self._status_source is not None
-
-    def check_statuses(self, polls: Sequence[queries.StatusPoll]) -> None:
-        """Ask the executor how submitted executions are doing, in the pool."""
-        if polls and self._status_source is not None:
-            self._queue(self._check_statuses, (polls, self._status_source), [])
-
-    def _check_statuses(self, work: tuple[Sequence[queries.StatusPoll], StatusSource]) -> None:
-        polls, source = work
-        seen: list[queries.StatusSeen] = []
-        for poll in polls:
-            if poll.past_deadline:
-                reason = "no final status from AMC before the status deadline"
-                seen.append(queries.StatusSeen(poll.id, "unknown", None, reason))
-                continue
-            try:
-                with self._gated(poll.amc_instance_id):
-                    status = source.get_status(
-                        poll.amc_instance_id,
-                        poll.amc_entity_id,
-                        poll.marketplace_id or "",
-                        poll.amc_execution_id,
-                    )
-            except Exception as exc:  # the next poll asks again
-                self._log.warning(
-                    "execution.status_unavailable",
-                    execution_id=poll.amc_execution_id,
-                    error=str(exc),
-                )
-                continue
-            seen.append(
-                queries.StatusSeen(poll.id, status.status, status.raw_status, status.reason)
-            )
-        try:
-            finished = self._write(lambda c: queries.record_statuses(c, seen, self._max_failures))
-        except Exception:
-            self._log.exception("execution.status_write_failed")
-            return
-        for row in finished:
-            self._log.info(
-                "run.finished",
-                status=row.status,
-                error=row.error_message,
-                via="status_sync",
-                **row.log_fields,
-            )
-            self._metrics.count_run(row.status, "status_sync")
-            if row.paused:
-                self._auto_paused(row.pause_reason, row.log_fields)
 
     def _gated(self, instance_id: str) -> contextlib.AbstractContextManager[None]:
         """A slot of the instance's cap across all daemons, when the executor has one."""
@@ -343,9 +284,9 @@ class Dispatcher:
         if outcome.status is RunStatus.UNRESOLVED:  # an operator must look (docs/runbook.md)
             self._log.error("run.unresolved", reason=outcome.error_message, **fields)
         if result.paused:
-            self._auto_paused(result.pause_reason, fields)
+            self.auto_paused(result.pause_reason, fields)
 
-    def _auto_paused(self, reason: str | None, fields: dict[str, str]) -> None:
+    def auto_paused(self, reason: str | None, fields: dict[str, str]) -> None:
         """A run's failure paused its schedule, whether the dispatch said so or, later, AMC's
         status: one event and one count either way (the alert on auto-pauses reads both)."""
         self._log.warning("schedule.paused", reason=reason, **fields)

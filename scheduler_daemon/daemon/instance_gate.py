@@ -46,13 +46,19 @@ class InstanceGate:
     @contextlib.contextmanager
     def slot(self, instance_id: str) -> Iterator[None]:
         """Hold a slot of ``instance_id`` for the body; InstanceBusyError after the wait."""
+        with self._engine.connect() as conn, self.slot_on(conn, instance_id):
+            yield
+
+    @contextlib.contextmanager
+    def slot_on(self, conn: Connection, instance_id: str) -> Iterator[None]:
+        """``slot`` on the caller's connection (in autocommit), which it may use meanwhile:
+        the slot is the connection's session's until the body ends."""
         namespace = _namespace(instance_id)
-        with self._engine.connect() as conn:
-            slot = self._acquire(conn, namespace)
-            try:
-                yield
-            finally:
-                _release(conn, namespace, slot, instance_id)
+        slot = self._acquire(conn, namespace)
+        try:
+            yield
+        finally:
+            _release(conn, namespace, slot, instance_id)
 
     def _acquire(self, conn: Connection, namespace: int) -> int:
         deadline = time.monotonic() + self._wait

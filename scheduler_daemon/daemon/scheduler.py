@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from scheduler_daemon.daemon.liveness import (
     GoneSessions,
     SessionLiveness,
 )
+from scheduler_daemon.daemon.status_checks import StatusChecker
 from scheduler_daemon.db import queries
 from scheduler_daemon.db.queries import SpecRow
 from scheduler_daemon.db.runs import prune_all
@@ -46,7 +48,6 @@ from scheduler_daemon.policies import plan, spec_of
 
 log = structlog.get_logger("scheduler_daemon.tick")
 
-STATUS_BATCH = 50
 BACKLOG_PAUSE = 0.05
 # The reaper looks at every locked schedule; during a burst the loop ticks many times a second
 # and thousands are locked, so it runs at most this often: a crashed daemon's claims (its
@@ -84,9 +85,11 @@ class Scheduler:
         *,
         wake: threading.Event,
         metrics: Metrics,
+        status_checker: StatusChecker | None = None,
         hostname: str | None = None,
     ) -> None:
         self.engine = engine
+        self._status_checker = status_checker
         self.metrics = metrics
         self.settings = settings
         self.clock = clock
@@ -114,8 +117,15 @@ class Scheduler:
         )
 
     def wait_idle(self, timeout: float | None) -> bool:
-        """Wait until no dispatch is in flight; False if ``timeout`` passed first."""
-        return self._dispatcher.wait_idle(timeout)
+        """Wait until no dispatch or status check is in flight; False if ``timeout`` passed
+        first."""
+        deadline = None if timeout is None else time.monotonic() + timeout  # real waits
+        if not self._dispatcher.wait_idle(timeout):
+            return False
+        if self._status_checker is None:
+            return True
+        left = None if deadline is None else max(0.0, deadline - time.monotonic())
+        return self._status_checker.wait_idle(left)
 
     @property
     def runs_queued(self) -> int:
@@ -125,8 +135,10 @@ class Scheduler:
     def stop(self, grace: float) -> bool:
         """Stop: let in-flight dispatches finish within ``grace`` seconds, then mark this
         worker stopped, which hands whatever is left to the other workers' reapers at once."""
-        finished = self._dispatcher.wait_idle(grace)
+        finished = self.wait_idle(grace)
         self._dispatcher.shutdown()
+        if self._status_checker is not None:
+            self._status_checker.shutdown()
         try:
             with self.engine.begin() as conn:
                 queries.mark_stopped(conn, self.worker_id)
@@ -190,17 +202,10 @@ class Scheduler:
 
     def _sync_statuses(self) -> None:
         """Executions still running remotely are asked for their status, at most every
-        ``status_poll_interval`` each (backing off), until final or past the deadline."""
-        if not self._dispatcher.follows_statuses:
-            return
-        with self.engine.begin() as conn:
-            polls = queries.claim_status_polls(
-                conn,
-                interval=self.settings.status_poll_interval,
-                deadline=self.settings.status_deadline_hours * 3600,
-                batch_size=STATUS_BATCH,
-            )
-        self._dispatcher.check_statuses(polls)
+        ``status_poll_interval`` each (backing off), until final or past the deadline: in
+        the status checker's threads, which go on while checks are due."""
+        if self._status_checker is not None:
+            self._status_checker.start_checking()
 
     def _prune_if_due(self) -> None:
         """Delete history older than the retention, a small batch per transaction, at most
@@ -399,9 +404,12 @@ class Scheduler:
 
     def _sleep_for(self, now: datetime) -> float:
         with self.engine.connect() as conn:
-            wake_at, others_busy = queries.next_wakeup(conn, self.worker_id)
+            wakeup = queries.next_wakeup(conn, self.worker_id)
+        wake_at = wakeup.wake_at
         sleep = min(self.settings.poll_interval, self.settings.heartbeat_interval)
-        if others_busy and self._liveness.enabled:
+        if self._status_checker is not None and wakeup.status_check_in is not None:
+            sleep = min(sleep, max(0.0, wakeup.status_check_in))
+        if wakeup.others_hold_claims and self._liveness.enabled:
             # Their claims are ours to take over the moment their daemon dies (its session
             # ends): look again within a reap interval (sooner while a free lock waits out
             # its grace).

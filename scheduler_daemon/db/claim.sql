@@ -208,11 +208,15 @@ WITH outcome AS (
               o.execution_status
 ), lineage AS (
     -- One workflow_executions row per execution started, linked both ways.
+    -- Its first status check is one interval (:first_check seconds) away: an execution
+    -- takes minutes, and the checks would take the instance's slots from the creates.
     INSERT INTO workflow_executions (id, workflow_id, amc_execution_id, status, trigger,
-                                     schedule_run_id, request, submitted_at, finished_at)
+                                     schedule_run_id, request, submitted_at, finished_at,
+                                     next_poll_at)
     SELECT run.lineage_id, run.workflow_id, run.amc_execution_id, run.execution_status,
            run.trigger, run.id, run.request, now(),
-           CASE WHEN run.execution_status IN ('succeeded', 'failed') THEN now() END
+           CASE WHEN run.execution_status IN ('succeeded', 'failed') THEN now() END,
+           now() + make_interval(secs => :first_check)
       FROM run WHERE run.lineage_id IS NOT NULL
     RETURNING id
 ), schedule AS (
@@ -246,24 +250,43 @@ SELECT run.id AS run_id, run.trigger, schedule.id IS NOT NULL AS schedule_update
   FROM run LEFT JOIN schedule ON schedule.id = run.schedule_id;
 
 
--- name: claim_status_polls
--- Executions due for a status check, each pushed to its next check (backing off to ten
--- times the interval); past_deadline says the status sync should stop asking.
+-- name: claim_status_checks
+-- One AMC instance's executions due for a status check, so that one thread makes them one
+-- after the other under one of the instance's slots: the instance of the check due first,
+-- with its checks due within :lookahead seconds, oldest first, up to :batch_size. Each is
+-- pushed to its next check: one step after its due time (so a check made a little early
+-- does not add checks), never before now (so one made late does not bunch the next ones);
+-- the step backs off to ten times the interval. past_deadline: stop asking, record
+-- "unknown". status, raw_status: as last recorded, to write only what changed.
+WITH first AS (
+    SELECT e.workflow_id
+      FROM workflow_executions e
+     WHERE e.status IN ('pending', 'running') AND e.schedule_run_id IS NOT NULL
+       AND COALESCE(e.next_poll_at, e.submitted_at) <= now()
+     ORDER BY COALESCE(e.next_poll_at, e.submitted_at)
+     LIMIT 1
+       FOR UPDATE SKIP LOCKED
+), due AS (
+    SELECT e.id, COALESCE(e.next_poll_at, e.submitted_at) AS due_at
+      FROM workflow_executions e
+      JOIN workflows w ON w.id = e.workflow_id
+     WHERE w.instance_id = (SELECT f.instance_id FROM first JOIN workflows f
+                                                 ON f.id = first.workflow_id)
+       AND e.status IN ('pending', 'running') AND e.schedule_run_id IS NOT NULL
+       AND COALESCE(e.next_poll_at, e.submitted_at)
+           <= now() + make_interval(secs => :lookahead)
+     ORDER BY COALESCE(e.next_poll_at, e.submitted_at)
+     LIMIT :batch_size
+       FOR UPDATE OF e SKIP LOCKED
+)
 UPDATE workflow_executions AS e
-   SET next_poll_at = now() + make_interval(
+   SET next_poll_at = GREATEST(due.due_at, now()) + make_interval(
            secs => :interval * LEAST(1 + e.poll_count / 5, 10)),
        poll_count = e.poll_count + 1
-  FROM schedule_runs r, workflows w, amc_instances i, amc_accounts a
- WHERE e.id IN (
-           SELECT id FROM workflow_executions
-            WHERE status IN ('pending', 'running')
-              AND COALESCE(next_poll_at, submitted_at) <= now()
-            ORDER BY COALESCE(next_poll_at, submitted_at)
-            LIMIT :batch_size
-              FOR UPDATE SKIP LOCKED)
-   AND r.id = e.schedule_run_id AND w.id = e.workflow_id
+  FROM due, workflows w, amc_instances i, amc_accounts a
+ WHERE e.id = due.id AND w.id = e.workflow_id
    AND i.id = w.instance_id AND a.id = i.account_id
-RETURNING e.id, e.amc_execution_id, e.schedule_run_id AS run_id,
+RETURNING e.id, e.amc_execution_id, e.schedule_run_id AS run_id, e.status, e.raw_status,
           i.instance_id AS amc_instance_id, a.account_id AS amc_entity_id,
           a.marketplace_id,
           e.submitted_at < now() - make_interval(secs => :deadline) AS past_deadline;
@@ -494,8 +517,8 @@ ON CONFLICT (schedule_id, scheduled_for) WHERE trigger = 'scheduled' DO NOTHING;
 
 
 -- name: next_wakeup
--- The earliest slot time at which a schedule, manual run or pause becomes due; and whether
--- other workers hold schedules' claims (should one die, they are ours to take).
+-- The earliest slot time at which a schedule, manual run or pause becomes due; how soon a
+-- status check does; and whether other workers hold schedules' claims (should one die, they are ours to take).
 SELECT LEAST(
            (SELECT min(s.next_run_at) FROM workflow_schedules s
              WHERE s.enabled AND s.deleted_at IS NULL AND s.paused_at IS NULL
@@ -503,6 +526,11 @@ SELECT LEAST(
            (SELECT min(scheduled_for) FROM schedule_runs WHERE status = 'pending'),
            (SELECT min(paused_until) FROM workflow_schedules WHERE paused_until IS NOT NULL)
        ) AS wake_at,
+       -- seconds until an execution's status check is due (by the database's clock)
+       EXTRACT(EPOCH FROM (SELECT min(COALESCE(e.next_poll_at, e.submitted_at))
+                             FROM workflow_executions e
+                            WHERE e.status IN ('pending', 'running')) - now())
+           AS status_check_in,
        EXISTS (SELECT 1 FROM workflow_schedules
                 WHERE locked_by IS NOT NULL AND locked_by <> :worker_id) AS others_hold_claims;
 

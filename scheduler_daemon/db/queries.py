@@ -227,10 +227,15 @@ RECORD_OUTCOMES = _SQL["record_outcomes"]
 
 
 def record_outcomes(
-    conn: Connection, worker_id: str, outcomes: Sequence[Outcome], max_failures: int
+    conn: Connection,
+    worker_id: str,
+    outcomes: Sequence[Outcome],
+    max_failures: int,
+    first_status_check: float = 0.0,
 ) -> dict[uuid.UUID, OutcomeWritten]:
     """Record what the executor said for a batch of runs; a run whose claim was lost comes
-    back with ``recorded=False``."""
+    back with ``recorded=False``. An execution started gets its first status check
+    ``first_status_check`` seconds from now."""
     if not outcomes:
         return {}
     rows = conn.execute(
@@ -238,6 +243,7 @@ def record_outcomes(
         {
             "worker_id": worker_id,
             "max_failures": max_failures,
+            "first_check": first_status_check,
             "ids": [o.run.id for o in outcomes],
             "tokens": [o.run.fencing_token for o in outcomes],
             "statuses": [o.status for o in outcomes],
@@ -259,29 +265,39 @@ def record_outcomes(
 
 # --- status sync of executions still running remotely ----------------------------------------
 
-CLAIM_STATUS_POLLS = _SQL["claim_status_polls"]
+CLAIM_STATUS_CHECKS = _SQL["claim_status_checks"]
 
 
 @dataclass(frozen=True)
-class StatusPoll:
+class StatusCheck:
+    """An execution whose status is due to be asked, with its status as last recorded."""
+
     id: uuid.UUID
     amc_execution_id: str
     run_id: uuid.UUID
+    status: str
+    raw_status: str | None
     amc_instance_id: str
     amc_entity_id: str
     marketplace_id: str | None
     past_deadline: bool
 
 
-def claim_status_polls(
-    conn: Connection, *, interval: float, deadline: float, batch_size: int
-) -> list[StatusPoll]:
-    """Executions due for a status check, each pushed to its next check (backing off)."""
+def claim_status_checks(
+    conn: Connection, *, interval: float, deadline: float, lookahead: float, batch_size: int
+) -> list[StatusCheck]:
+    """One instance's executions due for a status check (within ``lookahead`` seconds), each
+    pushed to its next check (backing off)."""
     rows = conn.execute(
-        CLAIM_STATUS_POLLS,
-        {"interval": interval, "deadline": deadline, "batch_size": batch_size},
+        CLAIM_STATUS_CHECKS,
+        {
+            "interval": interval,
+            "deadline": deadline,
+            "lookahead": lookahead,
+            "batch_size": batch_size,
+        },
     )
-    return _rows_as(StatusPoll, rows)
+    return _rows_as(StatusCheck, rows)
 
 
 @dataclass(frozen=True)
@@ -573,11 +589,22 @@ def quarantine(conn: Connection, worker_id: str, schedule_id: uuid.UUID, reason:
 NEXT_WAKEUP = _SQL["next_wakeup"]
 
 
-def next_wakeup(conn: Connection, worker_id: str) -> tuple[datetime | None, bool]:
-    """The earliest slot time at which a schedule, manual run or pause becomes due; and
-    whether other workers hold schedules' claims (should one die, they are ours to take)."""
+@dataclass(frozen=True)
+class Wakeup:
+    """``wake_at``: the earliest slot time at which a schedule, manual run or pause becomes
+    due; ``status_check_in``: seconds until an execution's status check is due (negative:
+    overdue); ``others_hold_claims``: other workers hold schedules' claims (should one die,
+    they are ours to take)."""
+
+    wake_at: datetime | None
+    status_check_in: float | None
+    others_hold_claims: bool
+
+
+def next_wakeup(conn: Connection, worker_id: str) -> Wakeup:
     row = conn.execute(NEXT_WAKEUP, {"worker_id": worker_id}).one()
-    return row.wake_at, row.others_hold_claims
+    check_in = None if row.status_check_in is None else float(row.status_check_in)
+    return Wakeup(row.wake_at, check_in, row.others_hold_claims)
 
 
 COUNT_DUE_BACKLOG = _SQL["count_due_backlog"]

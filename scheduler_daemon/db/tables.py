@@ -288,8 +288,8 @@ workflow_executions = Table(
     CheckConstraint(_in("trigger", RUN_TRIGGERS), name="trigger_allowed"),
     Index("ix_workflow_executions_amc_execution_id", "amc_execution_id"),
     Index(
-        "ix_workflow_executions_polling",
-        "next_poll_at",
+        "ix_workflow_executions_status_due",
+        text("COALESCE(next_poll_at, submitted_at)"),
         postgresql_where=text("status IN ('pending', 'running')"),
     ),
 )

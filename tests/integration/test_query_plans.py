@@ -122,6 +122,7 @@ def _batch_params(ids: list[uuid.UUID]) -> dict[str, Any]:
     return {
         "worker_id": "w1",
         "max_failures": 5,
+        "first_check": 60.0,
         "ids": ids,
         "tokens": [1] * n,
         "statuses": ["succeeded"] * n,
@@ -179,7 +180,7 @@ def test_status_writes_use_primary_keys_when_statistics_say_nothing_is_polled(
         "max_failures": 5,
     }
     indexes = _indexes(_plan(engine, queries.RECORD_STATUSES, params))
-    assert not indexes & {"ix_schedule_runs_unfinished", "ix_workflow_executions_polling"}
+    assert not indexes & {"ix_schedule_runs_unfinished", "ix_workflow_executions_status_due"}
     assert {"pk_schedule_runs", "pk_workflow_executions"} <= indexes
 
 

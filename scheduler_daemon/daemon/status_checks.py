@@ -1,0 +1,209 @@
+"""Status checks of executions still running on AMC, on threads of their own.
+
+A check is an HTTP call of a few hundred milliseconds that takes one of the instance's slots
+(``InstanceGate``), like a create. Thousands of executions may be running at once, each due
+for a check every ``status_poll_interval``, so the checks go in batches:
+
+- a thread claims one instance's due checks in one statement (the instance of the check due
+  first, with its checks due within a sixth of the interval, at most ``CHECKS_PER_CLAIM``),
+  takes one of the instance's slots, makes them one after the other on the same database
+  connection, and writes what changed in one statement; a final status is written at once;
+- then it claims again, until nothing is due. A thread whose claim found work starts another
+  (up to ``threads``), so the threads grow with the work and end when it does; the tick starts
+  one, and wakes when the next check is due.
+
+A daemon that dies with checks claimed only delays them: each was pushed to its next check by
+its claim, so another daemon makes it one interval later.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, runtime_checkable
+
+import structlog
+from sqlalchemy import Connection, Engine
+
+from scheduler_daemon.daemon.instance_gate import InstanceBusyError, InstanceGate
+from scheduler_daemon.db import queries
+from scheduler_daemon.metrics import Metrics
+
+log = structlog.get_logger("scheduler_daemon.status")
+
+# One claim's checks of one instance, made one after the other under one slot (about 5 s of
+# calls at 200 ms each): claim, slot, release and write cost 4 statements for up to 25 checks.
+CHECKS_PER_CLAIM = 25
+# How early a check may be made so that an instance's checks go together. Its next check is
+# counted from when it was due, so checking early adds no checks.
+LOOKAHEAD_SHARE = 1 / 6
+FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "unknown"})
+
+
+@runtime_checkable
+class StatusSource(Protocol):
+    """An executor that can tell how a submitted execution is doing (the amc executor)."""
+
+    def get_status(
+        self, instance_id: str, entity_id: str, marketplace_id: str, execution_id: str
+    ) -> Any: ...
+
+
+class StatusChecker:
+    """``engine``: the checker's own (one connection per thread, each holding its slot)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        source: StatusSource,
+        *,
+        threads: int,
+        interval: float,
+        deadline: float,
+        max_failures: int,
+        metrics: Metrics,
+        on_auto_pause: Callable[[str | None, dict[str, str]], None],
+        gate: InstanceGate | None = None,
+        on_idle: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``deadline``: seconds after its submission when an execution is no longer asked
+        about (it is recorded "unknown"). ``on_idle``: called when the last thread that made
+        checks ends (the loop then plans its wake-up for the next check due)."""
+        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._source = source
+        self._threads = threads
+        self._interval = interval
+        self._deadline = deadline
+        self._max_failures = max_failures
+        self._metrics = metrics
+        self._on_auto_pause = on_auto_pause
+        self._gate = gate
+        self._on_idle = on_idle
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="status")
+        self._running = 0
+        self._worked = False  # a thread made checks since the threads were last all idle
+        self._state = threading.Condition()
+        self._stopping = False
+
+    def start_checking(self) -> None:
+        """Start a thread of checks, unless all ``threads`` run."""
+        with self._state:
+            if self._stopping or self._running >= self._threads:
+                return
+            self._running += 1
+        try:
+            self._pool.submit(self._check_while_due)
+        except RuntimeError:  # shut down meanwhile
+            self._thread_ended()
+
+    def wait_idle(self, timeout: float | None) -> bool:
+        """Wait until no thread is checking; False if ``timeout`` passed first."""
+        with self._state:
+            return self._state.wait_for(lambda: self._running == 0, timeout=timeout)
+
+    def shutdown(self) -> None:
+        """Stop claiming; a batch under way ends after its current call."""
+        with self._state:
+            self._stopping = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _thread_ended(self) -> None:
+        with self._state:
+            self._running -= 1
+            idle = self._running == 0 and self._worked
+            if idle:
+                self._worked = False
+            self._state.notify_all()
+        if idle:
+            self._on_idle()
+
+    def _check_while_due(self) -> None:
+        try:
+            while not self._stopping:
+                with self._engine.connect() as conn:
+                    checks = queries.claim_status_checks(
+                        conn,
+                        interval=self._interval,
+                        deadline=self._deadline,
+                        lookahead=self._interval * LOOKAHEAD_SHARE,
+                        batch_size=CHECKS_PER_CLAIM,
+                    )
+                    if not checks:
+                        return
+                    with self._state:
+                        self._worked = True
+                    self.start_checking()  # other instances' checks may be due too
+                    self._check(conn, checks)
+        except Exception:  # the next tick starts a thread again
+            log.exception("execution.status_checks_failed")
+        finally:
+            self._thread_ended()
+
+    def _check(self, conn: Connection, checks: Sequence[queries.StatusCheck]) -> None:
+        """Ask about one instance's executions under one of its slots; write what changed."""
+        changed = [
+            queries.StatusSeen(c.id, "unknown", None, "no final status from AMC before the "
+                               "status deadline")
+            for c in checks
+            if c.past_deadline
+        ]  # fmt: skip
+        ask = [c for c in checks if not c.past_deadline]
+        if ask:
+            try:
+                with self._slot(conn, ask[0].amc_instance_id):
+                    for check in ask:
+                        if self._stopping:
+                            break
+                        seen = self._ask(check)
+                        if seen is None or (seen.status, seen.raw_status) == (
+                            check.status,
+                            check.raw_status,
+                        ):
+                            continue
+                        if seen.status in FINAL_STATUSES:  # its run is over: say so now
+                            self._record(conn, [seen])
+                        else:
+                            changed.append(seen)
+            except InstanceBusyError as exc:  # asked again at their next checks
+                log.warning(
+                    "execution.status_checks_deferred",
+                    instance_id=ask[0].amc_instance_id,
+                    checks=len(ask),
+                    error=str(exc),
+                )
+        self._record(conn, changed)
+
+    def _slot(self, conn: Connection, instance_id: str) -> contextlib.AbstractContextManager[None]:
+        return self._gate.slot_on(conn, instance_id) if self._gate else contextlib.nullcontext()
+
+    def _ask(self, check: queries.StatusCheck) -> queries.StatusSeen | None:
+        try:
+            status = self._source.get_status(
+                check.amc_instance_id,
+                check.amc_entity_id,
+                check.marketplace_id or "",
+                check.amc_execution_id,
+            )
+        except Exception as exc:  # the next check asks again
+            log.warning(
+                "execution.status_unavailable",
+                execution_id=check.amc_execution_id,
+                error=str(exc),
+            )
+            return None
+        return queries.StatusSeen(check.id, status.status, status.raw_status, status.reason)
+
+    def _record(self, conn: Connection, seen: Sequence[queries.StatusSeen]) -> None:
+        for row in queries.record_statuses(conn, seen, self._max_failures):
+            log.info(
+                "run.finished",
+                status=row.status,
+                error=row.error_message,
+                via="status_sync",
+                **row.log_fields,
+            )
+            self._metrics.count_run(row.status, "status_sync")
+            if row.paused:
+                self._on_auto_pause(row.pause_reason, row.log_fields)
