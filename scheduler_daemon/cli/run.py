@@ -114,7 +114,6 @@ def open_scheduler(
                 metrics=metrics,
                 on_auto_pause=dispatcher.auto_paused,
                 gate=gate,
-                on_idle=wake.set,
             )
             if isinstance(executor, StatusSource)
             else None

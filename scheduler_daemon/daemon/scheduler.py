@@ -404,12 +404,9 @@ class Scheduler:
 
     def _sleep_for(self, now: datetime) -> float:
         with self.engine.connect() as conn:
-            wakeup = queries.next_wakeup(conn, self.worker_id)
-        wake_at = wakeup.wake_at
+            wake_at, others_busy = queries.next_wakeup(conn, self.worker_id)
         sleep = min(self.settings.poll_interval, self.settings.heartbeat_interval)
-        if self._status_checker is not None and wakeup.status_check_in is not None:
-            sleep = min(sleep, max(0.0, wakeup.status_check_in))
-        if wakeup.others_hold_claims and self._liveness.enabled:
+        if others_busy and self._liveness.enabled:
             # Their claims are ours to take over the moment their daemon dies (its session
             # ends): look again within a reap interval (sooner while a free lock waits out
             # its grace).

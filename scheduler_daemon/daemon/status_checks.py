@@ -9,8 +9,9 @@ for a check every ``status_poll_interval``, so the checks go in batches:
   takes one of the instance's slots, makes them one after the other on the same database
   connection, and writes what changed in one statement; a final status is written at once;
 - then it claims again, until nothing is due. A thread whose claim found work starts another
-  (up to ``threads``), so the threads grow with the work and end when it does; the tick starts
-  one, and wakes when the next check is due.
+  (up to ``threads``), so the threads grow with the work and end when it does. The last one to
+  find nothing sets a timer for when the next check falls due; the tick also starts one (the
+  first checks after a quiet spell, or after the database was away).
 
 A daemon that dies with checks claimed only delays them: each was pushed to its next check by
 its claim, so another daemon makes it one interval later.
@@ -39,6 +40,9 @@ CHECKS_PER_CLAIM = 25
 # How early a check may be made so that an instance's checks go together. Its next check is
 # counted from when it was due, so checking early adds no checks.
 LOOKAHEAD_SHARE = 1 / 6
+# The shortest wait for the next check, should one be due that no claim could take (another
+# daemon's claim held it for that instant).
+MIN_WAIT = 1.0
 FINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled", "unknown"})
 
 
@@ -66,11 +70,9 @@ class StatusChecker:
         metrics: Metrics,
         on_auto_pause: Callable[[str | None, dict[str, str]], None],
         gate: InstanceGate | None = None,
-        on_idle: Callable[[], None] = lambda: None,
     ) -> None:
         """``deadline``: seconds after its submission when an execution is no longer asked
-        about (it is recorded "unknown"). ``on_idle``: called when the last thread that made
-        checks ends (the loop then plans its wake-up for the next check due)."""
+        about (it is recorded "unknown")."""
         self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._source = source
         self._threads = threads
@@ -80,12 +82,11 @@ class StatusChecker:
         self._metrics = metrics
         self._on_auto_pause = on_auto_pause
         self._gate = gate
-        self._on_idle = on_idle
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="status")
         self._running = 0
-        self._worked = False  # a thread made checks since the threads were last all idle
         self._state = threading.Condition()
         self._stopping = False
+        self._timer: threading.Timer | None = None
 
     def start_checking(self) -> None:
         """Start a thread of checks, unless all ``threads`` run."""
@@ -107,17 +108,28 @@ class StatusChecker:
         """Stop claiming; a batch under way ends after its current call."""
         with self._state:
             self._stopping = True
+            if self._timer is not None:
+                self._timer.cancel()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _start_when_due(self, seconds: float | None) -> None:
+        """Start checking again in ``seconds``, when the next check falls due; None: no
+        execution is running (the tick starts checking after the next ones begin)."""
+        if seconds is None:
+            return
+        with self._state:
+            if self._stopping:
+                return
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = threading.Timer(seconds if seconds > 0 else MIN_WAIT, self.start_checking)
+            self._timer.daemon = True
+            self._timer.start()
 
     def _thread_ended(self) -> None:
         with self._state:
             self._running -= 1
-            idle = self._running == 0 and self._worked
-            if idle:
-                self._worked = False
             self._state.notify_all()
-        if idle:
-            self._on_idle()
 
     def _check_while_due(self) -> None:
         try:
@@ -131,9 +143,8 @@ class StatusChecker:
                         batch_size=CHECKS_PER_CLAIM,
                     )
                     if not checks:
+                        self._start_when_due(queries.next_status_check_in(conn))
                         return
-                    with self._state:
-                        self._worked = True
                     self.start_checking()  # other instances' checks may be due too
                     self._check(conn, checks)
         except Exception:  # the next tick starts a thread again

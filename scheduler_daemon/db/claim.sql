@@ -292,6 +292,13 @@ RETURNING e.id, e.amc_execution_id, e.schedule_run_id AS run_id, e.status, e.raw
           e.submitted_at < now() - make_interval(secs => :deadline) AS past_deadline;
 
 
+-- name: next_status_check_in
+-- Seconds until the next status check falls due (by the database's clock), if any.
+SELECT EXTRACT(EPOCH FROM min(COALESCE(e.next_poll_at, e.submitted_at)) - now())
+  FROM workflow_executions e
+ WHERE e.status IN ('pending', 'running') AND e.schedule_run_id IS NOT NULL;
+
+
 -- name: record_statuses
 -- Records what AMC said of executions; a final status also finishes the run and, for
 -- scheduled runs, moves the schedule's failure count (auto-pause) as record_outcomes does.
@@ -517,8 +524,8 @@ ON CONFLICT (schedule_id, scheduled_for) WHERE trigger = 'scheduled' DO NOTHING;
 
 
 -- name: next_wakeup
--- The earliest slot time at which a schedule, manual run or pause becomes due; how soon a
--- status check does; and whether other workers hold schedules' claims (should one die, they are ours to take).
+-- The earliest slot time at which a schedule, manual run or pause becomes due; and whether
+-- other workers hold schedules' claims (should one die, they are ours to take).
 SELECT LEAST(
            (SELECT min(s.next_run_at) FROM workflow_schedules s
              WHERE s.enabled AND s.deleted_at IS NULL AND s.paused_at IS NULL
@@ -526,11 +533,6 @@ SELECT LEAST(
            (SELECT min(scheduled_for) FROM schedule_runs WHERE status = 'pending'),
            (SELECT min(paused_until) FROM workflow_schedules WHERE paused_until IS NOT NULL)
        ) AS wake_at,
-       -- seconds until an execution's status check is due (by the database's clock)
-       EXTRACT(EPOCH FROM (SELECT min(COALESCE(e.next_poll_at, e.submitted_at))
-                             FROM workflow_executions e
-                            WHERE e.status IN ('pending', 'running')) - now())
-           AS status_check_in,
        EXISTS (SELECT 1 FROM workflow_schedules
                 WHERE locked_by IS NOT NULL AND locked_by <> :worker_id) AS others_hold_claims;
 

@@ -300,6 +300,15 @@ def claim_status_checks(
     return _rows_as(StatusCheck, rows)
 
 
+NEXT_STATUS_CHECK_IN = _SQL["next_status_check_in"]
+
+
+def next_status_check_in(conn: Connection) -> float | None:
+    """Seconds until the next status check falls due (negative: overdue); None: none."""
+    seconds = conn.execute(NEXT_STATUS_CHECK_IN).scalar_one()
+    return None if seconds is None else float(seconds)
+
+
 @dataclass(frozen=True)
 class StatusSeen:
     execution: uuid.UUID
@@ -589,22 +598,11 @@ def quarantine(conn: Connection, worker_id: str, schedule_id: uuid.UUID, reason:
 NEXT_WAKEUP = _SQL["next_wakeup"]
 
 
-@dataclass(frozen=True)
-class Wakeup:
-    """``wake_at``: the earliest slot time at which a schedule, manual run or pause becomes
-    due; ``status_check_in``: seconds until an execution's status check is due (negative:
-    overdue); ``others_hold_claims``: other workers hold schedules' claims (should one die,
-    they are ours to take)."""
-
-    wake_at: datetime | None
-    status_check_in: float | None
-    others_hold_claims: bool
-
-
-def next_wakeup(conn: Connection, worker_id: str) -> Wakeup:
+def next_wakeup(conn: Connection, worker_id: str) -> tuple[datetime | None, bool]:
+    """The earliest slot time at which a schedule, manual run or pause becomes due; and
+    whether other workers hold schedules' claims (should one die, they are ours to take)."""
     row = conn.execute(NEXT_WAKEUP, {"worker_id": worker_id}).one()
-    check_in = None if row.status_check_in is None else float(row.status_check_in)
-    return Wakeup(row.wake_at, check_in, row.others_hold_claims)
+    return row.wake_at, row.others_hold_claims
 
 
 COUNT_DUE_BACKLOG = _SQL["count_due_backlog"]

@@ -4,6 +4,7 @@ many instances at once; final statuses finish their runs; a past deadline ends t
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -118,13 +119,18 @@ def start_execution(
 
 
 def checker(
-    engine: Engine, executor: AmcExecutor, *, threads: int = 4, slots: int = 10
+    engine: Engine,
+    executor: AmcExecutor,
+    *,
+    threads: int = 4,
+    slots: int = 10,
+    interval: float = INTERVAL,
 ) -> StatusChecker:
     return StatusChecker(
         engine,
         executor,
         threads=threads,
-        interval=INTERVAL,
+        interval=interval,
         deadline=6 * HOURS,
         max_failures=5,
         metrics=Metrics(),
@@ -148,7 +154,7 @@ def asked(amc: FakeAmcServer) -> Counter[str]:
 
 def column(engine: Engine, table: str, name: str, ids: Sequence[uuid.UUID]) -> list[object]:
     with engine.connect() as conn:
-        values = dict(
+        values: dict[uuid.UUID, object] = dict(
             conn.execute(
                 text(f"SELECT id, {name} FROM {table} WHERE id = ANY(:ids)"), {"ids": list(ids)}
             ).all()
@@ -236,6 +242,27 @@ def test_a_check_made_early_to_go_with_its_instances_keeps_the_executions_cadenc
     assert isinstance(due_after, datetime)
     assert due_after - due_before == timedelta(seconds=INTERVAL)
     assert not_yet.amc_execution_id not in asked(amc)
+
+
+def test_a_check_that_falls_due_later_is_made_then_without_another_start(
+    engine: Engine, rows: Rows, amc: FakeAmcServer, executor: AmcExecutor
+) -> None:
+    amc.script("busy", Script(stuck_in="RUNNING"))
+    [later] = running_executions(rows, amc, {"busy": 1}, due_in=2.0)
+    checks = checker(engine, executor, interval=3.0)  # made at most half a second early
+    try:
+        checks.start_checking()
+        assert checks.wait_idle(10)
+        assert asked(amc) == Counter()
+
+        deadline = time.monotonic() + 20
+        while not asked(amc):  # the checker's own timer, nobody else, starts it again
+            assert time.monotonic() < deadline, "the check due later was never made"
+            time.sleep(0.05)
+        assert checks.wait_idle(10)
+    finally:
+        checks.shutdown()
+    assert asked(amc) == Counter({later.amc_execution_id: 1})
 
 
 def test_past_the_status_deadline_an_execution_is_recorded_unknown_without_asking(
