@@ -55,6 +55,7 @@ from bench_daemon import (
     one,
     percentile,
     report_logs,
+    top_statements,
     wait_for,
     wait_registered,
     work_dir,
@@ -497,8 +498,10 @@ def bench_polling(report: Report, pg: Postgres, log_dir: Path, duration: float) 
             meter = CpuMeter(pg, procs)
             meter.start()
             started = time.monotonic()
+            overdue: list[tuple[float, int]] = []  # (seconds into the window, checks)
             while time.monotonic() - started < duration:  # bounded: the window itself
                 check_alive(procs)
+                overdue.append((time.monotonic() - started, one(conn, OVERDUE)))
                 time.sleep(1.0)
             meter.stop()
             statements = None
@@ -510,6 +513,12 @@ def bench_polling(report: Report, pg: Postgres, log_dir: Path, duration: float) 
                     (name,),
                 )
             polling_figures(report, section, conn, amc, finish, started, statements)
+            backlog_figures(report, section, overdue)
+            if statements is not None:
+                checks = max(1, len(amc.requests(endpoint="get")))
+                print("  the most frequent statements, per status check:")
+                for line in top_statements(conn, name, checks, 8):
+                    print("   ", line.replace("/slot", "/check"))
             report.figure(
                 section,
                 f"a whole hour by the back-off: checks per execution ({per_hour})",
@@ -523,6 +532,35 @@ def bench_polling(report: Report, pg: Postgres, log_dir: Path, duration: float) 
         report.problem(section, f"daemon crashed: {exc}")
     finally:
         pg.drop_database(name)
+
+
+# Checks due more than OVERDUE_BY seconds ago and not yet claimed: a backlog.
+OVERDUE_BY = 10
+OVERDUE = f"""
+    SELECT count(*) FROM workflow_executions
+     WHERE status IN ('pending', 'running')
+       AND COALESCE(next_poll_at, submitted_at) < now() - interval '{OVERDUE_BY} seconds'
+"""
+
+
+def backlog_figures(report: Report, section: str, overdue: Sequence[tuple[float, int]]) -> None:
+    """Keeping up: the window starts with every check due at once (as after an outage); once
+    that first round is made, no check should wait long."""
+    cleared = next((at for at, count in overdue if count == 0), None)
+    if cleared is None:
+        report.problem(section, f"the first round of checks was never done ({overdue[-1][1]} left)")
+        return
+    report.figure(section, f"the first round ({POLL_EXECUTIONS:,} checks due at once) made in",
+                  cleared, " s")  # fmt: skip
+    after = [count for at, count in overdue if at > cleared]
+    report.figure(
+        section,
+        f"checks over {OVERDUE_BY} s overdue after it, at most",
+        max(after, default=0),
+        "",
+        target=("<=", POLL_EXECUTIONS / 100),
+        digits=0,
+    )
 
 
 def polling_figures(  # noqa: PLR0917 - the window's facts
@@ -544,20 +582,21 @@ def polling_figures(  # noqa: PLR0917 - the window's facts
         target=("<=", POLL_EXECUTIONS * 60 / POLL_INTERVAL),
         digits=0,
     )
-    report.figure(
-        section,
-        "share of the due checks made (keeping up)",
-        len(gets) / minutes / (POLL_EXECUTIONS * 60 / POLL_INTERVAL) * 100,
-        " %",
-        target=(">=", 95.0),
-        digits=1,
-    )
     report.count(section, "429s from our own concurrency", amc.throttled(), must_be=0)
     if statements is not None and gets:
+        # A final status is written at once, one statement per run finished (here every
+        # execution finishes within minutes; in production after 15 minutes or more).
+        finished = one(
+            conn,
+            "SELECT count(*) FROM workflow_executions WHERE finished_at IS NOT NULL",
+        )
+        report.figure(
+            section, "PostgreSQL statements per status check (all)", statements / len(gets), ""
+        )
         report.figure(
             section,
-            "PostgreSQL statements per status check (all)",
-            statements / len(gets),
+            "PostgreSQL statements per status check, besides one per run finished",
+            (statements - finished) / len(gets),
             "",
             target=("<=", 0.25),
         )

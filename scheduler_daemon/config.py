@@ -494,7 +494,8 @@ SETTINGS: tuple[Setting, ...] = (
         "SECONDS",
         _SECONDS,
         DEFAULT_STATUS_POLL_INTERVAL,
-        "Time between status checks of an execution (backing off).",
+        "Time between status checks of an execution, the first that long after its creation"
+        " (backing off).",
     ),
     Setting(
         "status_deadline_hours",

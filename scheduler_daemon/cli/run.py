@@ -80,7 +80,9 @@ def open_scheduler(
     # Status checks (amc) on threads of their own, half as many as dispatches: each makes a
     # batch of one instance's checks at a time, on one connection that also holds its slot.
     status_threads = max(1, settings.concurrency // 2)
-    status_engine = make_engine(engine.url, pool_size=status_threads, max_overflow=0)
+    status_engine = make_engine(
+        engine.url, pool_size=status_threads, max_overflow=0, generic_plans=True
+    )
     try:
         gate = (
             InstanceGate(engine, settings.amc.max_in_flight, wait=settings.lease / 2)

@@ -8,8 +8,8 @@ for a check every ``status_poll_interval``, so the checks go in batches:
   first, with its checks due within a sixth of the interval, at most ``CHECKS_PER_CLAIM``),
   takes one of the instance's slots, makes them one after the other on the same database
   connection, and writes what changed in one statement; a final status is written at once;
-- then it claims again, until nothing is due. A thread whose claim found work starts another
-  (up to ``threads``), so the threads grow with the work and end when it does. The last one to
+- then it claims again, until nothing is due. A thread whose claim was full starts another
+  (up to ``threads``), so the threads grow with a backlog and end when nothing is due. The last one to
   find nothing sets a timer for when the next check falls due; the tick also starts one (the
   first checks after a quiet spell, or after the database was away).
 
@@ -145,7 +145,8 @@ class StatusChecker:
                     if not checks:
                         self._start_when_due(queries.next_status_check_in(conn))
                         return
-                    self.start_checking()  # other instances' checks may be due too
+                    if len(checks) == CHECKS_PER_CLAIM:  # more are due: another thread
+                        self.start_checking()
                     self._check(conn, checks)
         except Exception:  # the next tick starts a thread again
             log.exception("execution.status_checks_failed")

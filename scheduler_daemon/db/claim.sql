@@ -261,7 +261,7 @@ SELECT run.id AS run_id, run.trigger, schedule.id IS NOT NULL AS schedule_update
 WITH first AS (
     SELECT e.workflow_id
       FROM workflow_executions e
-     WHERE e.status IN ('pending', 'running') AND e.schedule_run_id IS NOT NULL
+     WHERE e.status IN ('pending', 'running')
        AND COALESCE(e.next_poll_at, e.submitted_at) <= now()
      ORDER BY COALESCE(e.next_poll_at, e.submitted_at)
      LIMIT 1
@@ -272,7 +272,7 @@ WITH first AS (
       JOIN workflows w ON w.id = e.workflow_id
      WHERE w.instance_id = (SELECT f.instance_id FROM first JOIN workflows f
                                                  ON f.id = first.workflow_id)
-       AND e.status IN ('pending', 'running') AND e.schedule_run_id IS NOT NULL
+       AND e.status IN ('pending', 'running')
        AND COALESCE(e.next_poll_at, e.submitted_at)
            <= now() + make_interval(secs => :lookahead)
      ORDER BY COALESCE(e.next_poll_at, e.submitted_at)
@@ -286,7 +286,7 @@ UPDATE workflow_executions AS e
   FROM due, workflows w, amc_instances i, amc_accounts a
  WHERE e.id = due.id AND w.id = e.workflow_id
    AND i.id = w.instance_id AND a.id = i.account_id
-RETURNING e.id, e.amc_execution_id, e.schedule_run_id AS run_id, e.status, e.raw_status,
+RETURNING e.id, e.amc_execution_id, e.status, e.raw_status,
           i.instance_id AS amc_instance_id, a.account_id AS amc_entity_id,
           a.marketplace_id,
           e.submitted_at < now() - make_interval(secs => :deadline) AS past_deadline;
@@ -296,7 +296,7 @@ RETURNING e.id, e.amc_execution_id, e.schedule_run_id AS run_id, e.status, e.raw
 -- Seconds until the next status check falls due (by the database's clock), if any.
 SELECT EXTRACT(EPOCH FROM min(COALESCE(e.next_poll_at, e.submitted_at)) - now())
   FROM workflow_executions e
- WHERE e.status IN ('pending', 'running') AND e.schedule_run_id IS NOT NULL;
+ WHERE e.status IN ('pending', 'running');
 
 
 -- name: record_statuses

@@ -274,7 +274,6 @@ class StatusCheck:
 
     id: uuid.UUID
     amc_execution_id: str
-    run_id: uuid.UUID
     status: str
     raw_status: str | None
     amc_instance_id: str

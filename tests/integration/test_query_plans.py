@@ -320,3 +320,34 @@ def test_the_dispatch_threads_connections_prepare_at_once_and_plan_once(
             assert prepared.scalar_one() == 1
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("statement", ["CLAIM_STATUS_CHECKS", "NEXT_STATUS_CHECK_IN"])
+def test_the_status_threads_generic_plans_read_only_the_executions_due(
+    engine: Engine, rows: Rows, statement: str
+) -> None:
+    """Planned once per connection (the status threads' connections keep generic plans),
+    among 20,000 executions of which a hundred run: the due ones come from the index on the
+    due time, never from a scan of every execution."""
+    workflow_id = rows.workflow()
+    with engine.begin() as conn:
+        conn.execute(text("ANALYZE workflow_executions"))
+        conn.execute(
+            text(
+                """
+                INSERT INTO workflow_executions (workflow_id, amc_execution_id, status, trigger,
+                                                 submitted_at, next_poll_at)
+                SELECT :workflow_id, 'x-' || n,
+                       CASE WHEN n % 200 = 0 THEN 'running' ELSE 'succeeded' END,
+                       'scheduled', now() - interval '1 hour', now() - n * interval '1 second'
+                  FROM generate_series(1, 20000) AS n
+                """
+            ),
+            {"workflow_id": workflow_id},
+        )
+        conn.execute(text("ANALYZE workflow_executions"))
+    scans = _scans(_plan(engine, getattr(queries, statement)))
+    assert ("Seq Scan", "workflow_executions") not in scans, scans
+    assert "ix_workflow_executions_status_due" in _indexes(
+        _plan(engine, getattr(queries, statement))
+    )

@@ -18,7 +18,7 @@ from scheduler_daemon.amc.fake.server import FakeAmcServer
 from scheduler_daemon.amc.fake.state import Script
 from scheduler_daemon.amc.fake.testing import fake_executor
 from scheduler_daemon.daemon.instance_gate import InstanceGate
-from scheduler_daemon.daemon.status_checks import StatusChecker
+from scheduler_daemon.daemon.status_checks import CHECKS_PER_CLAIM, StatusChecker
 from scheduler_daemon.db.engine import make_engine
 from scheduler_daemon.db.tables import schedule_runs, workflow_executions, workflows
 from scheduler_daemon.executors.amc import AmcExecutor
@@ -201,18 +201,18 @@ def test_two_daemons_at_once_ask_once_about_each_execution_within_the_instances_
     assert amc.throttled() == 0
 
 
-def test_checks_of_different_instances_are_made_at_the_same_time(
+def test_a_backlog_of_checks_on_several_instances_is_worked_off_by_several_threads(
     engine: Engine, rows: Rows, amc: FakeAmcServer, executor: AmcExecutor
 ) -> None:
-    """One thread per instance's batch: a thousand executions on 60 instances are not asked
-    about one after the other."""
+    """Thousands of checks due on 60 instances are not made one after the other: a thread
+    that finds a full batch due starts another."""
     amc.script("busy", Script(stuck_in="RUNNING"))
-    running_executions(rows, amc, {"busy": 5}, instances=4)
+    running_executions(rows, amc, {"busy": CHECKS_PER_CLAIM + 5}, instances=4)
 
     check_until_idle(checker(engine, executor, threads=4))
 
     gets = amc.requests(endpoint="get")
-    assert len(gets) == 20
+    assert len(gets) == 4 * (CHECKS_PER_CLAIM + 5)
     overlapping = max(
         len({o.instance_id for o in gets if o.started <= g.started < (o.finished or 0)})
         for g in gets
