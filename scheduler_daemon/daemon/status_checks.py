@@ -5,7 +5,7 @@ A check is an HTTP call of a few hundred milliseconds that takes one of the inst
 for a check every ``status_poll_interval``, so the checks go in batches:
 
 - a thread claims one instance's due checks in one statement (the instance of the check due
-  first, with its checks due within a sixth of the interval, at most ``CHECKS_PER_CLAIM``),
+  first, with its checks due within a quarter of the interval, at most ``CHECKS_PER_CLAIM``),
   takes one of the instance's slots, makes them one after the other on the same database
   connection, and writes what changed in one statement; a final status is written at once;
 - then it claims again, until nothing is due. A thread whose claim was full starts another
@@ -39,7 +39,7 @@ log = structlog.get_logger("scheduler_daemon.status")
 CHECKS_PER_CLAIM = 25
 # How early a check may be made so that an instance's checks go together. Its next check is
 # counted from when it was due, so checking early adds no checks.
-LOOKAHEAD_SHARE = 1 / 6
+LOOKAHEAD_SHARE = 1 / 4
 # The shortest wait for the next check, should one be due that no claim could take (another
 # daemon's claim held it for that instant).
 MIN_WAIT = 1.0
