@@ -13,11 +13,12 @@ polling at scale, and the noop burst beside the starting commit's.
                    busiest instance's count × L / C; 429s from our own concurrency; each
                    instance's first-submission lateness (p99); how long an instance with runs
                    waiting had nothing in flight, and its idle slot-seconds; CPU per run.
-(b) status polling POLL_EXECUTIONS executions running on the fake, finishing over a simulated
-                   hour (time compressed: see --poll-scale), 4 daemons polling them: AMC
-                   requests per simulated minute and PostgreSQL statements per status checked,
-                   each against its budget; how late a final status is recorded after the fake
-                   finished the execution, against one poll interval.
+(b) status polling POLL_EXECUTIONS executions running on the fake, all due for a check at the
+                   start (as after an outage) and finishing at random over the window
+                   (--poll-seconds), 4 daemons checking them every minute: AMC requests per
+                   minute and PostgreSQL statements per check, each against its budget; how long
+                   the first round takes and the backlog after it; how late a final status is
+                   recorded after the fake finished the execution, against one poll interval.
 (n) noop burst     bench_daemon.py's 4-daemon burst (10,000 slots, median of runs), run
                    alternately from this tree and from --baseline (a git worktree of the
                    starting commit), in one invocation.

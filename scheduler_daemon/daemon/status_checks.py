@@ -8,10 +8,11 @@ for a check every ``status_poll_interval``, so the checks go in batches:
   first, with its checks due within a quarter of the interval, at most ``CHECKS_PER_CLAIM``),
   takes one of the instance's slots, makes them one after the other on the same database
   connection, and writes what changed in one statement; a final status is written at once;
-- then it claims again, until nothing is due. A thread whose claim was full starts another
-  (up to ``threads``), so the threads grow with a backlog and end when nothing is due. The last one to
-  find nothing sets a timer for when the next check falls due; the tick also starts one (the
-  first checks after a quiet spell, or after the database was away).
+- then it claims again while anything is due. A claim says when the first check it left
+  falls due: already, and the thread starts another (up to ``threads``), so the threads grow
+  with a backlog; later, and the thread ends after its batch, with a timer set for then. The
+  tick also starts one (the first checks after a quiet spell, or after the database was
+  away).
 
 A daemon that dies with checks claimed only delays them: each was pushed to its next check by
 its claim, so another daemon makes it one interval later.
@@ -21,15 +22,18 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, runtime_checkable
 
 import structlog
 from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from scheduler_daemon.daemon.instance_gate import InstanceBusyError, InstanceGate
 from scheduler_daemon.db import queries
+from scheduler_daemon.db.engine import describe_error, is_transient
 from scheduler_daemon.metrics import Metrics
 
 log = structlog.get_logger("scheduler_daemon.status")
@@ -87,6 +91,7 @@ class StatusChecker:
         self._state = threading.Condition()
         self._stopping = False
         self._timer: threading.Timer | None = None
+        self._timer_at = 0.0  # monotonic
 
     def start_checking(self) -> None:
         """Start a thread of checks, unless all ``threads`` run."""
@@ -113,16 +118,20 @@ class StatusChecker:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _start_when_due(self, seconds: float | None) -> None:
-        """Start checking again in ``seconds``, when the next check falls due; None: no
-        execution is running (the tick starts checking after the next ones begin)."""
+        """Start checking again in ``seconds``, when the next check falls due, unless a timer
+        goes off sooner; None: no execution is running (the tick starts checking after the
+        next ones begin)."""
         if seconds is None:
             return
+        delay = seconds if seconds > 0 else MIN_WAIT
         with self._state:
-            if self._stopping:
+            at = time.monotonic() + delay
+            pending = self._timer is not None and self._timer.is_alive()
+            if self._stopping or (pending and self._timer_at <= at):
                 return
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = threading.Timer(seconds if seconds > 0 else MIN_WAIT, self.start_checking)
+            self._timer, self._timer_at = threading.Timer(delay, self.start_checking), at
             self._timer.daemon = True
             self._timer.start()
 
@@ -145,9 +154,22 @@ class StatusChecker:
                     if not checks:
                         self._start_when_due(queries.next_status_check_in(conn))
                         return
-                    if len(checks) == CHECKS_PER_CLAIM:  # more are due: another thread
-                        self.start_checking()
+                    claimed_at = time.monotonic()
+                    next_due_in = checks[0].next_due_in
+                    if next_due_in is not None and next_due_in <= 0:
+                        self.start_checking()  # more are due: another thread takes them
                     self._check(conn, checks)
+                if next_due_in is None:
+                    return  # nothing else runs: the tick starts again after the next create
+                wait = next_due_in - (time.monotonic() - claimed_at)
+                if wait > 0:  # nothing due now: wake when something is
+                    self._start_when_due(wait)
+                    return
+        except DBAPIError as exc:
+            if not is_transient(exc):
+                log.exception("execution.status_checks_failed")
+            else:  # the database is away: the loop says so; the next tick starts again
+                log.warning("execution.status_checks_interrupted", error=describe_error(exc))
         except Exception:  # the next tick starts a thread again
             log.exception("execution.status_checks_failed")
         finally:

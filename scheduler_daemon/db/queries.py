@@ -280,6 +280,7 @@ class StatusCheck:
     amc_entity_id: str
     marketplace_id: str | None
     past_deadline: bool
+    next_due_in: float | None  # the same for every check of a claim
 
 
 def claim_status_checks(
