@@ -282,22 +282,25 @@ WITH first AS (
 ), later AS (
     -- When the first check this batch leaves falls due (another instance's, or this one's
     -- past the batch): due already, another thread should start; later, the thread waits.
-    SELECT min(COALESCE(e.next_poll_at, e.submitted_at)) AS due_at
+    SELECT COALESCE(e.next_poll_at, e.submitted_at) AS due_at
       FROM workflow_executions e
      WHERE e.status IN ('pending', 'running') AND e.id NOT IN (SELECT id FROM due)
+     ORDER BY COALESCE(e.next_poll_at, e.submitted_at)
+     LIMIT 1
 )
 UPDATE workflow_executions AS e
    SET next_poll_at = GREATEST(due.due_at, now()) + make_interval(
            secs => :interval * LEAST(1 + e.poll_count / 5, 10)),
        poll_count = e.poll_count + 1
-  FROM due, later, workflows w, amc_instances i, amc_accounts a
+  FROM due, workflows w, amc_instances i, amc_accounts a
  WHERE e.id = due.id AND w.id = e.workflow_id
    AND i.id = w.instance_id AND a.id = i.account_id
 RETURNING e.id, e.amc_execution_id, e.status, e.raw_status,
           i.instance_id AS amc_instance_id, a.account_id AS amc_entity_id,
           a.marketplace_id,
           e.submitted_at < now() - make_interval(secs => :deadline) AS past_deadline,
-          CAST(EXTRACT(EPOCH FROM later.due_at - now()) AS float8) AS next_due_in;
+          CAST(EXTRACT(EPOCH FROM (SELECT due_at FROM later) - now()) AS float8)
+              AS next_due_in;
 
 
 -- name: next_status_check_in
