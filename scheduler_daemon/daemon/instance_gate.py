@@ -50,18 +50,21 @@ class InstanceGate:
             yield
 
     @contextlib.contextmanager
-    def slot_on(self, conn: Connection, instance_id: str) -> Iterator[None]:
+    def slot_on(
+        self, conn: Connection, instance_id: str, *, wait: float | None = None
+    ) -> Iterator[None]:
         """``slot`` on the caller's connection (in autocommit), which it may use meanwhile:
-        the slot is the connection's session's until the body ends."""
+        the slot is the connection's session's until the body ends. ``wait``: instead of
+        the gate's."""
         namespace = _namespace(instance_id)
-        slot = self._acquire(conn, namespace)
+        slot = self._acquire(conn, namespace, self._wait if wait is None else wait)
         try:
             yield
         finally:
             _release(conn, namespace, slot, instance_id)
 
-    def _acquire(self, conn: Connection, namespace: int) -> int:
-        deadline = time.monotonic() + self._wait
+    def _acquire(self, conn: Connection, namespace: int, wait: float) -> int:
+        deadline = time.monotonic() + wait
         order = list(range(self._slots))
         while True:
             random.shuffle(order)  # spread the daemons over the slots
@@ -69,7 +72,7 @@ class InstanceGate:
                 if try_slot(conn, namespace, slot):
                     return slot
             if time.monotonic() >= deadline:
-                raise InstanceBusyError(f"all {self._slots} slots stayed busy for {self._wait:g}s")
+                raise InstanceBusyError(f"all {self._slots} slots stayed busy for {wait:g}s")
             time.sleep(0.02 + random.random() * 0.03)  # noqa: S311 - jitter, not a secret
 
 

@@ -135,6 +135,8 @@ class Scheduler:
     def stop(self, grace: float) -> bool:
         """Stop: let in-flight dispatches finish within ``grace`` seconds, then mark this
         worker stopped, which hands whatever is left to the other workers' reapers at once."""
+        if self._status_checker is not None:  # its checks are made by the others
+            self._status_checker.stop_claiming()
         finished = self.wait_idle(grace)
         self._dispatcher.shutdown()
         if self._status_checker is not None:

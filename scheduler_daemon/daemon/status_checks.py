@@ -109,12 +109,16 @@ class StatusChecker:
         with self._state:
             return self._state.wait_for(lambda: self._running == 0, timeout=timeout)
 
-    def shutdown(self) -> None:
-        """Stop claiming; a batch under way ends after its current call."""
+    def stop_claiming(self) -> None:
+        """Claim no more checks and start no more threads; a batch under way ends after its
+        current call (its checks not made are made by another daemon at their next check)."""
         with self._state:
             self._stopping = True
             if self._timer is not None:
                 self._timer.cancel()
+
+    def shutdown(self) -> None:
+        self.stop_claiming()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _start_when_due(self, seconds: float | None) -> None:
@@ -155,12 +159,14 @@ class StatusChecker:
                         self._start_when_due(queries.next_status_check_in(conn))
                         return
                     claimed_at = time.monotonic()
-                    next_due_in = checks[0].next_due_in
-                    if next_due_in is not None and next_due_in <= 0:
+                    others_in = checks[0].next_due_in
+                    if others_in is not None and others_in <= 0:
                         self.start_checking()  # more are due: another thread takes them
                     self._check(conn, checks)
-                if next_due_in is None:
-                    return  # nothing else runs: the tick starts again after the next create
+                # The first check due next: another one, or one of this batch's own.
+                next_due_in = min(c.next_check_in for c in checks)
+                if others_in is not None:
+                    next_due_in = min(next_due_in, others_in)
                 wait = next_due_in - (time.monotonic() - claimed_at)
                 if wait > 0:  # nothing due now: wake when something is
                     self._start_when_due(wait)
@@ -212,7 +218,11 @@ class StatusChecker:
         self._record(conn, changed)
 
     def _slot(self, conn: Connection, instance_id: str) -> contextlib.AbstractContextManager[None]:
-        return self._gate.slot_on(conn, instance_id) if self._gate else contextlib.nullcontext()
+        # Waiting longer than the lookahead would let the checks fall due again meanwhile,
+        # and another daemon make them too; busy, they wait for their next check instead.
+        if self._gate is None:
+            return contextlib.nullcontext()
+        return self._gate.slot_on(conn, instance_id, wait=self._interval * LOOKAHEAD_SHARE)
 
     def _ask(self, check: queries.StatusCheck) -> queries.StatusSeen | None:
         try:

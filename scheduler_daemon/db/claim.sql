@@ -258,7 +258,8 @@ SELECT run.id AS run_id, run.trigger, schedule.id IS NOT NULL AS schedule_update
 -- does not add checks), never before now (so one made late does not bunch the next ones);
 -- the step backs off to ten times the interval. past_deadline: stop asking, record
 -- "unknown". status, raw_status: as last recorded, to write only what changed.
--- next_due_in: seconds until the first check left unclaimed falls due (NULL: none).
+-- next_due_in: seconds until the first check left unclaimed falls due (NULL: none);
+-- next_check_in: until this one's next check.
 WITH first AS (
     SELECT e.workflow_id
       FROM workflow_executions e
@@ -300,7 +301,8 @@ RETURNING e.id, e.amc_execution_id, e.status, e.raw_status,
           a.marketplace_id,
           e.submitted_at < now() - make_interval(secs => :deadline) AS past_deadline,
           CAST(EXTRACT(EPOCH FROM (SELECT due_at FROM later) - now()) AS float8)
-              AS next_due_in;
+              AS next_due_in,
+          CAST(EXTRACT(EPOCH FROM e.next_poll_at - now()) AS float8) AS next_check_in;
 
 
 -- name: next_status_check_in

@@ -280,7 +280,8 @@ class StatusCheck:
     amc_entity_id: str
     marketplace_id: str | None
     past_deadline: bool
-    next_due_in: float | None  # the same for every check of a claim
+    next_due_in: float | None  # the first check the claim left, the same for all its checks
+    next_check_in: float  # this one's next check
 
 
 def claim_status_checks(

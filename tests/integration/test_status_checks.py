@@ -265,6 +265,28 @@ def test_a_check_that_falls_due_later_is_made_then_without_another_start(
     assert asked(amc) == Counter({later.amc_execution_id: 1})
 
 
+def test_a_stopping_daemon_claims_no_more_checks_and_ends_its_batch_early(
+    engine: Engine, rows: Rows, amc: FakeAmcServer, executor: AmcExecutor
+) -> None:
+    """Its shutdown's grace is not spent on the backlog: the others make those checks."""
+    amc.script("busy", Script(stuck_in="RUNNING"))
+    running = running_executions(rows, amc, {"busy": 3 * CHECKS_PER_CLAIM})
+    checks = checker(engine, executor, threads=1)
+    try:
+        checks.start_checking()
+        deadline = time.monotonic() + 20
+        while not asked(amc):
+            assert time.monotonic() < deadline, "no check was ever made"
+            time.sleep(0.01)
+        checks.stop_claiming()
+        assert checks.wait_idle(10)
+    finally:
+        checks.shutdown()
+    claimed = column(engine, "workflow_executions", "poll_count", [e.execution_id for e in running])
+    assert sum(1 for count in claimed if count) == CHECKS_PER_CLAIM  # the batch under way
+    assert 0 < sum(asked(amc).values()) < CHECKS_PER_CLAIM
+
+
 def test_past_the_status_deadline_an_execution_is_recorded_unknown_without_asking(
     engine: Engine, rows: Rows, amc: FakeAmcServer, executor: AmcExecutor
 ) -> None:
