@@ -49,6 +49,12 @@ class Metrics:
             "Due schedules not yet claimed, counted at each heartbeat (capped at 10,000).",
             registry=r,
         )
+        self.status_checks_overdue = Gauge(
+            "scheduler_status_checks_overdue",
+            "Running executions whose status check is more than one status poll interval"
+            " overdue, counted at each heartbeat (capped at 10,000; amc executor only).",
+            registry=r,
+        )
         self.locks_reaped = Counter(
             "scheduler_locks_reaped", "Locks taken over from dead or expired owners.", registry=r
         )

@@ -199,6 +199,11 @@ class Scheduler:
             # Here, not after a claim: a daemon whose pool is stuck stops claiming, and the
             # backlog must still be seen growing.
             self.metrics.due_backlog.set(queries.count_due_backlog(conn, self.clock.now()))
+            if self._status_checker is not None:  # final statuses are being recorded late
+                overdue = queries.count_overdue_status_checks(
+                    conn, self.settings.status_poll_interval
+                )
+                self.metrics.status_checks_overdue.set(overdue)
         self._last_heartbeat = self.clock.monotonic()
         self._dispatcher.claims_renewed()
 

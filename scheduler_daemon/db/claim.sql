@@ -559,6 +559,15 @@ SELECT count(*) FROM (
             LIMIT :cap) AS due;
 
 
+-- name: count_overdue_status_checks
+-- Unfinished executions whose status check is more than :seconds overdue, up to :cap.
+SELECT count(*) FROM (
+           SELECT 1 FROM workflow_executions
+            WHERE status IN ('pending', 'running')
+              AND COALESCE(next_poll_at, submitted_at) < now() - make_interval(secs => :seconds)
+            LIMIT :cap) AS overdue;
+
+
 -- name: count_paused
 SELECT count(*) FROM workflow_schedules WHERE paused_at IS NOT NULL AND deleted_at IS NULL;
 

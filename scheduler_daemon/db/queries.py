@@ -614,6 +614,15 @@ def count_due_backlog(conn: Connection, now: datetime, cap: int = 10_000) -> int
     return int(conn.execute(COUNT_DUE_BACKLOG, {"now": now, "cap": cap}).scalar_one())
 
 
+COUNT_OVERDUE_STATUS_CHECKS = _SQL["count_overdue_status_checks"]
+
+
+def count_overdue_status_checks(conn: Connection, seconds: float, cap: int = 10_000) -> int:
+    """Unfinished executions whose status check is more than ``seconds`` overdue."""
+    params = {"seconds": seconds, "cap": cap}
+    return int(conn.execute(COUNT_OVERDUE_STATUS_CHECKS, params).scalar_one())
+
+
 COUNT_PAUSED = _SQL["count_paused"]
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,7 +17,9 @@ from sqlalchemy import Engine, insert, text
 from scheduler_daemon.amc.fake.server import FakeAmcServer
 from scheduler_daemon.amc.fake.state import Script
 from scheduler_daemon.amc.fake.testing import fake_executor
+from scheduler_daemon.clock import FakeClock
 from scheduler_daemon.daemon.instance_gate import InstanceGate
+from scheduler_daemon.daemon.scheduler import Scheduler
 from scheduler_daemon.daemon.status_checks import CHECKS_PER_CLAIM, StatusChecker
 from scheduler_daemon.db.engine import make_engine
 from scheduler_daemon.db.tables import schedule_runs, workflow_executions, workflows
@@ -285,6 +287,30 @@ def test_a_stopping_daemon_claims_no_more_checks_and_ends_its_batch_early(
     claimed = column(engine, "workflow_executions", "poll_count", [e.execution_id for e in running])
     assert sum(1 for count in claimed if count) == CHECKS_PER_CLAIM  # the batch under way
     assert 0 < sum(asked(amc).values()) < CHECKS_PER_CLAIM
+
+
+def test_the_overdue_gauge_counts_checks_an_interval_late_until_they_are_made(
+    rows: Rows,
+    amc: FakeAmcServer,
+    executor: AmcExecutor,
+    clock: FakeClock,
+    make_scheduler: Callable[..., Scheduler],
+) -> None:
+    """The "status checks behind" alert reads it: final statuses would reach the database
+    late."""
+    amc.script("busy", Script(stuck_in="RUNNING"))
+    running_executions(rows, amc, {"busy": 3}, due_in=-2 * INTERVAL)
+    running_executions(rows, amc, {"busy": 2}, due_in=-INTERVAL / 2)  # late, not that late
+    scheduler = make_scheduler(executor, status_poll_interval=INTERVAL)  # its first heartbeat
+    overdue = scheduler.metrics.registry.get_sample_value("scheduler_status_checks_overdue")
+
+    scheduler.tick()
+    assert scheduler.wait_idle(20)
+    clock.advance(scheduler.settings.heartbeat_interval)
+    scheduler.tick()  # the next heartbeat
+    assert scheduler.wait_idle(20)
+    after = scheduler.metrics.registry.get_sample_value("scheduler_status_checks_overdue")
+    assert (overdue, after) == (3, 0)
 
 
 def test_past_the_status_deadline_an_execution_is_recorded_unknown_without_asking(
