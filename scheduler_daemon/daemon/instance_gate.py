@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import select
 import time
 import zlib
 from collections.abc import Iterator
@@ -74,6 +75,18 @@ class InstanceGate:
             if time.monotonic() >= deadline:
                 raise InstanceBusyError(f"all {self._slots} slots stayed busy for {wait:g}s")
             time.sleep(0.02 + random.random() * 0.03)  # noqa: S311 - jitter, not a secret
+
+
+def still_held(conn: Connection) -> bool:
+    """Whether the slots held on ``conn`` are still its session's, asked without a round
+    trip: an idle connection has nothing to read unless the server ended the session (its
+    termination notice, or the end of the stream). For a caller making several calls under
+    one slot: after a restart of the database the slot is free for others."""
+    raw = conn.connection.dbapi_connection
+    if raw is None or raw.closed:
+        return False
+    readable, _, _ = select.select([raw.fileno()], [], [], 0)
+    return not readable
 
 
 def _release(conn: Connection, namespace: int, slot: int, instance_id: str) -> None:

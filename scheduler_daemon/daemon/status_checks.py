@@ -31,7 +31,7 @@ import structlog
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, PendingRollbackError
 
-from scheduler_daemon.daemon.instance_gate import InstanceBusyError, InstanceGate
+from scheduler_daemon.daemon.instance_gate import InstanceBusyError, InstanceGate, still_held
 from scheduler_daemon.db import queries
 from scheduler_daemon.db.engine import describe_error, is_transient
 from scheduler_daemon.metrics import Metrics
@@ -195,8 +195,15 @@ class StatusChecker:
         if ask:
             try:
                 with self._slot(conn, ask[0].amc_instance_id):
-                    for check in ask:
+                    for index, check in enumerate(ask):
                         if self._stopping:
+                            break
+                        if index and self._gate is not None and not still_held(conn):
+                            log.warning(  # the rest wait for their next check
+                                "execution.status_checks_slot_lost",
+                                instance_id=check.amc_instance_id,
+                                checks_left=len(ask) - index,
+                            )
                             break
                         seen = self._ask(check)
                         if seen is None or (seen.status, seen.raw_status) == (

@@ -313,6 +313,35 @@ def test_the_overdue_gauge_counts_checks_an_interval_late_until_they_are_made(
     assert (overdue, after) == (3, 0)
 
 
+def test_a_batch_whose_session_ended_makes_no_more_calls_under_the_slot_that_went_with_it(
+    engine: Engine, rows: Rows, amc: FakeAmcServer, executor: AmcExecutor
+) -> None:
+    """After a database restart the instance's slot is free for another daemon: the batch's
+    remaining checks wait for their next check instead of going over the cap."""
+    amc.script("busy", Script(stuck_in="RUNNING"))
+    amc.latency = 0.1  # a batch of 25 lasts 2.5 s
+    running_executions(rows, amc, {"busy": CHECKS_PER_CLAIM})
+    checks = checker(engine, executor, threads=1)
+    try:
+        checks.start_checking()
+        deadline = time.monotonic() + 20
+        while not asked(amc):
+            assert time.monotonic() < deadline, "no check was ever made"
+            time.sleep(0.01)
+        with engine.connect() as conn:  # the server ends the slot holder's session
+            ended = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_locks"
+                    " WHERE locktype = 'advisory' AND granted"
+                )
+            ).scalar_one()
+        assert ended == 1
+        assert checks.wait_idle(20)
+    finally:
+        checks.shutdown()
+    assert sum(asked(amc).values()) <= 3
+
+
 def test_past_the_status_deadline_an_execution_is_recorded_unknown_without_asking(
     engine: Engine, rows: Rows, amc: FakeAmcServer, executor: AmcExecutor
 ) -> None:
