@@ -154,6 +154,13 @@ def asked(amc: FakeAmcServer) -> Counter[str]:
     return Counter(r.path.rsplit("/", 1)[-1] for r in amc.requests(endpoint="get"))
 
 
+def wait_for_a_check(amc: FakeAmcServer) -> None:
+    deadline = time.monotonic() + 20
+    while not asked(amc):
+        assert time.monotonic() < deadline, "no status check was ever made"
+        time.sleep(0.01)
+
+
 def column(engine: Engine, table: str, name: str, ids: Sequence[uuid.UUID]) -> list[object]:
     with engine.connect() as conn:
         values: dict[uuid.UUID, object] = dict(
@@ -257,10 +264,7 @@ def test_a_check_that_falls_due_later_is_made_then_without_another_start(
         assert checks.wait_idle(10)
         assert asked(amc) == Counter()
 
-        deadline = time.monotonic() + 20
-        while not asked(amc):  # the checker's own timer, nobody else, starts it again
-            assert time.monotonic() < deadline, "the check due later was never made"
-            time.sleep(0.05)
+        wait_for_a_check(amc)  # the checker's own timer, nobody else, starts it again
         assert checks.wait_idle(10)
     finally:
         checks.shutdown()
@@ -276,10 +280,7 @@ def test_a_stopping_daemon_claims_no_more_checks_and_ends_its_batch_early(
     checks = checker(engine, executor, threads=1)
     try:
         checks.start_checking()
-        deadline = time.monotonic() + 20
-        while not asked(amc):
-            assert time.monotonic() < deadline, "no check was ever made"
-            time.sleep(0.01)
+        wait_for_a_check(amc)
         checks.stop_claiming()
         assert checks.wait_idle(10)
     finally:
@@ -324,10 +325,7 @@ def test_a_batch_whose_session_ended_makes_no_more_calls_under_the_slot_that_wen
     checks = checker(engine, executor, threads=1)
     try:
         checks.start_checking()
-        deadline = time.monotonic() + 20
-        while not asked(amc):
-            assert time.monotonic() < deadline, "no check was ever made"
-            time.sleep(0.01)
+        wait_for_a_check(amc)
         with engine.connect() as conn:  # the server ends the slot holder's session
             ended = conn.execute(
                 text(
