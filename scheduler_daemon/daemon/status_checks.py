@@ -29,7 +29,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import structlog
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, PendingRollbackError
+from sqlalchemy.exc import PendingRollbackError
 
 from scheduler_daemon.daemon.instance_gate import InstanceBusyError, InstanceGate, still_held
 from scheduler_daemon.db import queries
@@ -171,15 +171,13 @@ class StatusChecker:
                 if wait > 0:  # nothing due now: wake when something is
                     self._start_when_due(wait)
                     return
-        except (DBAPIError, PendingRollbackError) as exc:
-            # PendingRollbackError: a statement on the connection after the gate's release
-            # found it cut (the release itself lets that pass: the slot went with it).
-            if isinstance(exc, DBAPIError) and not is_transient(exc):
-                log.exception("execution.status_checks_failed")
-            else:  # the database is away: the loop says so; the next tick starts again
+        except Exception as exc:  # the next tick starts a thread again
+            # PendingRollbackError: a statement after the gate's release found the connection
+            # cut (the release lets that pass: the slot went with the session).
+            if is_transient(exc) or isinstance(exc, PendingRollbackError):
                 log.warning("execution.status_checks_interrupted", error=describe_error(exc))
-        except Exception:  # the next tick starts a thread again
-            log.exception("execution.status_checks_failed")
+            else:
+                log.exception("execution.status_checks_failed")
         finally:
             self._thread_ended()
 
